@@ -1,0 +1,178 @@
+"""The ``consent`` command.
+
+Exit codes: 0 success, 1 a finding (invalid policy, broken receipt chain), 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+
+from . import __version__
+from .declaration import render_html, render_json, render_markdown
+from .policy import Policy, PolicyError, load_policy
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_FINDING, EXIT_USAGE = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _load(directory: str) -> Policy | int:
+    try:
+        return load_policy(directory)
+    except PolicyError as exc:
+        print(f"{directory}: invalid cookie policy", file=sys.stderr)
+        for err in exc.errors:
+            print(f"  {err}", file=sys.stderr)
+        return EXIT_FINDING
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    target = Path(args.directory)
+    if target.exists() and any(target.iterdir()) and not args.force:
+        print(f"{target}: not empty (use --force to overwrite the policy files)", file=sys.stderr)
+        return EXIT_USAGE
+    target.mkdir(parents=True, exist_ok=True)
+    source = resources.files("consent") / "init_policy"
+    written = []
+    for item in sorted(source.iterdir(), key=lambda p: p.name):
+        if item.name.endswith(".toml"):
+            with resources.as_file(item) as path:
+                shutil.copyfile(path, target / item.name)
+            written.append(item.name)
+    print(f"Wrote a starter policy to {target}/: {', '.join(written)}")
+    print("Edit the controller in site.toml, declare your cookies, then run: consent check", target)
+    return EXIT_OK
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    policy = _load(args.directory)
+    if isinstance(policy, int):
+        return policy
+    site = policy.site
+    print(f"Policy {args.directory}: valid")
+    print(f"  controller   {site.controller.name} <{site.controller.email}>")
+    print(f"  revision     {policy.revision}")
+    print(
+        f"  undeclared   {site.undeclared} (cookies no category declares are "
+        f"{'blocked' if site.undeclared == 'block' else 'let through'} in both directions)"
+    )
+    print(f"  gpc          {'honoured' if site.gpc.honor else 'ignored'}")
+    print()
+    rows = [("CATEGORY", "KIND", "RULE", "VENDOR", "NOTES")]
+    for key, cat in policy.ordered():
+        flags = []
+        if cat.necessary:
+            flags.append("necessary")
+        if cat.sale_or_share:
+            flags.append("sale/share")
+        if cat.consent_mode:
+            flags.append("gcm:" + ",".join(cat.consent_mode))
+        if not cat.cookies:
+            rows.append((key, "-", "(no cookies)", "", " ".join(flags)))
+        for i, rule in enumerate(cat.cookies):
+            notes = " ".join(flags) if i == 0 else ""
+            if rule.domains:
+                notes = (notes + " domain=" + ",".join(rule.domains)).strip()
+            rows.append((key if i == 0 else "", rule.kind, rule.label, rule.vendor, notes))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for row in rows:
+        print(
+            "  "
+            + "  ".join(c.ljust(w) for c, w in zip(row[:4], widths, strict=True))
+            + "  "
+            + row[4]
+        )
+    n_rules = sum(len(c.cookies) for c in policy.categories.values())
+    print()
+    print(f"{len(policy.categories)} categories, {n_rules} cookie rules")
+    return EXIT_OK
+
+
+def cmd_declaration(args: argparse.Namespace) -> int:
+    policy = _load(args.directory)
+    if isinstance(policy, int):
+        return policy
+    render = {"markdown": render_markdown, "html": render_html, "json": render_json}[args.format]
+    text = render(policy, args.language)
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="consent",
+        description=(
+            "Server-side cookie consent for ASGI sites: validate the cookie policy, render the "
+            "cookie declaration, export and verify the consent-receipt audit log."
+        ),
+        epilog="Exit status: 0 success, 1 a finding (invalid policy, broken chain), 2 usage error.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    p = sub.add_parser(
+        "init",
+        help="write a starter policy directory",
+        description=(
+            "Write a ready-to-edit policy directory: site.toml and one file per category "
+            "(necessary, analytics, marketing, preferences, embedded)."
+        ),
+    )
+    p.add_argument("directory", metavar="DIR")
+    p.add_argument("--force", action="store_true", help="overwrite files in a non-empty DIR")
+    p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser(
+        "check",
+        help="validate a policy directory",
+        description=(
+            "Validate site.toml and every category file; print the categories and cookie rules. "
+            "Exit 1 and name file and field of every problem when invalid."
+        ),
+    )
+    p.add_argument("directory", metavar="DIR")
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser(
+        "declaration",
+        help="render the cookie declaration",
+        description=(
+            "Render the cookie declaration (per category: text, cookies, vendor, purpose, duration)."
+        ),
+    )
+    p.add_argument("directory", metavar="DIR")
+    p.add_argument("--format", choices=["markdown", "html", "json"], default="markdown")
+    p.add_argument("--language", help="use the category translations for this language")
+    p.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of stdout")
+    p.set_defaults(func=cmd_declaration)
+
+    # Commands that live in other modules register themselves here.
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

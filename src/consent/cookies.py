@@ -1,0 +1,136 @@
+"""Cookie and Set-Cookie header handling (RFC 6265 / RFC 6265bis), on raw header bytes.
+
+Nothing here raises on malformed input: a header that cannot be understood is reported as such
+(``None``) so the caller can drop it, never turned into an exception.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from calendar import timegm
+
+__all__ = [
+    "build_deletion",
+    "cookie_pairs",
+    "is_deletion",
+    "set_cookie_name",
+]
+
+
+def cookie_pairs(header: bytes) -> list[tuple[str, bytes]]:
+    """Split a request ``Cookie`` header into ``(name, raw_pair)`` items.
+
+    ``raw_pair`` is the pair exactly as sent (``name=value``), so a filtered header can be
+    rebuilt byte for byte. A pair with no ``=`` has the empty name (RFC 6265bis 5.6). Names are
+    decoded as Latin-1, which cannot fail.
+    """
+    out = []
+    for part in header.split(b";"):
+        part = part.strip(b" \t")
+        if not part:
+            continue
+        eq = part.find(b"=")
+        name = b"" if eq < 0 else part[:eq].strip(b" \t")
+        out.append((name.decode("latin-1"), part))
+    return out
+
+
+def set_cookie_name(value: bytes) -> str:
+    """The cookie name of a ``Set-Cookie`` value (RFC 6265bis 5.6: before the first ``=`` of
+    the first ``;``-part; the empty name when that part has no ``=``)."""
+    semi = value.find(b";")
+    first = value if semi < 0 else value[:semi]
+    eq = first.find(b"=")
+    if eq < 0:
+        return ""
+    return first[:eq].strip(b" \t").decode("latin-1")
+
+
+_MAX_AGE = re.compile(rb";\s*max-age\s*=\s*([^;]*)", re.IGNORECASE)
+_EXPIRES = re.compile(rb";\s*expires\s*=\s*([^;]*)", re.IGNORECASE)
+
+
+def is_deletion(value: bytes, now: float | None = None) -> bool:
+    """True when a ``Set-Cookie`` value removes the cookie: ``Max-Age`` <= 0, or (without a
+    ``Max-Age``) an ``Expires`` date in the past. Deletions always pass the filter: removing a
+    cookie never needs consent."""
+    low = value.lower()
+    if b"max-age" not in low and b"expires" not in low:
+        return False
+    # RFC 6265bis 5.6: the last attribute of a kind wins; Max-Age beats Expires.
+    for raw in reversed(_MAX_AGE.findall(value)):
+        raw = raw.strip()
+        if re.fullmatch(rb"-?[0-9]+", raw):
+            return int(raw) <= 0
+    for raw in reversed(_EXPIRES.findall(value)):
+        ts = parse_cookie_date(raw.decode("latin-1"))
+        if ts is not None:
+            return ts <= (time.time() if now is None else now)
+    return False
+
+
+_DELIMS = re.compile(r"[\x09\x20-\x2f\x3b-\x40\x5b-\x60\x7b-\x7e]+")
+_TIME = re.compile(r"^([0-9]{1,2}):([0-9]{1,2}):([0-9]{1,2})(?:[^0-9]|$)")
+_DAY = re.compile(r"^([0-9]{1,2})(?:[^0-9]|$)")
+_YEAR = re.compile(r"^([0-9]{2,4})(?:[^0-9]|$)")
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+
+
+def parse_cookie_date(text: str) -> int | None:
+    """Parse a cookie date with the algorithm of RFC 6265 section 5.1.1; ``None`` if invalid."""
+    hms: tuple[int, int, int] | None = None
+    day = month = year = None
+    for token in _DELIMS.split(text):
+        if not token:
+            continue
+        if hms is None and (m := _TIME.match(token)):
+            hms = (int(m[1]), int(m[2]), int(m[3]))
+        elif day is None and (m := _DAY.match(token)):
+            day = int(m[1])
+        elif month is None and token[:3].lower() in _MONTHS:
+            month = _MONTHS.index(token[:3].lower()) + 1
+        elif year is None and (m := _YEAR.match(token)):
+            year = int(m[1])
+    if hms is None or day is None or month is None or year is None:
+        return None
+    if 70 <= year <= 99:
+        year += 1900
+    elif 0 <= year <= 69:
+        year += 2000
+    h, mi, s = hms
+    if not 1 <= day <= 31 or year < 1601 or h > 23 or mi > 59 or s > 59:
+        return None
+    try:
+        return timegm((year, month, day, h, mi, s, 0, 0, 0))
+    except (ValueError, OverflowError):
+        return None
+
+
+def build_deletion(
+    name: str,
+    *,
+    path: str = "/",
+    domain: str | None = None,
+    secure: bool = False,
+    partitioned: bool = False,
+) -> bytes:
+    """A ``Set-Cookie`` value that expires ``name`` for the given Path/Domain.
+
+    Obeys the cookie prefixes: ``__Host-`` cookies get ``Secure; Path=/`` and no Domain,
+    ``__Secure-`` cookies get ``Secure``. ``Partitioned`` implies ``Secure``.
+    """
+    if name.startswith("__Host-"):
+        path, domain, secure = "/", None, True
+    elif name.startswith("__Secure-"):
+        secure = True
+    if partitioned:
+        secure = True
+    parts = [f"{name}=", "Max-Age=0", "Expires=Thu, 01 Jan 1970 00:00:00 GMT", f"Path={path}"]
+    if domain:
+        parts.append(f"Domain={domain}")
+    if secure:
+        parts.append("Secure")
+    if partitioned:
+        parts.append("Partitioned")
+    return "; ".join(parts).encode("latin-1")

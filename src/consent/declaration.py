@@ -1,0 +1,117 @@
+"""The cookie declaration: per category, its text and the cookies it covers.
+
+Rendered as JSON, Markdown or HTML for ``consent declaration`` and ``GET <prefix>/declaration``.
+"""
+
+from __future__ import annotations
+
+import json
+from html import escape
+from typing import Any
+
+from .policy import Policy
+
+__all__ = ["declaration_data", "render_html", "render_json", "render_markdown"]
+
+
+def declaration_data(policy: Policy, language: str | None = None) -> dict[str, Any]:
+    site = policy.site
+    return {
+        "controller": site.controller.model_dump(mode="json"),
+        "policy_url": site.policy_url,
+        "jurisdiction": site.jurisdiction,
+        "language": language if language else site.language,
+        "revision": policy.revision,
+        "undeclared": site.undeclared,
+        "categories": [
+            {
+                "key": key,
+                "title": cat.text(language).title,
+                "description": cat.text(language).description,
+                "necessary": cat.necessary,
+                "sale_or_share": cat.sale_or_share,
+                "consent_mode": list(cat.consent_mode),
+                "cookies": [
+                    {
+                        "name": rule.label,
+                        "match": rule.kind,
+                        "vendor": rule.vendor,
+                        "purpose": rule.purpose,
+                        "duration": rule.duration,
+                        "domain": list(rule.domains),
+                        "path": rule.path,
+                        "third_party": rule.third_party,
+                    }
+                    for rule in cat.cookies
+                ],
+            }
+            for key, cat in policy.ordered()
+        ],
+    }
+
+
+def render_json(policy: Policy, language: str | None = None) -> str:
+    return json.dumps(declaration_data(policy, language), indent=2, ensure_ascii=False) + "\n"
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ") or "—"
+
+
+def render_markdown(policy: Policy, language: str | None = None) -> str:
+    data = declaration_data(policy, language)
+    c = data["controller"]
+    lines = [
+        "# Cookie declaration",
+        "",
+        f"Controller: {c['name']} ({c['email']}). Policy: {data['policy_url']}. "
+        f"Revision `{data['revision'][:16]}`.",
+        "",
+    ]
+    for cat in data["categories"]:
+        status = "always active" if cat["necessary"] else "only with your consent"
+        lines += [f"## {cat['title']} ({status})", "", cat["description"], ""]
+        if cat["cookies"]:
+            lines += ["| Cookie | Vendor | Purpose | Duration |", "| --- | --- | --- | --- |"]
+            for ck in cat["cookies"]:
+                name = f"`{ck['name']}`" + (" (pattern)" if ck["match"] != "name" else "")
+                lines.append(
+                    f"| {name} | {_md_cell(ck['vendor'])} | {_md_cell(ck['purpose'])} | "
+                    f"{_md_cell(ck['duration'])} |"
+                )
+            lines.append("")
+    return "\n".join(lines)
+
+
+def render_html(policy: Policy, language: str | None = None, *, form: str = "") -> str:
+    """The declaration as an HTML fragment (``form`` is optional markup placed after the intro)."""
+    data = declaration_data(policy, language)
+    c = data["controller"]
+    out = [
+        '<section class="consent-declaration">',
+        "<h1>Cookie declaration</h1>",
+        f'<p>Controller: {escape(c["name"])} (<a href="mailto:{escape(c["email"])}">'
+        f'{escape(c["email"])}</a>). <a href="{escape(data["policy_url"])}">Cookie policy</a>. '
+        f"Revision <code>{escape(data['revision'][:16])}</code>.</p>",
+        form,
+    ]
+    for cat in data["categories"]:
+        status = "always active" if cat["necessary"] else "only with your consent"
+        out.append(
+            f'<h2 id="category-{escape(cat["key"])}">{escape(cat["title"])} '
+            f"<small>({status})</small></h2>"
+        )
+        out.append(f"<p>{escape(cat['description'])}</p>")
+        if cat["cookies"]:
+            out.append(
+                '<table><thead><tr><th scope="col">Cookie</th><th scope="col">Vendor</th>'
+                '<th scope="col">Purpose</th><th scope="col">Duration</th></tr></thead><tbody>'
+            )
+            for ck in cat["cookies"]:
+                out.append(
+                    f"<tr><td><code>{escape(ck['name'])}</code></td><td>{escape(ck['vendor'])}</td>"
+                    f"<td>{escape(ck['purpose'])}</td><td>{escape(ck['duration'])}</td></tr>"
+                )
+            out.append("</tbody></table>")
+    out.append("</section>")
+    return "\n".join(out) + "\n"

@@ -1,0 +1,532 @@
+"""The cookie policy: ``site.toml`` plus one TOML file per category.
+
+The policy is read and validated once, at start-up. Every error names the file, the field
+path and what is wrong, so an operator can fix a broken policy without reading code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+__all__ = [
+    "CONSENT_MODE_TYPES",
+    "Category",
+    "ConsentCookieSettings",
+    "Controller",
+    "CookieRule",
+    "Policy",
+    "PolicyError",
+    "SiteConfig",
+    "load_policy",
+]
+
+CATEGORY_KEY = re.compile(r"[a-z][a-z0-9_-]*")
+# Cookie names are RFC 6265 tokens; globs may add * and ?.
+_TOKEN_CHARS = r"!#$%&'*+\-.^_`|~0-9A-Za-z"
+COOKIE_NAME = re.compile(rf"[{_TOKEN_CHARS}]+")
+COOKIE_GLOB = re.compile(rf"[{_TOKEN_CHARS}?]+")
+
+CONSENT_MODE_TYPES = frozenset(
+    {
+        "ad_storage",
+        "ad_user_data",
+        "ad_personalization",
+        "analytics_storage",
+        "functionality_storage",
+        "personalization_storage",
+        "security_storage",
+    }
+)
+
+
+class PolicyError(Exception):
+    """The policy directory is invalid. ``errors`` lists one message per problem."""
+
+    def __init__(self, errors: list[str]) -> None:
+        self.errors = errors
+        super().__init__("invalid cookie policy:\n" + "\n".join(f"  - {e}" for e in errors))
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+# --------------------------------------------------------------------------- site.toml
+
+
+class Controller(_Model):
+    """The data controller named in the notice and on every receipt."""
+
+    name: Annotated[str, Field(min_length=1)]
+    email: Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+    address: str = ""
+    url: str = ""
+    phone: str = ""
+
+
+class ConsentCookieSettings(_Model):
+    """How the signed consent cookie itself is set."""
+
+    name: Annotated[str, Field(pattern=COOKIE_NAME.pattern)] = "consent"
+    lifetime_days: Annotated[int, Field(ge=1, le=400)] = 182
+    domain: str | None = None
+    path: str = "/"
+    secure: Literal["auto", True, False] = "auto"
+    samesite: Literal["lax", "strict", "none"] = "lax"
+
+    @model_validator(mode="after")
+    def _samesite_none_needs_secure(self) -> ConsentCookieSettings:
+        if self.samesite == "none" and self.secure is False:
+            raise ValueError("samesite = 'none' requires secure = true or 'auto'")
+        return self
+
+    @property
+    def max_age(self) -> int:
+        return self.lifetime_days * 86400
+
+
+class GpcSettings(_Model):
+    """Global Privacy Control (``Sec-GPC: 1``)."""
+
+    honor: bool = True
+    well_known: bool = True
+    last_update: str = "2026-01-01"
+
+
+class ReceiptSettings(_Model):
+    """Where receipts are stored and what personal data they hold."""
+
+    store: str = "sqlite:///consent.db"
+    ip: Literal["truncate", "omit"] = "truncate"
+    user_agent: bool = False
+    retention_days: Annotated[int, Field(ge=1)] = 1095
+
+
+class BannerSettings(_Model):
+    """The visitor-facing banner."""
+
+    inject: bool = True
+    notice: str = ""
+    languages: list[str] = Field(default_factory=lambda: ["en", "de", "fr"])
+
+
+class SiteConfig(_Model):
+    """``site.toml``: site-wide settings."""
+
+    controller: Controller
+    policy_url: Annotated[str, Field(min_length=1)]
+    jurisdiction: Annotated[str, Field(min_length=2)] = "EU"
+    language: Annotated[str, Field(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]+)*$")] = "en"
+    undeclared: Literal["block", "allow"] = "block"
+    consent_cookie: ConsentCookieSettings = Field(default_factory=ConsentCookieSettings)
+    gpc: GpcSettings = Field(default_factory=GpcSettings)
+    receipts: ReceiptSettings = Field(default_factory=ReceiptSettings)
+    banner: BannerSettings = Field(default_factory=BannerSettings)
+    trusted_origins: list[str] = Field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- categories
+
+
+class CookieRule(_Model):
+    """One cookie (or family of cookies) that belongs to a category.
+
+    Exactly one of ``name`` (exact, case-sensitive), ``pattern`` (glob with ``*`` and ``?``)
+    or ``regex`` (Python regular expression, must match the whole name) is given.
+    """
+
+    name: str | None = None
+    pattern: str | None = None
+    regex: str | None = None
+    vendor: str = ""
+    purpose: str = ""
+    duration: str = ""
+    domain: str | list[str] | None = None
+    path: str = "/"
+    third_party: bool = False
+    partitioned: bool = False
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_token(cls, v: str | None) -> str | None:
+        if v is not None and not COOKIE_NAME.fullmatch(v):
+            raise ValueError(f"{v!r} is not a valid cookie name")
+        return v
+
+    @field_validator("pattern")
+    @classmethod
+    def _pattern_is_glob(cls, v: str | None) -> str | None:
+        if v is not None:
+            if not COOKIE_GLOB.fullmatch(v):
+                raise ValueError(
+                    f"{v!r} is not a valid cookie-name glob (token characters, * and ?)"
+                )
+            if "*" not in v and "?" not in v:
+                raise ValueError(f"{v!r} has no wildcard: use name = {v!r} instead")
+        return v
+
+    @field_validator("regex")
+    @classmethod
+    def _regex_compiles(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                re.compile(v)
+            except re.error as exc:
+                raise ValueError(f"invalid regular expression {v!r}: {exc}") from None
+        return v
+
+    @field_validator("path")
+    @classmethod
+    def _path_absolute(cls, v: str) -> str:
+        if not v.startswith("/"):
+            raise ValueError("path must start with '/'")
+        return v
+
+    @model_validator(mode="after")
+    def _exactly_one_matcher(self) -> CookieRule:
+        given = [k for k in ("name", "pattern", "regex") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "a cookie rule needs exactly one of 'name', 'pattern' or 'regex'"
+                + (f" (got {', '.join(given)})" if given else "")
+            )
+        label = self.label
+        if label.startswith("__Host-"):
+            if self.domains:
+                raise ValueError("a __Host- cookie cannot have a Domain (RFC 6265bis 4.1.3.2)")
+            if self.path != "/":
+                raise ValueError("a __Host- cookie must have path = '/'")
+        return self
+
+    @property
+    def label(self) -> str:
+        """The rule as written: the name, the glob or the regex."""
+        return self.name or self.pattern or self.regex or ""
+
+    @property
+    def kind(self) -> Literal["name", "pattern", "regex"]:
+        if self.name is not None:
+            return "name"
+        return "pattern" if self.pattern is not None else "regex"
+
+    @property
+    def domains(self) -> tuple[str, ...]:
+        if self.domain is None:
+            return ()
+        if isinstance(self.domain, str):
+            return (self.domain,)
+        return tuple(self.domain)
+
+    def compiled(self) -> re.Pattern[str]:
+        """A regex matching exactly the names this rule covers."""
+        if self.name is not None:
+            return re.compile(re.escape(self.name))
+        if self.pattern is not None:
+            return re.compile(glob_to_regex(self.pattern))
+        assert self.regex is not None
+        return re.compile(self.regex)
+
+    def canonical(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+class CategoryText(_Model):
+    """A translation of a category's visible text."""
+
+    title: Annotated[str, Field(min_length=1)]
+    description: Annotated[str, Field(min_length=1)]
+
+
+class Category(_Model):
+    """One ``<category>.toml`` file. The file stem is the category key."""
+
+    key: str
+    title: Annotated[str, Field(min_length=1)]
+    description: Annotated[str, Field(min_length=1)]
+    necessary: bool = False
+    sale_or_share: bool = False
+    order: int = 100
+    consent_mode: list[str] = Field(default_factory=list)
+    translations: dict[str, CategoryText] = Field(default_factory=dict)
+    cookies: list[CookieRule] = Field(default_factory=list)
+
+    @field_validator("consent_mode")
+    @classmethod
+    def _known_types(cls, v: list[str]) -> list[str]:
+        unknown = sorted(set(v) - CONSENT_MODE_TYPES)
+        if unknown:
+            raise ValueError(
+                f"unknown Google Consent Mode type(s) {unknown}; known: {sorted(CONSENT_MODE_TYPES)}"
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _necessary_not_sold(self) -> Category:
+        if self.necessary and self.sale_or_share:
+            raise ValueError(
+                "a necessary category cannot be sale_or_share (it could not be refused)"
+            )
+        return self
+
+    def text(self, language: str | None) -> CategoryText:
+        if language and language in self.translations:
+            return self.translations[language]
+        return CategoryText(title=self.title, description=self.description)
+
+
+def glob_to_regex(glob: str) -> str:
+    """Translate a cookie-name glob (``*`` any run, ``?`` one character) to a regex."""
+    out = []
+    for ch in glob:
+        if ch == "*":
+            out.append(".*")
+        elif ch == "?":
+            out.append(".")
+        else:
+            out.append(re.escape(ch))
+    return "".join(out)
+
+
+# --------------------------------------------------------------------------- the policy
+
+
+def _normalise_text(value: Any) -> Any:
+    """Whitespace-insensitive canonical form used by the revision hash."""
+    if isinstance(value, str):
+        return " ".join(value.split())
+    if isinstance(value, list):
+        return [_normalise_text(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _normalise_text(v) for k, v in value.items()}
+    return value
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A validated policy directory."""
+
+    site: SiteConfig
+    categories: Mapping[str, Category]
+    source: Path | None = None
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Policy:
+        return load_policy(directory)
+
+    @cached_property
+    def revision(self) -> str:
+        """A stable hash over everything the visitor is shown and every rule.
+
+        Independent of file order, key order and whitespace inside texts; any change to a
+        category's title, description, translations, flags or cookie rules, to the controller
+        or to the policy URL changes it, and consent given under another revision no longer
+        counts.
+        """
+        doc = {
+            "controller": self.site.controller.model_dump(mode="json"),
+            "policy_url": self.site.policy_url,
+            "notice": self.site.banner.notice,
+            "undeclared": self.site.undeclared,
+            "categories": {
+                key: {
+                    **cat.model_dump(mode="json", exclude={"cookies", "order"}),
+                    "cookies": sorted(
+                        (r.canonical() for r in cat.cookies),
+                        key=lambda r: json.dumps(r, sort_keys=True),
+                    ),
+                }
+                for key, cat in sorted(self.categories.items())
+            },
+        }
+        blob = json.dumps(_normalise_text(doc), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    @cached_property
+    def short_revision(self) -> str:
+        """The first 16 hex digits of :attr:`revision` (what the consent cookie carries)."""
+        return self.revision[:16]
+
+    @cached_property
+    def necessary(self) -> frozenset[str]:
+        return frozenset(k for k, c in self.categories.items() if c.necessary)
+
+    @cached_property
+    def optional(self) -> tuple[str, ...]:
+        """Non-necessary category keys in display order."""
+        return tuple(k for k, c in self.ordered() if not c.necessary)
+
+    @cached_property
+    def sale_or_share(self) -> frozenset[str]:
+        return frozenset(k for k, c in self.categories.items() if c.sale_or_share)
+
+    def ordered(self) -> list[tuple[str, Category]]:
+        """Categories in display order: necessary first, then ``order``, then key."""
+        return sorted(
+            self.categories.items(), key=lambda kv: (not kv[1].necessary, kv[1].order, kv[0])
+        )
+
+
+def _fmt_loc(loc: Iterable[int | str]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + part
+    return out or "(file)"
+
+
+def _errors_of(file: str, exc: ValidationError, prefix: tuple[int | str, ...] = ()) -> list[str]:
+    msgs = []
+    for err in exc.errors():
+        loc = prefix + tuple(err["loc"])
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (not allowed here)"
+        elif msg.startswith("Value error, "):
+            msg = msg[len("Value error, ") :]
+        msgs.append(f"{file}: {_fmt_loc(loc)}: {msg}")
+    return msgs
+
+
+def _read_toml(path: Path, errors: list[str]) -> dict[str, Any] | None:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        errors.append(f"{path.name}: (file): not valid TOML: {exc}")
+    except OSError as exc:
+        errors.append(f"{path.name}: (file): cannot be read: {exc.strerror}")
+    return None
+
+
+def load_policy(directory: str | Path) -> Policy:
+    """Read and validate a policy directory; raise :class:`PolicyError` listing every problem."""
+    root = Path(directory)
+    if not root.is_dir():
+        raise PolicyError(
+            [f"{root}: not a directory (expected site.toml and one TOML file per category)"]
+        )
+    errors: list[str] = []
+
+    site: SiteConfig | None = None
+    site_path = root / "site.toml"
+    if not site_path.is_file():
+        errors.append(
+            "site.toml: (file): missing; it holds the controller, policy_url and site settings"
+        )
+    else:
+        data = _read_toml(site_path, errors)
+        if data is not None:
+            try:
+                site = SiteConfig.model_validate(data)
+            except ValidationError as exc:
+                errors.extend(_errors_of("site.toml", exc))
+
+    categories: dict[str, Category] = {}
+    for path in sorted(root.glob("*.toml")):
+        if path.name == "site.toml":
+            continue
+        key = path.stem
+        if not CATEGORY_KEY.fullmatch(key):
+            errors.append(
+                f"{path.name}: (file name): {key!r} is not a valid category key "
+                "(lower-case letter first, then a-z, 0-9, '_' or '-')"
+            )
+            continue
+        data = _read_toml(path, errors)
+        if data is None:
+            continue
+        if "key" in data:
+            errors.append(f"{path.name}: key: unknown key (the file name is the category key)")
+            continue
+        try:
+            categories[key] = Category.model_validate({**data, "key": key})
+        except ValidationError as exc:
+            errors.extend(_errors_of(path.name, exc))
+
+    if not categories and not errors:
+        errors.append(f"{root}: (directory): no category files (*.toml besides site.toml)")
+    if categories and not any(c.necessary for c in categories.values()):
+        errors.append(
+            "(policy): no category has necessary = true; declare the cookies the site cannot work "
+            "without (sessions, CSRF, load balancing) in one"
+        )
+    errors.extend(_ambiguities(categories))
+    if errors or site is None:
+        raise PolicyError(errors)
+    return Policy(site=site, categories=categories, source=root.resolve())
+
+
+def _samples(rule: CookieRule) -> list[str]:
+    """Concrete names a rule matches, used to detect rules of two categories overlapping."""
+    if rule.name is not None:
+        return [rule.name]
+    if rule.pattern is not None:
+        return [
+            rule.pattern.replace("*", "").replace("?", "x"),
+            rule.pattern.replace("*", "x").replace("?", "x"),
+        ]
+    return []
+
+
+def _ambiguities(categories: Mapping[str, Category]) -> list[str]:
+    """A cookie name matched by rules of two categories is an error.
+
+    Exact names in two categories always conflict. A glob or regex of one category that
+    matches an exact name or a sample name of a glob of another category conflicts too —
+    except that an exact name takes precedence over another category's pattern when the
+    pattern is a regex or glob that merely *includes* it (documented precedence: exact >
+    pattern), so only pattern-vs-pattern overlaps are reported for globs and regexes.
+    """
+    errors: list[str] = []
+    exact: dict[str, tuple[str, int]] = {}
+    for key, cat in sorted(categories.items()):
+        for i, rule in enumerate(cat.cookies):
+            if rule.name is None:
+                continue
+            if rule.name in exact and exact[rule.name][0] != key:
+                other, j = exact[rule.name]
+                errors.append(
+                    f"{key}.toml: cookies[{i}].name: {rule.name!r} is also declared in "
+                    f"{other}.toml cookies[{j}]; a cookie belongs to exactly one category"
+                )
+            else:
+                exact.setdefault(rule.name, (key, i))
+    patterns = [
+        (key, i, rule, rule.compiled())
+        for key, cat in sorted(categories.items())
+        for i, rule in enumerate(cat.cookies)
+        if rule.name is None
+    ]
+    reported: set[frozenset[tuple[str, int]]] = set()
+    for key, i, rule, _rx in patterns:
+        for sample in _samples(rule):
+            for okey, j, orule, orx in patterns:
+                pair = frozenset({(key, i), (okey, j)})
+                if okey != key and pair not in reported and orx.fullmatch(sample):
+                    reported.add(pair)
+                    errors.append(
+                        f"{key}.toml: cookies[{i}].{rule.kind}: {rule.label!r} overlaps "
+                        f"{okey}.toml cookies[{j}].{orule.kind} {orule.label!r} (both match "
+                        f"{sample!r}); a cookie belongs to exactly one category"
+                    )
+                    break
+    return errors

@@ -1,0 +1,221 @@
+"""The visitor's consent state and the signed consent cookie that carries it.
+
+The cookie is an itsdangerous ``URLSafeTimedSerializer`` token (HMAC-SHA256). The first secret
+key signs; every key verifies, so keys can be rotated without losing anybody's decision.
+
+A forged or tampered cookie, one older than the configured lifetime, or one given under another
+policy revision all mean "no decision". A validly signed cookie of an older revision still lends
+its pseudonymous subject id, so the visitor's next receipt continues the same history.
+
+Visitors send the same cookie on every request, so verified cookies are cached (bounded); the
+lifetime is checked again on every hit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from itsdangerous import BadData, URLSafeTimedSerializer
+
+from .policy import Policy
+
+__all__ = [
+    "ConsentCookie",
+    "ConsentState",
+    "current_consent",
+    "resolve_secret_keys",
+]
+
+_CACHE_LIMIT = 8192
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentState:
+    """What the visitor decided, as the app sees it at ``request.state.consent``.
+
+    ``granted`` and ``denied`` hold non-necessary category keys. Necessary categories are always
+    allowed. ``decided`` is false until the visitor made a choice under the current policy
+    revision. ``gpc`` is true when the browser sent ``Sec-GPC: 1`` and the site honours it: every
+    ``sale_or_share`` category is then refused, whatever the cookie says.
+    """
+
+    granted: frozenset[str] = frozenset()
+    denied: frozenset[str] = frozenset()
+    decided: bool = False
+    necessary: frozenset[str] = frozenset()
+    revision: str | None = None
+    receipt_id: str | None = None
+    subject_id: str | None = None
+    decided_at: int | None = None
+    expires_at: int | None = None
+    gpc: bool = False
+    allowed: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "allowed", self.necessary | self.granted)
+
+    def allows(self, category: str) -> bool:
+        """True when cookies and scripts of ``category`` may be used for this visitor."""
+        return category in self.allowed
+
+    def with_gpc(self, sale_or_share: frozenset[str]) -> ConsentState:
+        """The state after a ``Sec-GPC: 1`` signal: every sale/share category refused."""
+        return replace(
+            self,
+            granted=self.granted - sale_or_share,
+            denied=self.denied | sale_or_share,
+            gpc=True,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "decided": self.decided,
+            "granted": sorted(self.granted),
+            "denied": sorted(self.denied),
+            "revision": self.revision,
+            "receipt_id": self.receipt_id,
+            "decided_at": self.decided_at,
+            "expires": self.expires_at,
+            "gpc": self.gpc,
+        }
+
+
+current_consent: ContextVar[ConsentState | None] = ContextVar("current_consent", default=None)
+"""The consent state of the request being handled (set by the middleware around the app call)."""
+
+
+def resolve_secret_keys(secret_key: str | Sequence[str] | None) -> list[str]:
+    """The signing keys: the argument, else ``CONSENT_SECRET_KEY`` (comma-separated).
+
+    The first key signs, all verify. Raises ``ValueError`` with instructions when there is none.
+    """
+    if secret_key is None:
+        raw = os.environ.get("CONSENT_SECRET_KEY", "")
+        keys = [k.strip() for k in raw.split(",") if k.strip()]
+    elif isinstance(secret_key, str):
+        keys = [secret_key] if secret_key else []
+    else:
+        keys = [k for k in secret_key if k]
+    if not keys:
+        raise ValueError(
+            "asgi-consent needs a secret key to sign consent cookies and receipts: pass "
+            "secret_key=... or set the CONSENT_SECRET_KEY environment variable (comma-separated "
+            "for rotation, newest first). Generate one with: "
+            'python -c "import secrets; print(secrets.token_urlsafe(32))"'
+        )
+    return keys
+
+
+def new_subject_id() -> str:
+    """A random pseudonymous subject id (never derived from the IP or anything personal)."""
+    return uuid.uuid4().hex
+
+
+class ConsentCookie:
+    """Encodes and verifies the signed consent cookie for one policy."""
+
+    __slots__ = ("_cache", "_serializer", "lifetime", "necessary", "optional", "revision")
+
+    def __init__(self, keys: Sequence[str], policy: Policy) -> None:
+        # itsdangerous signs with the *last* key; the contract says the first one signs.
+        self._serializer = URLSafeTimedSerializer(
+            list(reversed(keys)),
+            salt="asgi-consent.cookie",
+            signer_kwargs={"key_derivation": "hmac", "digest_method": hashlib.sha256},
+        )
+        self.lifetime = policy.site.consent_cookie.max_age
+        self.revision = policy.short_revision
+        self.necessary = policy.necessary
+        self.optional = frozenset(policy.optional)
+        # raw cookie value -> (state or None for invalid, subject id of a stale cookie, signed at)
+        self._cache: dict[str, tuple[ConsentState | None, str | None, int]] = {}
+
+    @property
+    def no_decision(self) -> ConsentState:
+        return ConsentState(necessary=self.necessary)
+
+    def decision(
+        self,
+        granted: Iterable[str],
+        *,
+        receipt_id: str | None,
+        subject_id: str,
+        decided_at: int | None = None,
+    ) -> ConsentState:
+        """A decided state under the current revision."""
+        g = frozenset(granted) & self.optional
+        at = int(time.time()) if decided_at is None else decided_at
+        return ConsentState(
+            granted=g,
+            denied=self.optional - g,
+            decided=True,
+            necessary=self.necessary,
+            revision=self.revision,
+            receipt_id=receipt_id,
+            subject_id=subject_id,
+            decided_at=at,
+            expires_at=at + self.lifetime,
+        )
+
+    def dumps(self, state: ConsentState) -> str:
+        payload = {
+            "r": self.revision,
+            "g": sorted(state.granted),
+            "i": state.receipt_id,
+            "s": state.subject_id,
+        }
+        return self._serializer.dumps(payload)
+
+    def loads(self, value: str, now: float | None = None) -> tuple[ConsentState, str | None]:
+        """Verify a cookie value: ``(state, subject_id)``.
+
+        The state is :attr:`no_decision` for anything forged, expired or stale; ``subject_id``
+        is the pseudonymous id of any validly signed cookie (also a stale one), else ``None``.
+        """
+        now = time.time() if now is None else now
+        hit = self._cache.get(value)
+        if hit is None:
+            hit = self._verify(value)
+            if len(self._cache) >= _CACHE_LIMIT:
+                # Drop the oldest entry (dicts keep insertion order).
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[value] = hit
+        state, subject, signed_at = hit
+        if now - signed_at > self.lifetime:
+            return self.no_decision, None
+        if state is None:
+            return self.no_decision, subject
+        return state, subject
+
+    def _verify(self, value: str) -> tuple[ConsentState | None, str | None, int]:
+        try:
+            payload, signed = self._serializer.loads(value, return_timestamp=True)
+        except (BadData, ValueError, TypeError, UnicodeError):
+            return None, None, 0
+        at = int(signed.timestamp())
+        if not isinstance(payload, dict):
+            return None, None, 0
+        subject = payload.get("s")
+        if not isinstance(subject, str) or not subject:
+            return None, None, 0
+        granted = payload.get("g")
+        receipt = payload.get("i")
+        if (
+            payload.get("r") != self.revision
+            or not isinstance(granted, list)
+            or not all(isinstance(g, str) for g in granted)
+            or not (receipt is None or isinstance(receipt, str))
+        ):
+            return None, subject, at
+        return (
+            self.decision(granted, receipt_id=receipt, subject_id=subject, decided_at=at),
+            subject,
+            at,
+        )

@@ -1,0 +1,114 @@
+"""The ``consent`` command, run as a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from consent.policy import load_policy
+
+from .helpers import EXAMPLE_POLICY, copy_policy
+
+
+def consent(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "consent.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        check=False,
+        timeout=60,
+    )
+
+
+def test_help_lists_every_command() -> None:
+    result = consent("--help")
+    assert result.returncode == 0
+    for command in ("init", "check", "declaration"):
+        assert command in result.stdout
+
+
+def test_no_command_is_usage_error() -> None:
+    assert consent().returncode == 2
+    assert consent("frobnicate").returncode == 2
+    assert consent("declaration", str(EXAMPLE_POLICY), "--format", "pdf").returncode == 2
+
+
+def test_init_writes_a_valid_policy(tmp_path: Path) -> None:
+    target = tmp_path / "policy"
+    result = consent("init", str(target))
+    assert result.returncode == 0, result.stderr
+    names = sorted(p.name for p in target.iterdir())
+    assert names == [
+        "analytics.toml",
+        "embedded.toml",
+        "marketing.toml",
+        "necessary.toml",
+        "preferences.toml",
+        "site.toml",
+    ]
+    policy = load_policy(target)
+    assert "basic functions" in policy.categories["necessary"].description
+    assert "consent" in policy.categories["analytics"].description
+    assert consent("check", str(target)).returncode == 0
+    # A second init into the now non-empty directory refuses without --force.
+    assert consent("init", str(target)).returncode == 2
+    assert consent("init", str(target), "--force").returncode == 0
+
+
+def test_check_prints_the_table() -> None:
+    result = consent("check", str(EXAMPLE_POLICY))
+    assert result.returncode == 0, result.stderr
+    assert "valid" in result.stdout
+    assert "stats_ses*" in result.stdout
+    assert "5 categories, 15 cookie rules" in result.stdout
+
+
+def test_check_invalid_names_file_and_field(tmp_path: Path) -> None:
+    policy_dir = copy_policy(tmp_path)
+    (policy_dir / "marketing.toml").write_text(
+        (policy_dir / "marketing.toml").read_text() + '\n[[cookies]]\nregex = "[oops"\n'
+    )
+    result = consent("check", str(policy_dir))
+    assert result.returncode == 1
+    assert "marketing.toml: cookies[3].regex: invalid regular expression" in result.stderr
+    assert consent("check", str(tmp_path / "nowhere")).returncode == 1
+
+
+def test_declaration_formats(tmp_path: Path) -> None:
+    md = consent("declaration", str(EXAMPLE_POLICY))
+    assert md.returncode == 0
+    assert "## Analytics (only with your consent)" in md.stdout
+    assert "| `px_uid` | AdPixel Networks |" in md.stdout
+
+    html = consent("declaration", str(EXAMPLE_POLICY), "--format", "html")
+    assert '<h2 id="category-marketing">Marketing' in html.stdout
+    assert "<td><code>stats_vid</code></td>" in html.stdout
+
+    out = tmp_path / "decl.json"
+    js = consent(
+        "declaration", str(EXAMPLE_POLICY), "--format", "json", "--language", "de", "-o", str(out)
+    )
+    assert js.returncode == 0
+    data = json.loads(out.read_text())
+    assert [c["key"] for c in data["categories"]] == [
+        "necessary",
+        "analytics",
+        "marketing",
+        "preferences",
+        "embedded",
+    ]
+    assert data["categories"][1]["title"] == "Statistik"
+    assert data["categories"][1]["cookies"][1] == {
+        "name": "stats_ses*",
+        "match": "pattern",
+        "vendor": "Lindenhof Clinic (first party)",
+        "purpose": "Groups page views of one visit (set by the analytics script).",
+        "duration": "30 minutes",
+        "domain": [],
+        "path": "/",
+        "third_party": False,
+    }
+    assert data["revision"] == load_policy(EXAMPLE_POLICY).revision

@@ -1,0 +1,215 @@
+"""Loading and validating the policy directory; the policy revision."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from consent.policy import PolicyError, load_policy
+
+from .helpers import EXAMPLE_POLICY, copy_policy
+
+
+def errors_of(directory: Path) -> list[str]:
+    with pytest.raises(PolicyError) as info:
+        load_policy(directory)
+    return info.value.errors
+
+
+def append(path: Path, text: str) -> None:
+    """Add TOML: tables at the end, top-level keys at the start (before any table)."""
+    if text.lstrip().startswith("["):
+        path.write_text(path.read_text() + text)
+    else:
+        path.write_text(text.lstrip() + path.read_text())
+
+
+def test_example_policy_loads() -> None:
+    policy = load_policy(EXAMPLE_POLICY)
+    assert policy.site.controller.name == "Lindenhof Clinic gGmbH"
+    assert list(policy.optional) == ["analytics", "marketing", "preferences", "embedded"]
+    assert policy.necessary == {"necessary"}
+    assert policy.sale_or_share == {"marketing"}
+    assert policy.site.consent_cookie.max_age == 182 * 86400
+    assert policy.categories["analytics"].text("de").title == "Statistik"
+    assert policy.categories["analytics"].text("it").title == "Analytics"
+    assert len(policy.revision) == 64
+
+
+def test_defaults_when_site_settings_omitted(tmp_path: Path) -> None:
+    (tmp_path / "site.toml").write_text(
+        'policy_url = "/p"\n[controller]\nname = "A"\nemail = "a@b.example"\n'
+    )
+    (tmp_path / "necessary.toml").write_text('title = "N"\ndescription = "d"\nnecessary = true\n')
+    policy = load_policy(tmp_path)
+    assert policy.site.undeclared == "block"
+    assert policy.site.consent_cookie.lifetime_days == 182
+    assert policy.site.consent_cookie.secure == "auto"
+    assert policy.site.receipts.store == "sqlite:///consent.db"
+    assert policy.site.receipts.ip == "truncate"
+
+
+@pytest.mark.parametrize(
+    ("file", "addition", "expected"),
+    [
+        (
+            "marketing.toml",
+            '\n[[cookies]]\nname = "stats_vid"\n',
+            ["marketing.toml: cookies[3].name: 'stats_vid' is also declared in analytics.toml"],
+        ),
+        (
+            "preferences.toml",
+            '\n[[cookies]]\npattern = "stats_s*"\n',
+            ["overlaps", "'stats_s*'", "stats_ses*"],
+        ),
+        (
+            "analytics.toml",
+            '\n[[cookies]]\nregex = "(unclosed"\n',
+            ["analytics.toml: cookies[3].regex: invalid regular expression '(unclosed'"],
+        ),
+        ("analytics.toml", '\ncolour = "blue"\n', ["analytics.toml: colour: unknown key"]),
+        (
+            "necessary.toml",
+            '\n[[cookies]]\nname = "__Host-x"\ndomain = "example.org"\n',
+            ["necessary.toml: cookies[5]", "__Host- cookie cannot have a Domain"],
+        ),
+        (
+            "analytics.toml",
+            '\n[[cookies]]\nname = "a"\npattern = "b*"\n',
+            ["analytics.toml: cookies[3]", "exactly one of 'name', 'pattern' or 'regex'"],
+        ),
+        (
+            "embedded.toml",
+            '\nconsent_mode = ["tracking_storage"]\n',
+            ["embedded.toml: consent_mode:", "unknown"],
+        ),
+        ("site.toml", '\n[receipts]\nip = "full"\n', ["site.toml"]),
+    ],
+)
+def test_broken_copies_fail_naming_file_and_field(
+    tmp_path: Path, file: str, addition: str, expected: list[str]
+) -> None:
+    policy_dir = copy_policy(tmp_path)
+    append(policy_dir / file, addition)
+    joined = "\n".join(errors_of(policy_dir))
+    for fragment in expected:
+        assert fragment in joined
+
+
+def test_bad_site_value(tmp_path: Path) -> None:
+    policy_dir = copy_policy(tmp_path)
+    path = policy_dir / "site.toml"
+    path.write_text(path.read_text().replace('undeclared = "block"', 'undeclared = "maybe"'))
+    (error,) = errors_of(policy_dir)
+    assert error.startswith("site.toml: undeclared: Input should be 'block' or 'allow'")
+
+
+def test_missing_title(tmp_path: Path) -> None:
+    policy_dir = copy_policy(tmp_path)
+    path = policy_dir / "preferences.toml"
+    path.write_text(path.read_text().replace('title = "Preferences"\n', ""))
+    assert errors_of(policy_dir) == ["preferences.toml: title: Field required"]
+
+
+def test_bad_category_file_name(tmp_path: Path) -> None:
+    policy_dir = copy_policy(tmp_path)
+    (policy_dir / "Ad Tracking.toml").write_text('title = "x"\ndescription = "y"\n')
+    errors = errors_of(policy_dir)
+    assert len(errors) == 1
+    assert errors[0].startswith(
+        "Ad Tracking.toml: (file name): 'Ad Tracking' is not a valid category key"
+    )
+
+
+def test_invalid_toml_and_missing_site(tmp_path: Path) -> None:
+    policy_dir = copy_policy(tmp_path)
+    (policy_dir / "site.toml").unlink()
+    (policy_dir / "analytics.toml").write_text("title = \n")
+    errors = errors_of(policy_dir)
+    assert any(e.startswith("site.toml: (file): missing") for e in errors)
+    assert any(e.startswith("analytics.toml: (file): not valid TOML") for e in errors)
+
+
+def test_all_problems_reported_at_once(tmp_path: Path) -> None:
+    policy_dir = copy_policy(tmp_path)
+    append(policy_dir / "analytics.toml", "\nfoo = 1\n")
+    append(policy_dir / "marketing.toml", "\nbar = 2\n")
+    errors = errors_of(policy_dir)
+    assert any(e.startswith("analytics.toml: foo") for e in errors)
+    assert any(e.startswith("marketing.toml: bar") for e in errors)
+
+
+def test_a_necessary_category_is_required(tmp_path: Path) -> None:
+    policy_dir = copy_policy(tmp_path)
+    (policy_dir / "necessary.toml").unlink()
+    assert any("no category has necessary = true" in e for e in errors_of(policy_dir))
+
+
+# --------------------------------------------------------------------------- revision
+
+
+def test_revision_stable_across_copies_and_whitespace(tmp_path: Path) -> None:
+    base = load_policy(EXAMPLE_POLICY).revision
+    policy_dir = copy_policy(tmp_path)
+    # Reformat a file: other key order, extra blank lines and reflowed text.
+    path = policy_dir / "preferences.toml"
+    text = path.read_text()
+    text = text.replace("order = 30\n", "").replace(
+        'title = "Preferences"', 'order = 30\n\n\ntitle   =   "Preferences"'
+    )
+    text = text.replace("such as a larger font \\\nsize", "such as a larger font\n   size")
+    path.write_text(text)
+    assert load_policy(policy_dir).revision == base
+
+
+def test_revision_stable_across_rule_order(tmp_path: Path) -> None:
+    base = load_policy(EXAMPLE_POLICY).revision
+    policy_dir = copy_policy(tmp_path)
+    path = policy_dir / "preferences.toml"
+    text = path.read_text()
+    head, _, rules = text.partition("[[cookies]]")
+    first, second = rules.split("[[cookies]]")
+    path.write_text(head + "[[cookies]]" + second + "\n[[cookies]]" + first)
+    assert load_policy(policy_dir).revision == base
+
+
+@pytest.mark.parametrize(
+    ("file", "old", "new"),
+    [
+        ("analytics.toml", "deleted after 13 months", "deleted after 14 months"),
+        ("analytics.toml", 'title = "Statistik"', 'title = "Statistiken"'),
+        ("marketing.toml", 'name = "px_uid"', 'name = "px_id"'),
+        ("marketing.toml", 'duration = "90 days"', 'duration = "91 days"'),
+        ("marketing.toml", "sale_or_share = true", "sale_or_share = false"),
+        ("embedded.toml", 'pattern = "yt-remote-*"', 'pattern = "yt-remote*"'),
+        ("site.toml", 'policy_url = "/cookie-policy"', 'policy_url = "/privacy"'),
+        ("site.toml", 'name = "Lindenhof Clinic gGmbH"', 'name = "Lindenhof GmbH"'),
+    ],
+)
+def test_revision_changes_with_any_text_or_rule(
+    tmp_path: Path, file: str, old: str, new: str
+) -> None:
+    base = load_policy(EXAMPLE_POLICY).revision
+    policy_dir = copy_policy(tmp_path)
+    path = policy_dir / file
+    assert old in path.read_text()
+    path.write_text(path.read_text().replace(old, new))
+    assert load_policy(policy_dir).revision != base
+
+
+def test_revision_changes_when_a_category_is_added(tmp_path: Path) -> None:
+    base = load_policy(EXAMPLE_POLICY).revision
+    policy_dir = copy_policy(tmp_path)
+    (policy_dir / "social.toml").write_text('title = "Social"\ndescription = "Share buttons."\n')
+    assert load_policy(policy_dir).revision != base
+
+
+def test_revision_ignores_operational_settings(tmp_path: Path) -> None:
+    base = load_policy(EXAMPLE_POLICY).revision
+    policy_dir = copy_policy(tmp_path)
+    path = policy_dir / "site.toml"
+    path.write_text(
+        path.read_text().replace('store = "sqlite:///consent.db"', 'store = "memory://"')
+    )
+    assert load_policy(policy_dir).revision == base
