@@ -6,13 +6,14 @@ Exit codes: 0 success, 1 a finding (invalid policy, broken receipt chain), 2 usa
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
-from . import __version__
+from . import __version__, audit
 from .declaration import render_html, render_json, render_markdown
 from .policy import Policy, PolicyError, load_policy
 
@@ -112,6 +113,35 @@ def cmd_declaration(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+    except ImportError:
+        print("consent demo needs uvicorn: pip install 'asgi-consent[demo]'", file=sys.stderr)
+        return EXIT_USAGE
+    import secrets
+
+    from .demo import create_app
+
+    key = os.environ.get("CONSENT_SECRET_KEY") or secrets.token_urlsafe(32)
+    generated = "CONSENT_SECRET_KEY" not in os.environ
+    app = create_app(secret_key=key, store=args.store)
+    print(f"Lindenhof Clinic demo: http://{args.host}:{args.port}/")
+    print(
+        "  secret key: "
+        + (
+            "generated for this run (cookies and receipts verify only until you stop it)"
+            if generated
+            else "from CONSENT_SECRET_KEY"
+        )
+    )
+    print(f"  receipts:   {args.store}")
+    print(f"  export:     consent export --store {args.store}")
+    sys.stdout.flush()
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="consent",
@@ -160,7 +190,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of stdout")
     p.set_defaults(func=cmd_declaration)
 
+    p = sub.add_parser(
+        "demo",
+        help="serve the demo site",
+        description=(
+            "Serve the Lindenhof Clinic demo site with the middleware, the banner and the SQLite "
+            "receipt store. Uses CONSENT_SECRET_KEY when set, otherwise generates a key for the run."
+        ),
+    )
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--store", default="sqlite:///consent-demo.db", help="receipt store URL")
+    p.add_argument(
+        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
+    )
+    p.set_defaults(func=cmd_demo)
+
     # Commands that live in other modules register themselves here.
+    audit.register(sub)
     return parser
 
 

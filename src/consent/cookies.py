@@ -13,6 +13,7 @@ from calendar import timegm
 __all__ = [
     "build_deletion",
     "cookie_pairs",
+    "deletion_variants",
     "is_deletion",
     "set_cookie_name",
 ]
@@ -134,3 +135,27 @@ def build_deletion(
     if partitioned:
         parts.append("Partitioned")
     return "; ".join(parts).encode("latin-1")
+
+
+def deletion_variants(
+    name: str,
+    *,
+    path: str,
+    domains: tuple[str, ...],
+    secure: bool,
+    partitioned: bool = False,
+) -> list[bytes]:
+    """Deletion headers for every place the cookie may live: host-only and each listed Domain.
+
+    A browser only removes a cookie whose Domain (or host-only flag) and Path match, so a rule that
+    lists domains gets one header per domain plus the host-only variant (deduplicated; ``__Host-``
+    cookies have only the host-only variant).
+    """
+    out: list[bytes] = []
+    for domain in (None, *domains):
+        header = build_deletion(
+            name, path=path, domain=domain, secure=secure, partitioned=partitioned
+        )
+        if header not in out:
+            out.append(header)
+    return out

@@ -1,0 +1,686 @@
+"""Export, verify and purge the consent-receipt log (``consent export|verify|purge``).
+
+Verification recomputes everything a stored receipt claims: the signature over its body, its
+chain hash, its link to the previous receipt, that its indexed columns match the signed body,
+and, for a store, that the log ends where the signed chain head says it ends and starts where
+the signed purge checkpoint says it starts. It reports the first receipt at fault.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import re
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO, get_args
+
+from .receipts import (
+    GENESIS_HASH,
+    ChainHead,
+    Checkpoint,
+    Event,
+    ReceiptSigner,
+    StoredReceipt,
+    chain_hash,
+    format_time,
+)
+from .store import ReceiptStore, StoreUnavailable, open_store
+from .store.base import ReceiptRow
+
+__all__ = [
+    "CSV_COLUMNS",
+    "EVENTS",
+    "VerifyResult",
+    "export",
+    "parse_time",
+    "purge",
+    "register",
+    "verify_file",
+    "verify_store",
+]
+
+EXIT_OK, EXIT_FINDING, EXIT_USAGE = 0, 1, 2
+
+EVENTS: tuple[str, ...] = get_args(Event)
+
+CSV_COLUMNS = (
+    "seq",
+    "receipt_id",
+    "time",
+    "timestamp",
+    "event",
+    "subject_id",
+    "granted",
+    "refused",
+    "revision",
+    "policy_url",
+    "method",
+    "jurisdiction",
+    "language",
+    "gpc",
+    "page",
+    "ip",
+    "user_agent",
+    "controller",
+    "kid",
+    "signature",
+    "prev_hash",
+    "hash",
+    "body",
+)
+
+_CHAIN_FIELDS = ("seq", "kid", "signature", "prev_hash", "hash", "body")
+
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+# --------------------------------------------------------------------------- time
+
+
+def parse_time(value: str) -> int:
+    """Unix seconds from ``YYYY-MM-DD`` (midnight UTC), RFC 3339, or plain unix seconds.
+
+    ``2026-11-25``, ``2026-11-25T12:00:00Z``, ``2026-11-25T13:00:00+01:00`` and ``1795608000``
+    are accepted; a date-time without an offset is taken as UTC.
+    """
+    text = value.strip()
+    if text.isdigit():
+        return int(text)
+    try:
+        if _DATE.match(text):
+            moment = datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
+        else:
+            moment = datetime.fromisoformat(text.replace("z", "Z"))
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=UTC)
+    except ValueError:
+        raise ValueError(
+            f"invalid time {value!r}: use YYYY-MM-DD or RFC 3339 (2026-11-25T12:00:00Z)"
+        ) from None
+    return int(moment.timestamp())
+
+
+def _as_time(value: int | str | None) -> int | None:
+    if value is None or isinstance(value, int):
+        return value
+    return parse_time(value)
+
+
+# --------------------------------------------------------------------------- export
+
+
+def _csv_safe(value: str) -> str:
+    """Keep spreadsheet programs from running a cell as a formula (reversible).
+
+    Applied to the receipt fields, some of which come from the visitor (user agent, page);
+    the chain fields and the signed body are written verbatim.
+    """
+    if value and value[0] in "=+-@\t\r'":
+        return "'" + value
+    return value
+
+
+def _csv_unsafe(value: str) -> str:
+    return value[1:] if value.startswith("'") else value
+
+
+def _csv_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return " ".join(str(v) for v in value)
+    return str(value)
+
+
+def _csv_fields(stored: StoredReceipt) -> dict[str, str]:
+    row = stored.to_dict()
+    row["controller"] = stored.receipt.controller.name
+    return {column: _csv_cell(row.get(column)) for column in CSV_COLUMNS}
+
+
+def _raw_fields(row: ReceiptRow) -> dict[str, Any]:
+    """Export fields of a row whose body does not parse: what the columns say."""
+    return {
+        "seq": row.seq,
+        "receipt_id": row.receipt_id,
+        "subject_id": row.subject_id,
+        "timestamp": row.timestamp,
+        "time": format_time(row.timestamp),
+        "event": row.event,
+        "kid": row.kid,
+        "signature": row.signature,
+        "prev_hash": row.prev_hash,
+        "hash": row.hash,
+        "body": row.body,
+    }
+
+
+def export(
+    store: ReceiptStore,
+    out: TextIO,
+    fmt: str = "jsonl",
+    since: int | str | None = None,
+    until: int | str | None = None,
+    event: str | None = None,
+) -> int:
+    """Write the log to ``out``, oldest first, streaming; returns the number of receipts.
+
+    Every row carries its signature, chain hashes and the signed ``body`` so it can be
+    verified on its own (``consent verify --file``). ``since`` is inclusive, ``until``
+    exclusive. A complete JSON Lines export (no filter) ends with one ``{"chain_head": ...}``
+    line holding the signed head and purge checkpoint, which lets ``verify --file`` prove
+    that nothing is missing.
+    """
+    if fmt not in ("jsonl", "csv"):
+        raise ValueError(f"unknown export format {fmt!r}: use jsonl or csv")
+    if event is not None and event not in EVENTS:
+        raise ValueError(f"unknown event {event!r}: use one of {', '.join(EVENTS)}")
+    start, end = _as_time(since), _as_time(until)
+    complete = start is None and end is None and event is None
+    state = store.chain_state()
+    max_seq = state.head.seq if state.head is not None else None
+    rows = store.iter_raw(start, end, event, max_seq=max_seq)
+    count = 0
+    if fmt == "csv":
+        writer = csv.writer(out)
+        writer.writerow(CSV_COLUMNS)
+        for row in rows:
+            try:
+                fields = _csv_fields(row.to_stored())
+            except ValueError:
+                raw = _raw_fields(row)
+                fields = {column: _csv_cell(raw.get(column)) for column in CSV_COLUMNS}
+            writer.writerow(
+                [
+                    fields[column] if column in _CHAIN_FIELDS else _csv_safe(fields[column])
+                    for column in CSV_COLUMNS
+                ]
+            )
+            count += 1
+        return count
+    for row in rows:
+        try:
+            data = row.to_stored().to_dict()
+        except ValueError:
+            data = _raw_fields(row)
+        out.write(json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n")
+        count += 1
+    if complete and (state.head is not None or state.checkpoint is not None):
+        trailer = {
+            "chain_head": state.head.to_dict() if state.head else None,
+            "checkpoint": state.checkpoint.to_dict() if state.checkpoint else None,
+        }
+        out.write(json.dumps(trailer, separators=(",", ":")) + "\n")
+    return count
+
+
+# --------------------------------------------------------------------------- verify
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """Outcome of a verification. ``first_bad`` names the first receipt at fault (its id,
+    else ``"seq N"``), ``seq`` its position; ``reason`` says what is wrong."""
+
+    ok: bool
+    count: int
+    first_bad: str | None = None
+    reason: str = ""
+    seq: int | None = None
+    receipt_id: str | None = None
+    head: ChainHead | None = None
+
+    def message(self) -> str:
+        if self.ok:
+            return f"OK: {self.count} receipts verified"
+        if self.receipt_id is not None:
+            return f"BROKEN at receipt {self.receipt_id} (seq {self.seq}): {self.reason}"
+        if self.seq is not None:
+            return f"BROKEN at seq {self.seq}: {self.reason}"
+        return f"BROKEN: {self.reason}"
+
+
+class _Broken(Exception):
+    def __init__(self, reason: str, seq: int | None = None, receipt_id: str | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.seq = seq
+        self.receipt_id = receipt_id
+
+
+def _check_row(row: ReceiptRow, signer: ReceiptSigner) -> StoredReceipt:
+    """Signature, hash and body-vs-columns of one row; raises _Broken."""
+
+    def broken(reason: str) -> _Broken:
+        return _Broken(reason, row.seq, row.receipt_id)
+
+    if not signer.knows(row.kid):
+        raise broken(
+            f"signed by an unknown key (kid {row.kid}); is a retired key missing from "
+            "CONSENT_SECRET_KEY?"
+        )
+    if not signer.verify(row.body, row.kid, row.signature):
+        raise broken("signature does not match the receipt body (receipt edited)")
+    if chain_hash(row.prev_hash, row.body, row.kid, row.signature) != row.hash:
+        raise broken("hash does not match the receipt (chain fields edited)")
+    try:
+        stored = row.to_stored()
+    except ValueError:
+        raise broken("signed body is not a valid receipt") from None
+    receipt = stored.receipt
+    for name, value in (
+        ("receipt_id", receipt.receipt_id),
+        ("subject_id", receipt.subject_id),
+        ("timestamp", receipt.timestamp),
+        ("event", receipt.event),
+    ):
+        if getattr(row, name) != value:
+            raise broken(f"{name} differs from the signed body (edited after signing)")
+    return stored
+
+
+class _Chain:
+    """Follows rows in order and checks each one links to the one before."""
+
+    def __init__(self, signer: ReceiptSigner, start: tuple[int, str] | None) -> None:
+        self.signer = signer
+        # (seq, hash) the next row must follow; None = unknown (partial export).
+        self.start = start
+        self.last: tuple[int, str, str] | None = None  # seq, hash, receipt_id
+        self.count = 0
+        self.first_gap: _Broken | None = None
+        self.first_row: ReceiptRow | None = None
+
+    def add(self, row: ReceiptRow, *, strict: bool) -> StoredReceipt:
+        stored = _check_row(row, self.signer)
+        previous = (self.last[0], self.last[1]) if self.last else self.start
+        if self.last is not None and row.seq <= self.last[0]:
+            raise _Broken(
+                f"out of order: seq {row.seq} follows seq {self.last[0]} "
+                "(receipts reordered or duplicated)",
+                row.seq,
+                row.receipt_id,
+            )
+        if previous is not None and row.seq != previous[0] + 1:
+            gap = _Broken(
+                f"seq {previous[0] + 1}"
+                + (f"..{row.seq - 1}" if row.seq - 1 > previous[0] + 1 else "")
+                + " missing before this receipt (receipts deleted)"
+                if row.seq > previous[0] + 1
+                else f"unexpected seq {row.seq}, expected {previous[0] + 1}",
+                row.seq,
+                row.receipt_id,
+            )
+            if strict:
+                raise gap
+            if self.first_gap is None:
+                self.first_gap = gap
+        elif previous is not None and row.prev_hash != previous[1]:
+            raise _Broken(
+                "prev_hash does not link to the previous receipt "
+                "(receipts reordered, deleted or replaced)",
+                row.seq,
+                row.receipt_id,
+            )
+        elif previous is None and row.seq == 1 and row.prev_hash != GENESIS_HASH:
+            raise _Broken(
+                "the first receipt does not link to the genesis hash", row.seq, row.receipt_id
+            )
+        if self.first_row is None:
+            self.first_row = row
+        self.last = (row.seq, row.hash, row.receipt_id)
+        self.count += 1
+        return stored
+
+    def end(self) -> tuple[int, str]:
+        if self.last is not None:
+            return self.last[0], self.last[1]
+        return self.start if self.start is not None else (0, GENESIS_HASH)
+
+
+def _check_head(head: ChainHead | None, chain: _Chain, signer: ReceiptSigner) -> None:
+    end_seq, end_hash = chain.end()
+    if head is None:
+        if chain.count or end_seq:
+            raise _Broken("the signed chain head is missing")
+        return
+    if not head.verify(signer):
+        raise _Broken("the chain head signature does not verify (head edited)")
+    if head.seq > end_seq:
+        raise _Broken(
+            f"log truncated: the signed chain head records seq {head.seq} "
+            f"but the log ends at seq {end_seq} (latest receipts deleted)",
+            end_seq + 1,
+        )
+    if head.seq < end_seq:
+        raise _Broken(
+            f"receipts after the signed chain head (seq {head.seq})",
+            head.seq + 1,
+        )
+    if head.hash != end_hash:
+        last_id = chain.last[2] if chain.last else None
+        raise _Broken("hash differs from the signed chain head", end_seq, last_id)
+
+
+def _result(exc: _Broken, count: int) -> VerifyResult:
+    first = exc.receipt_id or (f"seq {exc.seq}" if exc.seq is not None else None)
+    return VerifyResult(
+        ok=False,
+        count=count,
+        first_bad=first,
+        reason=exc.reason,
+        seq=exc.seq,
+        receipt_id=exc.receipt_id,
+    )
+
+
+def verify_store(store: ReceiptStore, signer: ReceiptSigner) -> VerifyResult:
+    """Verify the whole log held by ``store`` (raises StoreUnavailable when unreachable)."""
+    state = store.chain_state()
+    chain = _Chain(signer, state.start())
+    try:
+        if state.checkpoint is not None and not state.checkpoint.verify(signer):
+            raise _Broken("the purge checkpoint signature does not verify (checkpoint edited)")
+        head = state.head
+        for row in store.iter_raw():
+            if head is not None and row.seq > head.seq:
+                raise _Broken(
+                    f"receipt after the signed chain head (seq {head.seq})",
+                    row.seq,
+                    row.receipt_id,
+                )
+            chain.add(row, strict=True)
+        _check_head(head, chain, signer)
+    except _Broken as exc:
+        return _result(exc, chain.count)
+    return VerifyResult(ok=True, count=chain.count, reason="", head=state.head)
+
+
+def _json_rows(lines: Iterator[tuple[int, str]]) -> Iterator[tuple[int, dict[str, Any]]]:
+    for number, line in lines:
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+        except ValueError:
+            raise _Broken(f"line {number}: not valid JSON") from None
+        if not isinstance(data, dict):
+            raise _Broken(f"line {number}: not a JSON object")
+        yield number, data
+
+
+def _row_from(number: int, data: Mapping[str, Any]) -> ReceiptRow:
+    try:
+        return ReceiptRow(
+            seq=int(data["seq"]),
+            receipt_id=str(data["receipt_id"]),
+            subject_id=str(data["subject_id"]),
+            timestamp=int(data["timestamp"]),
+            event=str(data["event"]),
+            body=str(data["body"]),
+            kid=str(data["kid"]),
+            signature=str(data["signature"]),
+            prev_hash=str(data["prev_hash"]),
+            hash=str(data["hash"]),
+        )
+    except KeyError as exc:
+        raise _Broken(f"line {number}: field {exc.args[0]} missing") from None
+    except (TypeError, ValueError):
+        raise _Broken(f"line {number}: seq and timestamp must be integers") from None
+
+
+def _compare(given: Mapping[str, Any], expected: Mapping[str, Any], row: ReceiptRow) -> None:
+    for name, value in given.items():
+        if name in _CHAIN_FIELDS or name not in expected:
+            continue
+        if expected[name] != value:
+            raise _Broken(
+                f"{name} differs from the signed body (edited after signing)",
+                row.seq,
+                row.receipt_id,
+            )
+
+
+def _head_from(data: Mapping[str, Any]) -> tuple[ChainHead | None, Checkpoint | None]:
+    try:
+        head_data = data.get("chain_head")
+        cp_data = data.get("checkpoint")
+        head = ChainHead(**head_data) if head_data else None
+        checkpoint = Checkpoint(**cp_data) if cp_data else None
+    except TypeError:
+        raise _Broken("the chain head line is malformed") from None
+    return head, checkpoint
+
+
+def _verify_jsonl(lines: Iterator[tuple[int, str]], signer: ReceiptSigner) -> VerifyResult:
+    chain = _Chain(signer, None)
+    trailer: tuple[ChainHead | None, Checkpoint | None] | None = None
+    try:
+        for number, data in _json_rows(lines):
+            if trailer is not None:
+                raise _Broken(f"line {number}: receipts after the chain head line")
+            if "chain_head" in data:
+                trailer = _head_from(data)
+                continue
+            row = _row_from(number, data)
+            stored = chain.add(row, strict=False)
+            _compare(data, stored.to_dict(), row)
+        if trailer is not None:
+            head, checkpoint = trailer
+            if checkpoint is not None and not checkpoint.verify(signer):
+                raise _Broken("the purge checkpoint signature does not verify")
+            start_seq, start_hash = (
+                (checkpoint.seq, checkpoint.hash) if checkpoint else (0, GENESIS_HASH)
+            )
+            first = chain.first_row
+            if first is not None and first.seq != start_seq + 1:
+                raise _Broken(
+                    f"export starts at seq {first.seq}, the log starts at seq {start_seq + 1} "
+                    "(receipts deleted)",
+                    first.seq,
+                    first.receipt_id,
+                )
+            if first is not None and first.prev_hash != start_hash:
+                raise _Broken(
+                    "the first receipt does not link to the start of the log",
+                    first.seq,
+                    first.receipt_id,
+                )
+            if chain.first_gap is not None:
+                raise chain.first_gap
+            if first is None:
+                chain.start = (start_seq, start_hash)
+            _check_head(head, chain, signer)
+    except _Broken as exc:
+        return _result(exc, chain.count)
+    head = trailer[0] if trailer else None
+    return VerifyResult(ok=True, count=chain.count, head=head)
+
+
+def _verify_csv(lines: Iterator[tuple[int, str]], signer: ReceiptSigner) -> VerifyResult:
+    chain = _Chain(signer, None)
+    reader = csv.DictReader(line for _, line in lines)
+    try:
+        missing = [c for c in _CHAIN_FIELDS if c not in (reader.fieldnames or ())]
+        if missing:
+            raise _Broken(f"CSV export lacks the columns {', '.join(missing)}")
+        for index, record in enumerate(reader, start=2):
+            data = {
+                k: (v or "") if k in _CHAIN_FIELDS else _csv_unsafe(v or "")
+                for k, v in record.items()
+                if k is not None
+            }
+            row = _row_from(index, data)
+            stored = chain.add(row, strict=False)
+            _compare(data, _csv_fields(stored), row)
+    except _Broken as exc:
+        return _result(exc, chain.count)
+    return VerifyResult(ok=True, count=chain.count)
+
+
+def verify_file(path: str | Path, signer: ReceiptSigner) -> VerifyResult:
+    """Verify an export (JSON Lines, or CSV).
+
+    Every receipt's signature, hash and fields are checked, and each receipt that directly
+    follows another (consecutive seq) must link to it. A complete JSON Lines export, which ends
+    with the signed chain head, must also hold every receipt from the start of the log to the
+    head; a filtered export may skip receipts.
+    """
+    with open(path, encoding="utf-8", newline="") as handle:
+        first = handle.read(1)
+        handle.seek(0)
+        lines = enumerate(handle, start=1)
+        if first in ("{", "\n", ""):
+            return _verify_jsonl(lines, signer)
+        return _verify_csv(lines, signer)
+
+
+def purge(store: ReceiptStore, before: int | str) -> int:
+    """Delete receipts recorded before ``before`` (see ``ReceiptStore.purge``)."""
+    cut = _as_time(before)
+    assert cut is not None
+    return store.purge(cut)
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def _signer(required: bool) -> ReceiptSigner | None:
+    try:
+        return ReceiptSigner.from_env()
+    except ValueError:
+        if required:
+            raise
+        return None
+
+
+def _fail(message: str) -> int:
+    print(f"consent: error: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    try:
+        since = parse_time(args.since) if args.since else None
+        until = parse_time(args.until) if args.until else None
+        store = open_store(args.store, _signer(required=False))
+    except ValueError as exc:
+        return _fail(str(exc))
+    try:
+        if args.output:
+            with open(args.output, "w", encoding="utf-8", newline="") as out:
+                n = export(store, out, args.format, since, until, args.event)
+            print(f"Exported {n} receipts to {args.output}", file=sys.stderr)
+        else:
+            export(store, sys.stdout, args.format, since, until, args.event)
+            sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`consent export ... | head`): not an error.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
+    except StoreUnavailable as exc:
+        return _fail(str(exc))
+    except OSError as exc:
+        return _fail(f"cannot write {args.output}: {exc}")
+    return EXIT_OK
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    try:
+        signer = _signer(required=True)
+        assert signer is not None
+        if args.file:
+            result = verify_file(args.file, signer)
+        else:
+            result = verify_store(open_store(args.store, signer), signer)
+    except (ValueError, StoreUnavailable) as exc:
+        return _fail(str(exc))
+    except OSError as exc:
+        return _fail(f"cannot read {args.file}: {exc}")
+    print(result.message())
+    if result.ok and result.head is not None:
+        print(f"head: seq {result.head.seq} hash {result.head.hash}")
+    return EXIT_OK if result.ok else EXIT_FINDING
+
+
+def cmd_purge(args: argparse.Namespace) -> int:
+    try:
+        signer = _signer(required=True)
+        before = parse_time(args.before)
+        store = open_store(args.store, signer)
+    except ValueError as exc:
+        return _fail(str(exc))
+    assert signer is not None
+    if before > time.time():
+        return _fail(f"--before {args.before} is in the future; a retention cut-off is a past date")
+    try:
+        result = verify_store(store, signer)
+        if not result.ok:
+            print(f"refusing to purge a broken log: {result.message()}")
+            return EXIT_FINDING
+        n = store.purge(before)
+        checkpoint = store.chain_state().checkpoint
+    except StoreUnavailable as exc:
+        return _fail(str(exc))
+    where = f"; the log now starts after seq {checkpoint.seq}" if checkpoint else ""
+    print(f"Purged {n} receipts recorded before {format_time(before)}{where}")
+    return EXIT_OK
+
+
+def register(subparsers: Any) -> None:
+    """Add ``export``, ``verify`` and ``purge`` to the ``consent`` command."""
+    times = (
+        "Times are YYYY-MM-DD (midnight UTC) or RFC 3339 (2026-11-25T12:00:00Z). "
+        "Keys come from CONSENT_SECRET_KEY (comma-separated; all verify)."
+    )
+    p = subparsers.add_parser(
+        "export",
+        help="write the consent-receipt log as JSON Lines or CSV",
+        description=(
+            "Stream the receipt log, oldest first. Every row carries its signature, chain "
+            "hashes and signed body, so the export can be verified on its own. " + times
+        ),
+    )
+    p.add_argument("--store", required=True, metavar="URL", help="receipt store URL")
+    p.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
+    p.add_argument("--since", metavar="TIME", help="receipts at or after TIME")
+    p.add_argument("--until", metavar="TIME", help="receipts before TIME")
+    p.add_argument("--event", choices=EVENTS, help="only this kind of decision")
+    p.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of stdout")
+    p.set_defaults(func=cmd_export)
+
+    p = subparsers.add_parser(
+        "verify",
+        help="prove the consent-receipt log intact",
+        description=(
+            "Check every receipt's signature, hash and link, and the signed chain head. "
+            "Exit 0 and print 'OK: N receipts verified', or exit 1 and name the first "
+            "receipt at fault. " + times
+        ),
+    )
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--store", metavar="URL", help="verify the log in this store")
+    source.add_argument("--file", metavar="EXPORT", help="verify an export (.jsonl or .csv)")
+    p.set_defaults(func=cmd_verify)
+
+    p = subparsers.add_parser(
+        "purge",
+        help="delete receipts older than a retention cut-off",
+        description=(
+            "Verify the log, then delete the receipts recorded before TIME and write a signed "
+            "checkpoint so the remaining log still verifies. " + times
+        ),
+    )
+    p.add_argument("--store", required=True, metavar="URL", help="receipt store URL")
+    p.add_argument("--before", required=True, metavar="TIME", help="retention cut-off")
+    p.set_defaults(func=cmd_purge)

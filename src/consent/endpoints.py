@@ -1,0 +1,693 @@
+"""The consent endpoints under the prefix (default ``/_consent``) and ``/.well-known/gpc.json``.
+
+=======  ===========================  ==================================================
+Method   Path                         What
+=======  ===========================  ==================================================
+GET      ``<prefix>``                 the visitor's state and the categories (JSON)
+POST     ``<prefix>``                 record a decision (JSON or form) -> receipt + cookie
+DELETE   ``<prefix>``                 withdraw every non-necessary category
+GET      ``<prefix>/receipt``         the visitor's latest receipt (JSON or HTML)
+GET      ``<prefix>/declaration``     the cookie declaration (HTML with a no-JS form, or JSON)
+GET      ``<prefix>/banner.js`` ...   banner assets and translations
+GET      ``/.well-known/gpc.json``    Global Privacy Control support resource
+=======  ===========================  ==================================================
+
+Every decision is recorded durably in the receipt store *before* the response (and the new consent
+cookie) is sent. When the store is unavailable the POST answers 503 and sets nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from html import escape
+from importlib import resources
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import anyio
+from starlette.datastructures import Headers
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.types import Receive, Scope, Send
+
+from .classify import Classifier
+from .cookies import cookie_pairs, deletion_variants
+from .declaration import declaration_data, render_html
+from .policy import Policy
+from .receipts import (
+    Controller,
+    Purpose,
+    Receipt,
+    ReceiptSigner,
+    StoredReceipt,
+    to_kantara,
+    truncate_ip,
+)
+from .state import ConsentCookie, ConsentState, new_subject_id
+from .store import ReceiptStore, StoreUnavailable, open_store
+
+__all__ = ["MAX_BODY", "ConsentEndpoints"]
+
+logger = logging.getLogger("consent")
+
+MAX_BODY = 16 * 1024
+_NO_STORE = {"Cache-Control": "no-store", "Vary": "Cookie"}
+
+
+class BadRequest(Exception):
+    """A client error: turned into a JSON response naming the problem."""
+
+    def __init__(self, status: int, error: str, detail: Any = None) -> None:
+        super().__init__(error)
+        self.status = status
+        self.error = error
+        self.detail = detail
+
+    def response(self) -> Response:
+        body: dict[str, Any] = {"error": self.error}
+        if self.detail is not None:
+            body["detail"] = self.detail
+        return JSONResponse(body, status_code=self.status, headers=_NO_STORE)
+
+
+def _load_assets() -> dict[str, tuple[bytes, str, str]]:
+    """Banner assets by path under the prefix: (body, media type, etag)."""
+    assets: dict[str, tuple[bytes, str, str]] = {}
+    root = resources.files("consent") / "banner"
+    types = {
+        ".js": "text/javascript; charset=utf-8",
+        ".css": "text/css; charset=utf-8",
+        ".json": "application/json",
+    }
+    if not root.is_dir():
+        return assets
+    items = [(item.name, item) for item in root.iterdir()]
+    i18n = root / "i18n"
+    if i18n.is_dir():
+        items += [(f"i18n/{item.name}", item) for item in i18n.iterdir()]
+    for name, item in items:
+        suffix = name[name.rfind(".") :]
+        if suffix in types and item.is_file():
+            body = item.read_bytes()
+            assets["/" + name] = (
+                body,
+                types[suffix],
+                '"' + hashlib.sha256(body).hexdigest()[:20] + '"',
+            )
+    return assets
+
+
+class ConsentEndpoints:
+    """Request handlers for the consent routes (called by :class:`ConsentMiddleware`)."""
+
+    def __init__(
+        self,
+        *,
+        policy: Policy,
+        cookie: ConsentCookie,
+        keys: Sequence[str],
+        store: str | ReceiptStore,
+        prefix: str,
+        trusted_origins: Sequence[str],
+        classifier: Classifier,
+        metrics: Any = None,
+    ) -> None:
+        self.policy = policy
+        self.site = policy.site
+        self.cookie = cookie
+        self.signer = ReceiptSigner(list(keys))
+        self._store_spec = store
+        self._store: ReceiptStore | None = None
+        self._store_lock = anyio.Lock()
+        self.prefix = prefix
+        self.trusted_origins = {o.rstrip("/").lower() for o in trusted_origins}
+        self.classifier = classifier
+        self.assets = _load_assets()
+        settings = self.site.consent_cookie
+        self._cookie_tail = f"; Max-Age={settings.max_age}; Path={settings.path}"
+        if settings.domain:
+            self._cookie_tail += f"; Domain={settings.domain}"
+        self._cookie_tail += f"; HttpOnly; SameSite={settings.samesite.capitalize()}"
+        self._purposes_shown = [(key, cat.title, cat.necessary) for key, cat in policy.ordered()]
+        self._gpc_json = json.dumps({"gpc": True, "lastUpdate": self.site.gpc.last_update}).encode()
+
+    # ------------------------------------------------------------------ store
+
+    async def store(self) -> ReceiptStore:
+        """The receipt store, opened on first use (and retried after a failure)."""
+        if self._store is not None:
+            return self._store
+        async with self._store_lock:
+            if self._store is None:
+                spec = self._store_spec
+                store = open_store(spec, self.signer) if isinstance(spec, str) else spec
+                try:
+                    await store.open()
+                except StoreUnavailable:
+                    raise
+                except Exception as exc:  # any driver error while opening = unavailable
+                    raise StoreUnavailable(str(exc)) from exc
+                self._store = store
+            return self._store
+
+    async def aclose(self) -> None:
+        if self._store is not None:
+            await self._store.close()
+            self._store = None
+
+    # ------------------------------------------------------------------ dispatch
+
+    async def __call__(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        path: str,
+        state: ConsentState,
+        subject: str | None,
+    ) -> None:
+        method = scope["method"]
+        sub = path[len(self.prefix) :]
+        response: Response
+        try:
+            if path == "/.well-known/gpc.json":
+                response = self._only(method, ("GET", "HEAD")) or Response(
+                    self._gpc_json,
+                    media_type="application/json",
+                    headers={"Cache-Control": "max-age=86400"},
+                )
+            elif sub in ("", "/"):
+                if method in ("GET", "HEAD"):
+                    response = self.get_state(scope, state, subject)
+                elif method == "POST":
+                    response = await self.post_decision(scope, receive, state, subject)
+                elif method == "DELETE":
+                    response = await self.delete_decision(scope, state, subject)
+                else:
+                    response = self._not_allowed(("GET", "HEAD", "POST", "DELETE"))
+            elif sub == "/receipt":
+                response = self._only(method, ("GET", "HEAD")) or await self.get_receipt(
+                    scope, state
+                )
+            elif sub == "/declaration":
+                response = self._only(method, ("GET", "HEAD")) or self.get_declaration(scope, state)
+            elif sub in self.assets:
+                response = self._only(method, ("GET", "HEAD")) or self.get_asset(scope, sub)
+            else:
+                raise BadRequest(404, "not found", {"path": path})
+        except BadRequest as exc:
+            response = exc.response()
+        await response(scope, receive, send)
+
+    @staticmethod
+    def _only(method: str, allowed: tuple[str, ...]) -> Response | None:
+        return None if method in allowed else ConsentEndpoints._not_allowed(allowed)
+
+    @staticmethod
+    def _not_allowed(allowed: tuple[str, ...]) -> Response:
+        return JSONResponse(
+            {"error": "method not allowed", "detail": {"allowed": list(allowed)}},
+            status_code=405,
+            headers={"Allow": ", ".join(allowed)},
+        )
+
+    # ------------------------------------------------------------------ GET state
+
+    def _language(self, scope: Scope) -> str:
+        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+        lang = query.get("lang", "").split("-")[0].lower()
+        return lang if lang and lang.isalpha() and len(lang) <= 3 else self.site.language
+
+    def state_json(
+        self, state: ConsentState, subject: str | None, language: str, prefix: str
+    ) -> dict[str, Any]:
+        decl = declaration_data(self.policy, language)
+        categories = []
+        for cat in decl["categories"]:
+            key = cat["key"]
+            categories.append(
+                {
+                    "key": key,
+                    "title": cat["title"],
+                    "description": cat["description"],
+                    "necessary": cat["necessary"],
+                    "granted": state.allows(key),
+                    "sale_or_share": cat["sale_or_share"],
+                    "consent_mode": cat["consent_mode"],
+                    "cookies": [
+                        {k: c[k] for k in ("name", "vendor", "purpose", "duration")}
+                        for c in cat["cookies"]
+                    ],
+                }
+            )
+        return {
+            **state.to_json(),
+            "revision": self.policy.short_revision,
+            "revision_changed": (not state.decided) and subject is not None,
+            "language": language,
+            "notice": self.site.banner.notice,
+            "policy_url": self.site.policy_url,
+            "controller": self.site.controller.model_dump(mode="json"),
+            "jurisdiction": self.site.jurisdiction,
+            "prefix": prefix,
+            "categories": categories,
+        }
+
+    def _public_prefix(self, scope: Scope) -> str:
+        return str(scope.get("root_path", "")) + self.prefix
+
+    def get_state(self, scope: Scope, state: ConsentState, subject: str | None) -> Response:
+        body = self.state_json(state, subject, self._language(scope), self._public_prefix(scope))
+        return JSONResponse(body, headers=_NO_STORE)
+
+    # ------------------------------------------------------------------ POST / DELETE
+
+    def _check_origin(self, scope: Scope, headers: Headers) -> None:
+        """Refuse cross-site decisions: a hostile page must not grant consent for a visitor."""
+        site = headers.get("sec-fetch-site")
+        if site == "same-origin":
+            return
+        origin = headers.get("origin")
+        if origin and origin != "null":
+            origin = origin.rstrip("/").lower()
+            if origin in self.trusted_origins:
+                return
+            host = headers.get("host", "").lower()
+            parts = urlsplit(origin)
+            if host and parts.scheme in ("http", "https") and parts.netloc == host:
+                return
+        raise BadRequest(
+            403,
+            "cross-site request refused",
+            "a consent decision is accepted only from the site's own pages (same-origin "
+            "Sec-Fetch-Site or a matching Origin header)",
+        )
+
+    async def _read_body(self, scope: Scope, receive: Receive, headers: Headers) -> bytes:
+        declared = headers.get("content-length")
+        if declared is not None:
+            try:
+                if int(declared) > MAX_BODY:
+                    raise BadRequest(413, "request body too large", {"limit_bytes": MAX_BODY})
+            except ValueError:
+                raise BadRequest(400, "invalid Content-Length header") from None
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise BadRequest(400, "client disconnected")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > MAX_BODY:
+                raise BadRequest(413, "request body too large", {"limit_bytes": MAX_BODY})
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+    def _parse_decision(
+        self, content_type: str, body: bytes
+    ) -> tuple[set[str], dict[str, Any], bool]:
+        """The granted categories, extra fields (method, page, next) and whether it was a form."""
+        media = content_type.split(";")[0].strip().lower()
+        extra: dict[str, Any] = {}
+        refuse: list[str] = []
+        if media == "application/json":
+            try:
+                data = json.loads(body)
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise BadRequest(400, "malformed JSON body", str(exc)) from None
+            if not isinstance(data, dict) or "accept" not in data:
+                raise BadRequest(
+                    422, "the body must be an object with an 'accept' field", {"field": "accept"}
+                )
+            accept = data["accept"]
+            if accept == "all":
+                accepted = set(self.policy.optional)
+            elif accept == "none":
+                accepted = set()
+            elif isinstance(accept, list) and all(isinstance(a, str) for a in accept):
+                accepted = set(accept)
+            else:
+                raise BadRequest(
+                    422,
+                    '\'accept\' must be a list of category keys, "all" or "none"',
+                    {"field": "accept"},
+                )
+            raw_refuse = data.get("refuse", [])
+            if not isinstance(raw_refuse, list) or not all(isinstance(r, str) for r in raw_refuse):
+                raise BadRequest(
+                    422, "'refuse' must be a list of category keys", {"field": "refuse"}
+                )
+            refuse = raw_refuse
+            for name in ("method", "page"):
+                if isinstance(data.get(name), str):
+                    extra[name] = data[name]
+            is_form = False
+        elif media == "application/x-www-form-urlencoded":
+            try:
+                fields = parse_qsl(
+                    body.decode("utf-8"), keep_blank_values=True, strict_parsing=False
+                )
+            except UnicodeDecodeError:
+                raise BadRequest(400, "form body is not UTF-8") from None
+            values = [v for k, v in fields if k == "accept"]
+            if "all" in values:
+                accepted = set(self.policy.optional)
+            else:
+                accepted = {v for v in values if v and v != "none"}
+            for k, v in fields:
+                if k in ("next", "page", "method"):
+                    extra[k] = v
+            is_form = True
+        else:
+            raise BadRequest(
+                415,
+                "unsupported content type",
+                {
+                    "expected": ["application/json", "application/x-www-form-urlencoded"],
+                    "got": media or None,
+                },
+            )
+        unknown = sorted((accepted | set(refuse)) - set(self.policy.categories))
+        if unknown:
+            raise BadRequest(
+                422, f"unknown category: {', '.join(map(repr, unknown))}", {"unknown": unknown}
+            )
+        necessary_refused = sorted(set(refuse) & self.policy.necessary)
+        if necessary_refused:
+            raise BadRequest(
+                422,
+                f"necessary categories cannot be refused: {', '.join(necessary_refused)}",
+                {"necessary": necessary_refused},
+            )
+        both = sorted(accepted & set(refuse))
+        if both:
+            raise BadRequest(
+                422, f"categories both accepted and refused: {', '.join(both)}", {"conflict": both}
+            )
+        return accepted - self.policy.necessary, extra, is_form
+
+    async def post_decision(
+        self, scope: Scope, receive: Receive, state: ConsentState, subject: str | None
+    ) -> Response:
+        headers = Headers(scope=scope)
+        self._check_origin(scope, headers)
+        body = await self._read_body(scope, receive, headers)
+        granted, extra, is_form = self._parse_decision(headers.get("content-type", ""), body)
+        method = extra.get("method") if extra.get("method") in ("banner", "form", "api") else None
+        if method is None:
+            method = "form" if is_form else "api"
+        if state.gpc:
+            granted -= self.policy.sale_or_share
+        event = "updated" if state.decided else ("given" if granted else "refused")
+        page = extra.get("page") or extra.get("next") or _referer_path(headers)
+        return await self._record(
+            scope, headers, state, subject, granted, event, method, page, is_form, extra
+        )
+
+    async def delete_decision(
+        self, scope: Scope, state: ConsentState, subject: str | None
+    ) -> Response:
+        headers = Headers(scope=scope)
+        self._check_origin(scope, headers)
+        return await self._record(
+            scope,
+            headers,
+            state,
+            subject,
+            set(),
+            "withdrawn",
+            "api",
+            _referer_path(headers),
+            False,
+            {},
+        )
+
+    async def _record(
+        self,
+        scope: Scope,
+        headers: Headers,
+        state: ConsentState,
+        subject: str | None,
+        granted: set[str],
+        event: str,
+        method: str,
+        page: str | None,
+        is_form: bool,
+        extra: dict[str, Any],
+    ) -> Response:
+        subject_id = state.subject_id or subject or new_subject_id()
+        now = int(time.time())
+        receipt_id = str(uuid.uuid4())
+        new_state = self.cookie.decision(
+            granted, receipt_id=receipt_id, subject_id=subject_id, decided_at=now
+        )
+        if state.gpc:
+            new_state = new_state.with_gpc(self.policy.sale_or_share)
+        site = self.site
+        client = scope.get("client")
+        ip = None
+        if site.receipts.ip == "truncate" and client:
+            ip = truncate_ip(str(client[0]))
+        receipt = Receipt(
+            receipt_id=receipt_id,
+            subject_id=subject_id,
+            timestamp=now,
+            event=event,  # type: ignore[arg-type]
+            granted=sorted(new_state.granted),
+            refused=sorted(new_state.denied),
+            revision=self.policy.revision,
+            policy_url=site.policy_url,
+            method=method,  # type: ignore[arg-type]
+            jurisdiction=site.jurisdiction,
+            language=self._language(scope),
+            controller=Controller(
+                name=site.controller.name,
+                email=site.controller.email,
+                address=site.controller.address,
+                url=site.controller.url,
+                phone=site.controller.phone,
+            ),
+            purposes=[
+                Purpose(key=key, title=title, necessary=necessary, granted=new_state.allows(key))
+                for key, title, necessary in self._purposes_shown
+            ],
+            page=(page or None) and page[:2000],
+            ip=ip,
+            user_agent=headers.get("user-agent", "")[:512] or None
+            if site.receipts.user_agent
+            else None,
+            gpc=state.gpc,
+        )
+        try:
+            store = await self.store()
+            stored = await store.append(receipt)
+        except StoreUnavailable as exc:
+            logger.error("consent receipt store unavailable: %s", exc)
+            return JSONResponse(
+                {
+                    "error": "consent could not be recorded",
+                    "detail": "the receipt store is unavailable; nothing was recorded and your previous "
+                    "choice (if any) still applies. Please try again later.",
+                },
+                status_code=503,
+                headers={**_NO_STORE, "Retry-After": "30"},
+            )
+
+        secure = self._secure(scope)
+        cookie_header = (
+            f"{site.consent_cookie.name}={self.cookie.dumps(new_state)}{self._cookie_tail}"
+        )
+        if secure:
+            cookie_header += "; Secure"
+        expire = self._expiry_for(headers, new_state.denied, secure)
+
+        response: Response
+        if is_form and "application/json" not in headers.get("accept", ""):
+            response = RedirectResponse(_safe_next(extra.get("next"), headers), status_code=303)
+        else:
+            body = self.state_json(
+                new_state, subject_id, receipt.language, self._public_prefix(scope)
+            )
+            response = JSONResponse(
+                {
+                    "receipt_id": receipt_id,
+                    "event": event,
+                    "state": body,
+                    "receipt": stored.to_dict(),
+                },
+                headers=_NO_STORE,
+            )
+        response.raw_headers.append((b"set-cookie", cookie_header.encode("latin-1")))
+        response.raw_headers.extend((b"set-cookie", h) for h in expire)
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    def _secure(self, scope: Scope) -> bool:
+        setting = self.site.consent_cookie.secure
+        if setting == "auto":
+            return scope.get("scheme") == "https" or self.site.consent_cookie.samesite == "none"
+        return bool(setting)
+
+    def _expiry_for(self, headers: Headers, denied: frozenset[str], secure: bool) -> list[bytes]:
+        out: list[bytes] = []
+        for value in headers.getlist("cookie"):
+            for name, _raw in cookie_pairs(value.encode("latin-1")):
+                found = self.classifier.match(name)
+                if found is None or found[0] not in denied or found[1].third_party:
+                    continue
+                rule = found[1]
+                out.extend(
+                    deletion_variants(
+                        name,
+                        path=rule.path,
+                        domains=rule.domains,
+                        secure=secure,
+                        partitioned=rule.partitioned,
+                    )
+                )
+        return out
+
+    # ------------------------------------------------------------------ receipts, declaration, assets
+
+    async def get_receipt(self, scope: Scope, state: ConsentState) -> Response:
+        if not state.decided or not state.receipt_id:
+            raise BadRequest(404, "no consent decision recorded for this browser")
+        try:
+            store = await self.store()
+            stored = await store.get(state.receipt_id)
+        except StoreUnavailable:
+            raise BadRequest(503, "the receipt store is unavailable") from None
+        if stored is None or stored.receipt.subject_id != state.subject_id:
+            raise BadRequest(404, "receipt not found")
+        headers = Headers(scope=scope)
+        if _wants_html(headers):
+            return HTMLResponse(
+                _receipt_html(stored, self._public_prefix(scope)), headers=_NO_STORE
+            )
+        return JSONResponse(
+            {"receipt": stored.to_dict(), "kantara": to_kantara(stored)}, headers=_NO_STORE
+        )
+
+    def get_declaration(self, scope: Scope, state: ConsentState) -> Response:
+        headers = Headers(scope=scope)
+        language = self._language(scope)
+        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+        if query.get("format") == "json" or not _wants_html(headers):
+            return JSONResponse(declaration_data(self.policy, language))
+        form = consent_form(self.policy, self._public_prefix(scope), state, next_url="/")
+        page = _page("Cookie declaration", render_html(self.policy, language, form=form), language)
+        return HTMLResponse(page, headers=_NO_STORE)
+
+    def get_asset(self, scope: Scope, sub: str) -> Response:
+        body, media_type, etag = self.assets[sub]
+        headers = Headers(scope=scope)
+        if headers.get("if-none-match") == etag:
+            return Response(status_code=304, headers={"ETag": etag})
+        return Response(
+            body,
+            media_type=media_type,
+            headers={"ETag": etag, "Cache-Control": "public, max-age=3600"},
+        )
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _referer_path(headers: Headers) -> str | None:
+    ref = headers.get("referer")
+    if not ref:
+        return None
+    parts = urlsplit(ref)
+    return parts.path or "/"
+
+
+def _safe_next(value: str | None, headers: Headers) -> str:
+    """A same-origin redirect target: a path starting with a single '/', no CR/LF or backslash."""
+    candidate = value if value is not None else (_referer_path(headers) or "/")
+    if (
+        not candidate.startswith("/")
+        or candidate.startswith("//")
+        or any(c in candidate for c in "\\\r\n\t")
+        or len(candidate) > 2000
+    ):
+        return "/"
+    return candidate
+
+
+def _wants_html(headers: Headers) -> bool:
+    accept = headers.get("accept", "")
+    return "text/html" in accept and accept.find("text/html") < (
+        accept.find("application/json") if "application/json" in accept else len(accept) + 1
+    )
+
+
+def _page(title: str, body: str, language: str) -> str:
+    return (
+        f'<!doctype html><html lang="{escape(language)}"><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>{escape(title)}</title>'
+        "<style>body{font:16px/1.5 system-ui,sans-serif;max-width:48rem;margin:2rem auto;padding:0 1rem;"
+        "color:#1a1a1a}table{border-collapse:collapse;width:100%}td,th{border:1px solid #bbb;padding:.3rem .5rem;"
+        "text-align:left}fieldset{margin:1rem 0}button{font:inherit;padding:.5rem 1rem;margin:.25rem}"
+        "</style></head><body>" + body + "</body></html>"
+    )
+
+
+def consent_form(policy: Policy, prefix: str, state: ConsentState, *, next_url: str) -> str:
+    """A plain HTML form with the same choices as the banner (works without JavaScript)."""
+    rows = []
+    for key, cat in policy.ordered():
+        if cat.necessary:
+            rows.append(
+                f'<p><label><input type="checkbox" checked disabled> {escape(cat.title)} '
+                "(always active)</label></p>"
+            )
+        else:
+            checked = " checked" if key in state.granted else ""
+            rows.append(
+                f'<p><label><input type="checkbox" name="accept" value="{escape(key)}"{checked}> '
+                f"{escape(cat.title)}</label></p>"
+            )
+    return (
+        f'<form method="post" action="{escape(prefix)}" class="consent-form">'
+        f"<fieldset><legend>Your cookie choices</legend>{''.join(rows)}</fieldset>"
+        f'<input type="hidden" name="next" value="{escape(next_url)}">'
+        '<button type="submit" name="save" value="1">Save choices</button>'
+        '<button type="submit" name="accept" value="all">Accept all</button>'
+        '<button type="submit" name="accept" value="none">Reject all</button>'
+        "</form>"
+    )
+
+
+def _receipt_html(stored: StoredReceipt, prefix: str) -> str:
+    r = stored.receipt
+    rows = [
+        ("Receipt", r.receipt_id),
+        ("Time (UTC)", r.time),
+        ("Event", r.event),
+        ("Granted", ", ".join(r.granted) or "none"),
+        ("Refused", ", ".join(r.refused) or "none"),
+        ("How", r.method),
+        ("Global Privacy Control", "yes" if r.gpc else "no"),
+        ("Controller", f"{r.controller.name} <{r.controller.email}>"),
+        ("Policy", r.policy_url),
+        ("Policy revision", r.revision),
+        ("Jurisdiction", r.jurisdiction),
+        ("Your pseudonymous id", r.subject_id),
+        ("Signature (key " + stored.kid + ")", stored.signature),
+        ("Chain hash", stored.hash),
+    ]
+    table = "".join(
+        f'<tr><th scope="row">{escape(k)}</th><td>{escape(str(v))}</td></tr>' for k, v in rows
+    )
+    body = (
+        "<h1>Your consent receipt</h1><p>This is the record the site keeps of your cookie choice.</p>"
+        f"<table>{table}</table>"
+        f'<p><a href="{escape(prefix)}/declaration">Change your choices</a></p>'
+    )
+    return _page("Consent receipt", body, r.language)

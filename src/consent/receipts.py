@@ -1,0 +1,519 @@
+"""Consent receipts: the record, its canonical body, its signature and its place in the chain.
+
+A :class:`Receipt` is what the site records when a visitor gives, refuses, updates or withdraws
+consent. Its canonical JSON body (:func:`canonical_json`) is what gets signed and hashed; the
+store keeps that exact text, so verification never depends on re-serialising anything.
+
+Each stored receipt (:class:`StoredReceipt`) carries a sequence number, the signature and a link
+to the previous receipt::
+
+    hash = sha256(prev_hash + "\\n" + body + "\\n" + kid + "\\n" + signature)
+
+The first receipt links to ``"0" * 64``. A signed :class:`ChainHead` (the last sequence number
+and hash) and, after a purge, a signed :class:`Checkpoint` (where the surviving log starts) make
+truncation at either end detectable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import os
+import time as _time
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from itsdangerous import Signer
+from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
+
+__all__ = [
+    "GENESIS_HASH",
+    "KANTARA_VERSION",
+    "MAX_TIMESTAMP",
+    "ChainHead",
+    "Checkpoint",
+    "Controller",
+    "Event",
+    "Method",
+    "Purpose",
+    "Receipt",
+    "ReceiptSigner",
+    "StoredReceipt",
+    "canonical_json",
+    "chain_hash",
+    "event_for",
+    "format_time",
+    "key_id",
+    "to_kantara",
+    "truncate_ip",
+]
+
+Event = Literal["given", "refused", "updated", "withdrawn"]
+Method = Literal["banner", "form", "api", "gpc"]
+
+GENESIS_HASH = "0" * 64
+KANTARA_VERSION = "KI-CR-v1.1.0"
+
+RECEIPT_SALT = "consent-receipt"
+CHAIN_SALT = "consent-chain"
+
+MAX_TIMESTAMP = 253_402_300_799  # 9999-12-31T23:59:59Z
+_MAX_USER_AGENT = 512
+_MAX_PAGE = 2048
+
+
+def format_time(timestamp: int) -> str:
+    """Unix seconds -> RFC 3339 in UTC, e.g. ``2026-11-25T12:00:00Z``."""
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def truncate_ip(ip: str) -> str | None:
+    """Shorten an address to its network: IPv4 to /24, IPv6 to /48; anything else -> None.
+
+    ``"203.0.113.77"`` -> ``"203.0.113.0"``; ``"2001:db8:1234:5678::1"`` -> ``"2001:db8:1234::"``.
+    IPv4-mapped IPv6 addresses are treated as IPv4. Truncating an already truncated address
+    returns it unchanged.
+    """
+    text = ip.strip()
+    if text.startswith("[") and text.endswith("]"):
+        text = text[1:-1]
+    try:
+        addr = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(addr, ipaddress.IPv6Address):
+        # A mapped IPv4 address counts as IPv4; rebuilding from the bytes drops a zone id.
+        mapped = addr.ipv4_mapped
+        addr = mapped if mapped is not None else ipaddress.IPv6Address(addr.packed)
+    prefix = 24 if isinstance(addr, ipaddress.IPv4Address) else 48
+    return str(ipaddress.ip_network(f"{addr}/{prefix}", strict=False).network_address)
+
+
+def event_for(
+    previous_granted: Iterable[str] | None,
+    granted: Iterable[str],
+    explicit_withdraw: bool = False,
+) -> Event:
+    """Name the decision being recorded.
+
+    ``explicit_withdraw`` (the visitor withdrew everything, ``DELETE``) -> ``withdrawn``; no
+    earlier decision and something granted -> ``given``; no earlier decision and nothing
+    granted -> ``refused``; any later decision -> ``updated``.
+    """
+    if explicit_withdraw:
+        return "withdrawn"
+    if previous_granted is None:
+        return "given" if set(granted) else "refused"
+    return "updated"
+
+
+class Controller(BaseModel):
+    """The data controller named on every receipt (GDPR Art. 13(1)(a))."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    email: str
+    address: str | None = None
+    url: str | None = None
+    phone: str | None = None
+    contact: str | None = None
+
+
+class Purpose(BaseModel):
+    """One category as the visitor was shown it, and whether it ended up granted."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    key: str
+    title: str
+    necessary: bool = False
+    granted: bool = False
+    third_parties: list[str] = Field(default_factory=list)
+
+
+def _new_receipt_id() -> str:
+    return str(uuid.uuid4())
+
+
+def _now() -> int:
+    return int(_time.time())
+
+
+class Receipt(BaseModel):
+    """A consent receipt: one decision by one (pseudonymous) visitor.
+
+    ``subject_id`` is the pseudonymous identifier carried in the consent cookie, never an IP
+    address. ``ip`` is stored truncated (see :func:`truncate_ip`) whatever is passed in.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    receipt_id: str = Field(default_factory=_new_receipt_id)
+    subject_id: str = Field(min_length=1)
+    timestamp: int = Field(default_factory=_now, ge=0, le=MAX_TIMESTAMP)
+    event: Event
+    granted: list[str] = Field(default_factory=list)
+    refused: list[str] = Field(default_factory=list)
+    revision: str
+    policy_url: str
+    method: Method
+    jurisdiction: str
+    language: str
+    controller: Controller
+    purposes: list[Purpose] = Field(default_factory=list)
+    page: str | None = None
+    ip: str | None = None
+    user_agent: str | None = None
+    gpc: bool = False
+
+    @field_validator("receipt_id")
+    @classmethod
+    def _check_receipt_id(cls, value: str) -> str:
+        try:
+            return str(uuid.UUID(value))
+        except ValueError:
+            raise ValueError("receipt_id must be a UUID") from None
+
+    @field_validator("granted", "refused")
+    @classmethod
+    def _sort_keys(cls, value: list[str]) -> list[str]:
+        return sorted(value)
+
+    @field_validator("ip")
+    @classmethod
+    def _truncate_ip(cls, value: str | None) -> str | None:
+        return None if value is None else truncate_ip(value)
+
+    @field_validator("user_agent")
+    @classmethod
+    def _cap_user_agent(cls, value: str | None) -> str | None:
+        return None if value is None else value[:_MAX_USER_AGENT]
+
+    @field_validator("page")
+    @classmethod
+    def _cap_page(cls, value: str | None) -> str | None:
+        return None if value is None else value[:_MAX_PAGE]
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def time(self) -> str:
+        """``timestamp`` as RFC 3339 in UTC."""
+        return format_time(self.timestamp)
+
+    @classmethod
+    def from_body(cls, body: str) -> Receipt:
+        """Parse a canonical body back into a receipt (the derived ``time`` is recomputed)."""
+        data = json.loads(body)
+        if not isinstance(data, dict):
+            raise ValueError("receipt body is not a JSON object")
+        data.pop("time", None)
+        return cls.model_validate(data)
+
+
+def canonical_json(receipt: Receipt) -> str:
+    """The signed and hashed text of a receipt: sorted keys, no whitespace, UTF-8 as is."""
+    return json.dumps(
+        receipt.model_dump(mode="json"),
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+
+
+def chain_hash(prev_hash: str, body: str, kid: str, signature: str) -> str:
+    """Hash of one link: ``sha256(prev_hash \\n body \\n kid \\n signature)`` in hex."""
+    data = "\n".join((prev_hash, body, kid, signature)).encode("utf-8")
+    return hashlib.sha256(data).hexdigest()
+
+
+def key_id(key: str) -> str:
+    """Public identifier of a key: the first 12 hex digits of its SHA-256."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:12]
+
+
+class ReceiptSigner:
+    """HMAC-SHA256 signatures over receipt bodies and chain records, with key rotation.
+
+    The first key signs; every key verifies. Each signature is stored with the signing key's id
+    (:func:`key_id`), so a receipt signed by a retired key still verifies for as long as that key
+    stays in the list. This is a *symmetric* signature: only holders of the key can check it,
+    and they could also have produced it.
+    """
+
+    def __init__(self, keys: str | Sequence[str]) -> None:
+        key_list = [keys] if isinstance(keys, str) else list(keys)
+        key_list = [k for k in key_list if k]
+        if not key_list:
+            raise ValueError("ReceiptSigner needs at least one non-empty key")
+        self._keys: dict[str, str] = {}
+        for key in key_list:
+            self._keys.setdefault(key_id(key), key)
+        self._kid = key_id(key_list[0])
+        self._signers: dict[tuple[str, str], Signer] = {}
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ReceiptSigner:
+        """Keys from ``CONSENT_SECRET_KEY`` (comma-separated, the first signs).
+
+        Raises ValueError when the variable is unset or holds no key.
+        """
+        env = os.environ if environ is None else environ
+        raw = env.get("CONSENT_SECRET_KEY", "")
+        keys = [part.strip() for part in raw.split(",") if part.strip()]
+        if not keys:
+            raise ValueError(
+                "no signing key: set CONSENT_SECRET_KEY (comma-separated for rotation, "
+                "the first key signs)"
+            )
+        return cls(keys)
+
+    @property
+    def kid(self) -> str:
+        """Key id of the signing (first) key."""
+        return self._kid
+
+    @property
+    def kids(self) -> tuple[str, ...]:
+        """Key ids of every key that verifies, signing key first."""
+        return tuple(self._keys)
+
+    def _signer(self, kid: str, salt: str) -> Signer:
+        signer = self._signers.get((kid, salt))
+        if signer is None:
+            signer = Signer(
+                self._keys[kid],
+                salt=salt,
+                key_derivation="hmac",
+                digest_method=hashlib.sha256,
+            )
+            self._signers[(kid, salt)] = signer
+        return signer
+
+    def _sign(self, text: str, salt: str) -> tuple[str, str]:
+        signature = self._signer(self._kid, salt).get_signature(text.encode("utf-8"))
+        return self._kid, signature.decode("ascii")
+
+    def _verify(self, text: str, kid: str, signature: str, salt: str) -> bool:
+        if kid not in self._keys:
+            return False
+        try:
+            sig = signature.encode("ascii")
+        except UnicodeEncodeError:
+            return False
+        return self._signer(kid, salt).verify_signature(text.encode("utf-8"), sig)
+
+    def knows(self, kid: str) -> bool:
+        """True when ``kid`` names one of this signer's keys."""
+        return kid in self._keys
+
+    def sign(self, body: str) -> tuple[str, str]:
+        """Sign a receipt body; returns ``(kid, signature)``."""
+        return self._sign(body, RECEIPT_SALT)
+
+    def verify(self, body: str, kid: str, signature: str) -> bool:
+        """Check a receipt body signature made by any of the configured keys."""
+        return self._verify(body, kid, signature, RECEIPT_SALT)
+
+    def sign_text(self, text: str) -> tuple[str, str]:
+        """Sign a chain record (head, checkpoint); separate from receipt signatures."""
+        return self._sign(text, CHAIN_SALT)
+
+    def verify_text(self, text: str, kid: str, signature: str) -> bool:
+        """Check a signature made by :meth:`sign_text`."""
+        return self._verify(text, kid, signature, CHAIN_SALT)
+
+
+class StoredReceipt(BaseModel):
+    """A receipt as recorded: its body, signature and link in the chain."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    receipt: Receipt
+    seq: int
+    kid: str
+    signature: str
+    prev_hash: str
+    hash: str
+    body: str
+
+    @classmethod
+    def seal(
+        cls, receipt: Receipt, *, seq: int, prev_hash: str, signer: ReceiptSigner
+    ) -> StoredReceipt:
+        """Sign ``receipt`` and link it after ``prev_hash`` as number ``seq``."""
+        body = canonical_json(receipt)
+        kid, signature = signer.sign(body)
+        return cls(
+            receipt=receipt,
+            seq=seq,
+            kid=kid,
+            signature=signature,
+            prev_hash=prev_hash,
+            hash=chain_hash(prev_hash, body, kid, signature),
+            body=body,
+        )
+
+    @property
+    def receipt_id(self) -> str:
+        return self.receipt.receipt_id
+
+    def to_dict(self) -> dict[str, Any]:
+        """Export row: the receipt fields, then seq, kid, signature, prev_hash, hash, body."""
+        row = self.receipt.model_dump(mode="json")
+        row.update(
+            seq=self.seq,
+            kid=self.kid,
+            signature=self.signature,
+            prev_hash=self.prev_hash,
+            hash=self.hash,
+            body=self.body,
+        )
+        return row
+
+    def to_json(self) -> str:
+        """:meth:`to_dict` as one line of JSON."""
+        return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class ChainHead:
+    """The signed position of the last receipt; kept in the same transaction as each append."""
+
+    seq: int
+    hash: str
+    kid: str
+    signature: str
+
+    @staticmethod
+    def text_for(seq: int, hash: str) -> str:
+        return f"consent-chain-head\n{seq}\n{hash}"
+
+    @classmethod
+    def make(cls, seq: int, hash: str, signer: ReceiptSigner) -> ChainHead:
+        kid, signature = signer.sign_text(cls.text_for(seq, hash))
+        return cls(seq=seq, hash=hash, kid=kid, signature=signature)
+
+    def verify(self, signer: ReceiptSigner) -> bool:
+        return signer.verify_text(self.text_for(self.seq, self.hash), self.kid, self.signature)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"seq": self.seq, "hash": self.hash, "kid": self.kid, "signature": self.signature}
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """Written by a purge: the last purged receipt, so the remaining log still verifies.
+
+    ``count`` is the total number of receipts purged so far, ``before`` the cut-off of the
+    latest purge and ``time`` when it ran (unix seconds).
+    """
+
+    seq: int
+    hash: str
+    count: int
+    before: int
+    time: int
+    kid: str
+    signature: str
+
+    @staticmethod
+    def text_for(seq: int, hash: str, count: int, before: int, time: int) -> str:
+        return f"consent-chain-checkpoint\n{seq}\n{hash}\n{count}\n{before}\n{time}"
+
+    @classmethod
+    def make(
+        cls, *, seq: int, hash: str, count: int, before: int, time: int, signer: ReceiptSigner
+    ) -> Checkpoint:
+        kid, signature = signer.sign_text(cls.text_for(seq, hash, count, before, time))
+        return cls(
+            seq=seq, hash=hash, count=count, before=before, time=time, kid=kid, signature=signature
+        )
+
+    def verify(self, signer: ReceiptSigner) -> bool:
+        text = self.text_for(self.seq, self.hash, self.count, self.before, self.time)
+        return signer.verify_text(text, self.kid, self.signature)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "hash": self.hash,
+            "count": self.count,
+            "before": self.before,
+            "time": self.time,
+            "kid": self.kid,
+            "signature": self.signature,
+        }
+
+
+_COLLECTION_METHODS: dict[str, str] = {
+    "banner": "Website cookie banner",
+    "form": "Website consent form (HTML, no script)",
+    "api": "Website consent API (JSON)",
+    "gpc": "Global Privacy Control signal (Sec-GPC: 1)",
+}
+
+_TERMINATION = (
+    "Until the visitor withdraws or changes this choice, the consent cookie expires, "
+    "or the cookie policy revision changes"
+)
+
+
+def to_kantara(stored: StoredReceipt | Receipt) -> dict[str, Any]:
+    """The receipt as a Kantara Initiative Consent Receipt (KI-CR-v1.1.0) JSON document.
+
+    The service is the site; its purposes are the categories the visitor's choice covers
+    (necessary categories as primary purposes, plus every granted category). Refused
+    categories are not purposes of a consent receipt; they remain in the native receipt's
+    ``refused`` field. No ``publicKey`` is given: receipts carry a symmetric signature.
+    """
+    receipt = stored.receipt if isinstance(stored, StoredReceipt) else stored
+    controller = receipt.controller
+    address: dict[str, str] = {}
+    if controller.address:
+        address["streetAddress"] = controller.address
+    pii_controller: dict[str, Any] = {
+        "piiController": controller.name,
+        "contact": controller.contact or controller.email,
+        "address": address,
+        "email": controller.email,
+        "phone": controller.phone or "",
+    }
+    if controller.url:
+        pii_controller["piiControllerUrl"] = controller.url
+
+    purposes: list[dict[str, Any]] = []
+    for purpose in receipt.purposes:
+        if not (purpose.granted or purpose.necessary):
+            continue
+        entry: dict[str, Any] = {
+            "purpose": purpose.title,
+            "purposeCategory": [purpose.key],
+            "consentType": "EXPLICIT",
+            "piiCategory": ["Online identifiers (cookies and similar technologies)"],
+            "primaryPurpose": purpose.necessary,
+            "termination": _TERMINATION,
+            "thirdPartyDisclosure": bool(purpose.third_parties),
+        }
+        if purpose.third_parties:
+            entry["thirdPartyName"] = ", ".join(purpose.third_parties)
+        purposes.append(entry)
+
+    return {
+        "version": KANTARA_VERSION,
+        "jurisdiction": receipt.jurisdiction,
+        "consentTimestamp": receipt.timestamp,
+        "collectionMethod": _COLLECTION_METHODS[receipt.method],
+        "consentReceiptID": receipt.receipt_id,
+        "language": receipt.language,
+        "piiPrincipalId": receipt.subject_id,
+        "piiControllers": [pii_controller],
+        "policyUrl": receipt.policy_url,
+        "services": [{"service": controller.url or controller.name, "purposes": purposes}],
+        "sensitive": False,
+        "spiCat": [],
+    }

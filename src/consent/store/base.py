@@ -1,0 +1,279 @@
+"""What every receipt store provides, and the pieces they share."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from ..receipts import (
+    GENESIS_HASH,
+    ChainHead,
+    Checkpoint,
+    Receipt,
+    ReceiptSigner,
+    StoredReceipt,
+)
+
+__all__ = [
+    "ChainState",
+    "ReceiptRow",
+    "ReceiptStore",
+    "StoreBase",
+    "StoreUnavailable",
+    "last_link",
+    "link",
+    "redact_url",
+]
+
+logger = logging.getLogger("consent.store")
+
+
+class StoreUnavailable(Exception):
+    """The store cannot durably record (or read) receipts right now.
+
+    Raised by ``append``, ``get`` and ``latest_for_subject`` when the database file is not
+    writable, the disk is full, the server is down, and so on. Nothing was recorded. The
+    consent endpoints answer 503; pages keep being served; the next call tries again.
+    """
+
+
+@dataclass(frozen=True)
+class ReceiptRow:
+    """One stored row exactly as found: the indexed columns, the body and the chain fields.
+
+    Verification works on rows rather than parsed receipts so that a row whose columns
+    disagree with its signed body, or whose body no longer parses, is reported instead of
+    raising.
+    """
+
+    seq: int
+    receipt_id: str
+    subject_id: str
+    timestamp: int
+    event: str
+    body: str
+    kid: str
+    signature: str
+    prev_hash: str
+    hash: str
+
+    def readable(self) -> StoredReceipt:
+        """:meth:`to_stored` for the web side: an unreadable row is a store fault (503), not
+        a crash."""
+        try:
+            return self.to_stored()
+        except ValueError:
+            logger.error(
+                "stored consent receipt %s (seq %d) is not a valid receipt; run `consent verify`",
+                self.receipt_id,
+                self.seq,
+            )
+            raise StoreUnavailable(
+                f"stored receipt {self.receipt_id} is unreadable; run `consent verify`"
+            ) from None
+
+    def to_stored(self) -> StoredReceipt:
+        """Parse the body (raises ValueError when it is not a valid receipt)."""
+        return StoredReceipt(
+            receipt=Receipt.from_body(self.body),
+            seq=self.seq,
+            kid=self.kid,
+            signature=self.signature,
+            prev_hash=self.prev_hash,
+            hash=self.hash,
+            body=self.body,
+        )
+
+    @classmethod
+    def from_stored(cls, stored: StoredReceipt) -> ReceiptRow:
+        receipt = stored.receipt
+        return cls(
+            seq=stored.seq,
+            receipt_id=receipt.receipt_id,
+            subject_id=receipt.subject_id,
+            timestamp=receipt.timestamp,
+            event=receipt.event,
+            body=stored.body,
+            kid=stored.kid,
+            signature=stored.signature,
+            prev_hash=stored.prev_hash,
+            hash=stored.hash,
+        )
+
+
+@dataclass(frozen=True)
+class ChainState:
+    """The signed chain records: the head (last receipt) and the purge checkpoint, if any."""
+
+    head: ChainHead | None = None
+    checkpoint: Checkpoint | None = None
+
+    def start(self) -> tuple[int, str]:
+        """``(seq, hash)`` the surviving log links to: the checkpoint, else the genesis."""
+        if self.checkpoint is not None:
+            return self.checkpoint.seq, self.checkpoint.hash
+        return 0, GENESIS_HASH
+
+
+def link(
+    receipt: Receipt,
+    signer: ReceiptSigner,
+    last: tuple[int, str],
+) -> tuple[StoredReceipt, ChainHead]:
+    """Seal ``receipt`` after ``last`` = ``(seq, hash)``; returns the row and the new head."""
+    last_seq, last_hash = last
+    stored = StoredReceipt.seal(receipt, seq=last_seq + 1, prev_hash=last_hash, signer=signer)
+    return stored, ChainHead.make(stored.seq, stored.hash, signer)
+
+
+def redact_url(url: str) -> str:
+    """The store URL with any password replaced, for messages and logs."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    netloc, slash, path = rest.partition("/")
+    userinfo, at, host = netloc.rpartition("@")
+    if at and ":" in userinfo:
+        user = userinfo.split(":", 1)[0]
+        netloc = f"{user}:***@{host}"
+    return f"{scheme}://{netloc}{slash}{path}"
+
+
+@runtime_checkable
+class ReceiptStore(Protocol):
+    """A durable, append-only, hash-chained log of signed consent receipts.
+
+    The web side uses the async methods. The command line uses the sync ones, which open
+    their own short-lived connections and need no ``open()``.
+    """
+
+    url: str
+
+    # -- web side (async) -------------------------------------------------------------
+    async def open(self) -> bool:
+        """Prepare the store (create tables). Never raises for an unavailable store: it
+        logs, returns False, and the next call tries again."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections. The store may be opened again."""
+        ...
+
+    async def append(self, receipt: Receipt) -> StoredReceipt:
+        """Sign, chain and durably commit ``receipt`` before returning it.
+
+        Atomic: on any failure nothing is recorded and StoreUnavailable is raised.
+        """
+        ...
+
+    async def latest_for_subject(self, subject_id: str) -> StoredReceipt | None:
+        """The visitor's most recent receipt."""
+        ...
+
+    async def get(self, receipt_id: str) -> StoredReceipt | None:
+        """One receipt by id."""
+        ...
+
+    # -- command-line side (sync) -------------------------------------------------------
+    def iter_raw(
+        self,
+        since: int | None = None,
+        until: int | None = None,
+        event: str | None = None,
+        *,
+        max_seq: int | None = None,
+    ) -> Iterator[ReceiptRow]:
+        """Rows in chain order, streamed in constant memory; ``since <= timestamp < until``."""
+        ...
+
+    def iter_rows(
+        self,
+        since: int | None = None,
+        until: int | None = None,
+        event: str | None = None,
+        *,
+        max_seq: int | None = None,
+    ) -> Iterator[StoredReceipt]:
+        """Like :meth:`iter_raw`, parsed (raises ValueError on a row that does not parse)."""
+        ...
+
+    def chain_state(self) -> ChainState:
+        """The signed head and purge checkpoint."""
+        ...
+
+    def count(self) -> int:
+        """Number of receipts held (purged ones excluded)."""
+        ...
+
+    def purge(self, before: int) -> int:
+        """Delete the oldest receipts, those up to the first one with ``timestamp >= before``.
+
+        Writes a signed checkpoint so the remaining log still verifies. Returns how many
+        receipts were deleted.
+        """
+        ...
+
+
+def last_link(state: ChainState, last_row: tuple[int, str] | None) -> tuple[int, str]:
+    """Where the next receipt links: ``(seq, hash)``.
+
+    The signed head is authoritative: if the newest rows were deleted, the next receipt still
+    follows the head, leaving a gap that verification reports instead of quietly continuing
+    from the truncated end. Without a head (a new log, or a damaged one) the newest row, else
+    the purge checkpoint, else the genesis.
+    """
+    head = state.head
+    if head is not None and (last_row is None or head.seq >= last_row[0]):
+        return head.seq, head.hash
+    if last_row is not None:
+        if head is None:
+            logger.warning(
+                "consent receipt chain head is missing; continuing from the newest receipt "
+                "(seq %d). Run `consent verify`.",
+                last_row[0],
+            )
+        return last_row
+    return state.start()
+
+
+class StoreBase:
+    """Shared plumbing: the URL, the signer, and ``iter_rows`` on top of ``iter_raw``."""
+
+    url: str
+
+    def __init__(self, url: str, signer: ReceiptSigner | None) -> None:
+        self.url = url
+        self._signer = signer
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {redact_url(self.url)}>"
+
+    def _require_signer(self) -> ReceiptSigner:
+        if self._signer is None:
+            raise RuntimeError(
+                "this receipt store was opened without a signing key; set CONSENT_SECRET_KEY"
+            )
+        return self._signer
+
+    def iter_raw(
+        self,
+        since: int | None = None,
+        until: int | None = None,
+        event: str | None = None,
+        *,
+        max_seq: int | None = None,
+    ) -> Iterator[ReceiptRow]:
+        raise NotImplementedError
+
+    def iter_rows(
+        self,
+        since: int | None = None,
+        until: int | None = None,
+        event: str | None = None,
+        *,
+        max_seq: int | None = None,
+    ) -> Iterator[StoredReceipt]:
+        for row in self.iter_raw(since, until, event, max_seq=max_seq):
+            yield row.to_stored()

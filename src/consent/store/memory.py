@@ -1,0 +1,129 @@
+"""``memory://``: an in-process store with the same semantics, for tests.
+
+``memory://`` gives a fresh, private store. ``memory://NAME`` gives the store of that name,
+shared by every ``open_store`` call in the process (so a test can read what a middleware
+recorded). Nothing survives the process.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+
+from ..receipts import Checkpoint, Receipt, ReceiptSigner, StoredReceipt
+from .base import ChainState, ReceiptRow, StoreBase, last_link, link
+
+__all__ = ["MemoryStore"]
+
+
+class _Log:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.rows: list[ReceiptRow] = []
+        self.state = ChainState()
+
+
+_NAMED: dict[str, _Log] = {}
+_NAMED_LOCK = threading.Lock()
+
+
+class MemoryStore(StoreBase):
+    """Receipts in a Python list; for tests and demos only."""
+
+    def __init__(self, url: str, signer: ReceiptSigner | None) -> None:
+        super().__init__(url, signer)
+        name = url.partition("://")[2].strip("/")
+        if name:
+            with _NAMED_LOCK:
+                self._log = _NAMED.setdefault(name, _Log())
+        else:
+            self._log = _Log()
+
+    async def open(self) -> bool:
+        return True
+
+    async def close(self) -> None:
+        return None
+
+    async def append(self, receipt: Receipt) -> StoredReceipt:
+        signer = self._require_signer()
+        log = self._log
+        with log.lock:
+            if any(row.receipt_id == receipt.receipt_id for row in log.rows):
+                raise ValueError(f"duplicate receipt id {receipt.receipt_id}")
+            last_row = (log.rows[-1].seq, log.rows[-1].hash) if log.rows else None
+            stored, head = link(receipt, signer, last_link(log.state, last_row))
+            log.rows.append(ReceiptRow.from_stored(stored))
+            log.state = replace(log.state, head=head)
+        return stored
+
+    async def latest_for_subject(self, subject_id: str) -> StoredReceipt | None:
+        with self._log.lock:
+            for row in reversed(self._log.rows):
+                if row.subject_id == subject_id:
+                    return row.readable()
+        return None
+
+    async def get(self, receipt_id: str) -> StoredReceipt | None:
+        with self._log.lock:
+            for row in self._log.rows:
+                if row.receipt_id == receipt_id:
+                    return row.readable()
+        return None
+
+    def iter_raw(
+        self,
+        since: int | None = None,
+        until: int | None = None,
+        event: str | None = None,
+        *,
+        max_seq: int | None = None,
+    ) -> Iterator[ReceiptRow]:
+        with self._log.lock:
+            rows = list(self._log.rows)
+        for row in rows:
+            if since is not None and row.timestamp < since:
+                continue
+            if until is not None and row.timestamp >= until:
+                continue
+            if event is not None and row.event != event:
+                continue
+            if max_seq is not None and row.seq > max_seq:
+                continue
+            yield row
+
+    def chain_state(self) -> ChainState:
+        with self._log.lock:
+            return self._log.state
+
+    def count(self) -> int:
+        with self._log.lock:
+            return len(self._log.rows)
+
+    def purge(self, before: int) -> int:
+        signer = self._require_signer()
+        log = self._log
+        with log.lock:
+            cut = next((i for i, row in enumerate(log.rows) if row.timestamp >= before), None)
+            n = len(log.rows) if cut is None else cut
+            if n == 0:
+                return 0
+            last = log.rows[n - 1]
+            previous = log.state.checkpoint.count if log.state.checkpoint else 0
+            checkpoint = Checkpoint.make(
+                seq=last.seq,
+                hash=last.hash,
+                count=previous + n,
+                before=before,
+                time=int(time.time()),
+                signer=signer,
+            )
+            del log.rows[:n]
+            log.state = replace(log.state, checkpoint=checkpoint)
+        return n
+
+    # Test helpers: direct access to the rows, to simulate tampering.
+    def _rows(self) -> list[ReceiptRow]:
+        return self._log.rows

@@ -1,0 +1,427 @@
+"""``postgresql://...``: one receipt chain shared by every app instance.
+
+* psycopg 3: an async connection pool for the web side, plain connections for the command line.
+* Every append takes a transaction-level advisory lock before it reads the chain position, so
+  all writers, in any process on any host, extend one chain; the receipt row and the signed
+  chain head are committed together.
+* When the server goes away, ``append`` raises :class:`StoreUnavailable` after at most
+  ``timeout`` seconds; the pool is rebuilt on the next call, so recording resumes as soon as
+  the server is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+from psycopg_pool import AsyncConnectionPool
+
+from ..receipts import ChainHead, Checkpoint, Receipt, ReceiptSigner, StoredReceipt
+from .base import (
+    ChainState,
+    ReceiptRow,
+    StoreBase,
+    StoreUnavailable,
+    last_link,
+    link,
+    redact_url,
+)
+
+__all__ = ["PostgresStore"]
+
+logger = logging.getLogger("consent.store")
+
+# pg_advisory_xact_lock key serialising writers of the receipt chain ("cons" "ent\0").
+CHAIN_LOCK = 0x636F6E73656E7400
+
+# Seconds during which calls fail at once after the server could not be reached.
+RETRY_INTERVAL = 1.0
+
+_SCHEMA = (
+    """
+    CREATE TABLE IF NOT EXISTS consent_receipts (
+        seq         BIGINT  PRIMARY KEY,
+        receipt_id  TEXT    NOT NULL UNIQUE,
+        subject_id  TEXT    NOT NULL,
+        ts          BIGINT  NOT NULL,
+        event       TEXT    NOT NULL,
+        body        TEXT    NOT NULL,
+        kid         TEXT    NOT NULL,
+        signature   TEXT    NOT NULL,
+        prev_hash   TEXT    NOT NULL,
+        hash        TEXT    NOT NULL
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS consent_receipts_subject ON consent_receipts (subject_id, seq)",
+    "CREATE INDEX IF NOT EXISTS consent_receipts_ts ON consent_receipts (ts)",
+    """
+    CREATE TABLE IF NOT EXISTS consent_chain (
+        id              SMALLINT PRIMARY KEY CHECK (id = 1),
+        head_seq        BIGINT,
+        head_hash       TEXT,
+        head_kid        TEXT,
+        head_signature  TEXT,
+        cp_seq          BIGINT,
+        cp_hash         TEXT,
+        cp_count        BIGINT,
+        cp_before       BIGINT,
+        cp_time         BIGINT,
+        cp_kid          TEXT,
+        cp_signature    TEXT
+    )
+    """,
+)
+
+_COLUMNS = "seq, receipt_id, subject_id, ts, event, body, kid, signature, prev_hash, hash"
+_CHAIN_COLUMNS = (
+    "head_seq, head_hash, head_kid, head_signature, "
+    "cp_seq, cp_hash, cp_count, cp_before, cp_time, cp_kid, cp_signature"
+)
+_SELECT_CHAIN = f"SELECT {_CHAIN_COLUMNS} FROM consent_chain WHERE id = 1"
+_SELECT_NEWEST = "SELECT seq, hash FROM consent_receipts ORDER BY seq DESC LIMIT 1"
+_INSERT = f"INSERT INTO consent_receipts ({_COLUMNS}) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
+_UPSERT_HEAD = (
+    "INSERT INTO consent_chain (id, head_seq, head_hash, head_kid, head_signature)"
+    " VALUES (1, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET"
+    " head_seq = excluded.head_seq, head_hash = excluded.head_hash,"
+    " head_kid = excluded.head_kid, head_signature = excluded.head_signature"
+)
+_UPSERT_CHECKPOINT = (
+    "INSERT INTO consent_chain (id, cp_seq, cp_hash, cp_count, cp_before, cp_time, cp_kid,"
+    " cp_signature) VALUES (1, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET"
+    " cp_seq = excluded.cp_seq, cp_hash = excluded.cp_hash, cp_count = excluded.cp_count,"
+    " cp_before = excluded.cp_before, cp_time = excluded.cp_time, cp_kid = excluded.cp_kid,"
+    " cp_signature = excluded.cp_signature"
+)
+
+
+def _row(values: Any) -> ReceiptRow:
+    seq, receipt_id, subject_id, ts, event, body, kid, signature, prev_hash, hash_ = values
+    return ReceiptRow(
+        seq=int(seq),
+        receipt_id=str(receipt_id),
+        subject_id=str(subject_id),
+        timestamp=int(ts),
+        event=str(event),
+        body=str(body),
+        kid=str(kid),
+        signature=str(signature),
+        prev_hash=str(prev_hash),
+        hash=str(hash_),
+    )
+
+
+def _state(found: Any) -> ChainState:
+    if found is None:
+        return ChainState()
+    h_seq, h_hash, h_kid, h_sig, c_seq, c_hash, c_count, c_before, c_time, c_kid, c_sig = found
+    head = None
+    if h_seq is not None:
+        head = ChainHead(seq=int(h_seq), hash=h_hash, kid=h_kid, signature=h_sig)
+    checkpoint = None
+    if c_seq is not None:
+        checkpoint = Checkpoint(
+            seq=int(c_seq),
+            hash=c_hash,
+            count=int(c_count),
+            before=int(c_before),
+            time=int(c_time),
+            kid=c_kid,
+            signature=c_sig,
+        )
+    return ChainState(head=head, checkpoint=checkpoint)
+
+
+def _newest(found: Any) -> tuple[int, str] | None:
+    return None if found is None else (int(found[0]), str(found[1]))
+
+
+def _receipt_params(stored: StoredReceipt) -> tuple[Any, ...]:
+    receipt = stored.receipt
+    return (
+        stored.seq,
+        receipt.receipt_id,
+        receipt.subject_id,
+        receipt.timestamp,
+        receipt.event,
+        stored.body,
+        stored.kid,
+        stored.signature,
+        stored.prev_hash,
+        stored.hash,
+    )
+
+
+class PostgresStore(StoreBase):
+    """Receipts in PostgreSQL (``postgresql://`` or ``postgres://`` URL, libpq syntax)."""
+
+    def __init__(
+        self,
+        url: str,
+        signer: ReceiptSigner | None,
+        *,
+        timeout: float = 5.0,
+        pool_size: int = 10,
+    ) -> None:
+        super().__init__(url, signer)
+        self._timeout = timeout
+        self._pool_size = pool_size
+        self._pool: AsyncConnectionPool | None = None
+        self._pool_lock: asyncio.Lock | None = None
+        # After a failed connection attempt, calls fail fast for a moment instead of queueing
+        # up behind one another, each waiting out its own timeout.
+        self._retry_after = 0.0
+        # Defaults for what the URL does not set itself.
+        try:
+            given = conninfo_to_dict(url)
+        except psycopg.Error as exc:
+            raise ValueError(f"invalid PostgreSQL URL {redact_url(url)!r}: {exc}") from None
+        defaults = {"connect_timeout": max(1, round(timeout)), "application_name": "asgi-consent"}
+        self._connect_kwargs: dict[str, Any] = {k: v for k, v in defaults.items() if k not in given}
+
+    def _unavailable(self, exc: BaseException) -> StoreUnavailable:
+        return StoreUnavailable(f"PostgreSQL receipt store {redact_url(self.url)}: {exc}")
+
+    # -- the pool ------------------------------------------------------------------------
+    async def _get_pool(self) -> AsyncConnectionPool:
+        if self._pool is not None:
+            return self._pool
+        if self._pool_lock is None:
+            self._pool_lock = asyncio.Lock()
+        async with self._pool_lock:
+            if self._pool is not None:
+                return self._pool
+            if time.monotonic() < self._retry_after:
+                raise psycopg.OperationalError("server unreachable (retrying shortly)")
+            pool: AsyncConnectionPool | None = None
+            try:
+                # One direct connection first: it fails at once when the server refuses
+                # connections (a pool would keep retrying until its timeout), and it creates
+                # the tables.
+                conn = await psycopg.AsyncConnection.connect(self.url, **self._connect_kwargs)
+                try:
+                    await self._create_schema(conn)
+                finally:
+                    await conn.close()
+                pool = AsyncConnectionPool(
+                    self.url,
+                    kwargs=self._connect_kwargs,
+                    min_size=1,
+                    max_size=self._pool_size,
+                    open=False,
+                    timeout=self._timeout,
+                    check=AsyncConnectionPool.check_connection,
+                    name="asgi-consent",
+                )
+                await pool.open(wait=True, timeout=self._timeout)
+            except BaseException:
+                self._retry_after = time.monotonic() + RETRY_INTERVAL
+                if pool is not None:
+                    await pool.close(timeout=0)
+                raise
+            self._pool = pool
+            return pool
+
+    async def _discard_pool(self, pool: AsyncConnectionPool) -> None:
+        """Forget a pool that failed; the next call builds a fresh one."""
+        if self._pool is pool:
+            self._pool = None
+            with contextlib.suppress(Exception):
+                await pool.close(timeout=0)
+
+    async def _create_schema(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (CHAIN_LOCK,))
+            for statement in _SCHEMA:
+                await conn.execute(statement)
+            cur = await conn.execute("SHOW synchronous_commit")
+            setting = await cur.fetchone()
+        if setting is not None and str(setting[0]).lower() == "off":
+            logger.warning(
+                "PostgreSQL receipt store %s: synchronous_commit is off, so a receipt may be "
+                "lost in a crash after the visitor was told it was recorded",
+                redact_url(self.url),
+            )
+
+    async def _with_conn(self, fn: Any) -> Any:
+        """Run ``fn(conn)`` on a pooled connection, mapping failures to StoreUnavailable."""
+        try:
+            pool = await self._get_pool()
+        except (psycopg.Error, OSError) as exc:
+            raise self._unavailable(exc) from exc
+        try:
+            async with pool.connection() as conn:
+                return await fn(conn)
+        except psycopg.IntegrityError as exc:
+            raise ValueError(f"receipt rejected by the store: {exc}") from exc
+        except (psycopg.OperationalError, psycopg.InterfaceError, OSError) as exc:
+            await self._discard_pool(pool)
+            raise self._unavailable(exc) from exc
+        except psycopg.Error as exc:
+            raise self._unavailable(exc) from exc
+
+    # -- web side -------------------------------------------------------------------------
+    async def open(self) -> bool:
+        try:
+            await self._get_pool()
+        except (psycopg.Error, OSError) as exc:
+            logger.warning(
+                "%s; receipts cannot be recorded until it is reachable", self._unavailable(exc)
+            )
+            return False
+        return True
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
+
+    async def append(self, receipt: Receipt) -> StoredReceipt:
+        signer = self._require_signer()
+
+        async def write(conn: psycopg.AsyncConnection[Any]) -> StoredReceipt:
+            async with conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock(%s)", (CHAIN_LOCK,))
+                state = _state(await (await conn.execute(_SELECT_CHAIN)).fetchone())
+                newest = _newest(await (await conn.execute(_SELECT_NEWEST)).fetchone())
+                stored, head = link(receipt, signer, last_link(state, newest))
+                await conn.execute(_INSERT, _receipt_params(stored))
+                await conn.execute(_UPSERT_HEAD, (head.seq, head.hash, head.kid, head.signature))
+            return stored
+
+        result: StoredReceipt = await self._with_conn(write)
+        return result
+
+    async def _select_one(self, sql: str, params: tuple[Any, ...]) -> StoredReceipt | None:
+        async def read(conn: psycopg.AsyncConnection[Any]) -> ReceiptRow | None:
+            async with conn.transaction():
+                found = await (await conn.execute(sql, params)).fetchone()
+            return None if found is None else _row(found)
+
+        row: ReceiptRow | None = await self._with_conn(read)
+        return None if row is None else row.readable()
+
+    async def latest_for_subject(self, subject_id: str) -> StoredReceipt | None:
+        return await self._select_one(
+            f"SELECT {_COLUMNS} FROM consent_receipts WHERE subject_id = %s"
+            " ORDER BY seq DESC LIMIT 1",
+            (subject_id,),
+        )
+
+    async def get(self, receipt_id: str) -> StoredReceipt | None:
+        return await self._select_one(
+            f"SELECT {_COLUMNS} FROM consent_receipts WHERE receipt_id = %s", (receipt_id,)
+        )
+
+    # -- command-line side ------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _sync_conn(self) -> Iterator[psycopg.Connection[Any]]:
+        try:
+            conn = psycopg.connect(self.url, **self._connect_kwargs)
+        except (psycopg.Error, OSError) as exc:
+            raise self._unavailable(exc) from exc
+        try:
+            yield conn
+        except psycopg.IntegrityError:
+            raise
+        except psycopg.Error as exc:
+            raise self._unavailable(exc) from exc
+        finally:
+            conn.close()
+
+    def iter_raw(
+        self,
+        since: int | None = None,
+        until: int | None = None,
+        event: str | None = None,
+        *,
+        max_seq: int | None = None,
+    ) -> Iterator[ReceiptRow]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if since is not None:
+            clauses.append("ts >= %s")
+            params.append(since)
+        if until is not None:
+            clauses.append("ts < %s")
+            params.append(until)
+        if event is not None:
+            clauses.append("event = %s")
+            params.append(event)
+        if max_seq is not None:
+            clauses.append("seq <= %s")
+            params.append(max_seq)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        query = f"SELECT {_COLUMNS} FROM consent_receipts{where} ORDER BY seq"
+        # A server-side cursor: rows arrive in batches, memory stays flat.
+        with (
+            self._sync_conn() as conn,
+            conn.transaction(),
+            conn.cursor(name="consent_export") as cursor,
+        ):
+            cursor.itersize = 500
+            cursor.execute(query, params)
+            for values in cursor:
+                yield _row(values)
+
+    def chain_state(self) -> ChainState:
+        with self._sync_conn() as conn:
+            return _state(conn.execute(_SELECT_CHAIN).fetchone())
+
+    def count(self) -> int:
+        with self._sync_conn() as conn:
+            found = conn.execute("SELECT COUNT(*) FROM consent_receipts").fetchone()
+            return 0 if found is None else int(found[0])
+
+    def purge(self, before: int) -> int:
+        signer = self._require_signer()
+        with self._sync_conn() as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (CHAIN_LOCK,))
+            found = conn.execute(
+                "SELECT MIN(seq) FROM consent_receipts WHERE ts >= %s", (before,)
+            ).fetchone()
+            cut = None if found is None else found[0]
+            if cut is None:
+                last = _newest(conn.execute(_SELECT_NEWEST).fetchone())
+            else:
+                last = _newest(
+                    conn.execute(
+                        "SELECT seq, hash FROM consent_receipts WHERE seq < %s"
+                        " ORDER BY seq DESC LIMIT 1",
+                        (cut,),
+                    ).fetchone()
+                )
+            if last is None:
+                return 0
+            deleted = conn.execute(
+                "DELETE FROM consent_receipts WHERE seq <= %s", (last[0],)
+            ).rowcount
+            state = _state(conn.execute(_SELECT_CHAIN).fetchone())
+            previous = state.checkpoint.count if state.checkpoint else 0
+            checkpoint = Checkpoint.make(
+                seq=last[0],
+                hash=last[1],
+                count=previous + deleted,
+                before=before,
+                time=int(time.time()),
+                signer=signer,
+            )
+            conn.execute(
+                _UPSERT_CHECKPOINT,
+                (
+                    checkpoint.seq,
+                    checkpoint.hash,
+                    checkpoint.count,
+                    checkpoint.before,
+                    checkpoint.time,
+                    checkpoint.kid,
+                    checkpoint.signature,
+                ),
+            )
+        return int(deleted)

@@ -1,0 +1,408 @@
+"""``sqlite:///path.db``: the default store, one file, safe for several worker processes.
+
+* WAL journal and ``synchronous=FULL``: a receipt is on disk before ``append`` returns.
+* Every append runs in ``BEGIN IMMEDIATE``: the write lock is taken before the chain position
+  is read, so processes writing the same file (uvicorn/gunicorn workers) keep one valid chain.
+* The web side runs sqlite3 in a worker thread; the command line uses its own connections.
+* A file that cannot be written (read-only, missing directory, full disk) makes ``append``
+  raise :class:`StoreUnavailable`; the connection is dropped and the next call tries again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio.to_thread
+
+from ..receipts import ChainHead, Checkpoint, Receipt, ReceiptSigner, StoredReceipt
+from .base import ChainState, ReceiptRow, StoreBase, StoreUnavailable, last_link, link
+
+__all__ = ["SQLiteStore", "path_from_url"]
+
+logger = logging.getLogger("consent.store")
+
+T = TypeVar("T")
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = (
+    """
+    CREATE TABLE IF NOT EXISTS consent_receipts (
+        seq         INTEGER PRIMARY KEY,
+        receipt_id  TEXT    NOT NULL UNIQUE,
+        subject_id  TEXT    NOT NULL,
+        ts          INTEGER NOT NULL,
+        event       TEXT    NOT NULL,
+        body        TEXT    NOT NULL,
+        kid         TEXT    NOT NULL,
+        signature   TEXT    NOT NULL,
+        prev_hash   TEXT    NOT NULL,
+        hash        TEXT    NOT NULL
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS consent_receipts_subject ON consent_receipts (subject_id, seq)",
+    "CREATE INDEX IF NOT EXISTS consent_receipts_ts ON consent_receipts (ts)",
+    """
+    CREATE TABLE IF NOT EXISTS consent_chain (
+        id              INTEGER PRIMARY KEY CHECK (id = 1),
+        head_seq        INTEGER,
+        head_hash       TEXT,
+        head_kid        TEXT,
+        head_signature  TEXT,
+        cp_seq          INTEGER,
+        cp_hash         TEXT,
+        cp_count        INTEGER,
+        cp_before       INTEGER,
+        cp_time         INTEGER,
+        cp_kid          TEXT,
+        cp_signature    TEXT
+    )
+    """,
+)
+
+_COLUMNS = "seq, receipt_id, subject_id, ts, event, body, kid, signature, prev_hash, hash"
+_CHAIN_COLUMNS = (
+    "head_seq, head_hash, head_kid, head_signature, "
+    "cp_seq, cp_hash, cp_count, cp_before, cp_time, cp_kid, cp_signature"
+)
+
+
+def path_from_url(url: str) -> str:
+    """``sqlite:///rel/path.db`` -> ``rel/path.db``; ``sqlite:////abs/path.db`` -> ``/abs/path.db``."""
+    scheme, sep, rest = url.partition("://")
+    if scheme.lower() != "sqlite" or not sep:
+        raise ValueError(f"not a sqlite URL: {url!r}")
+    if not rest.startswith("/"):
+        raise ValueError(
+            f"invalid sqlite URL {url!r}: use sqlite:///relative/path.db or "
+            "sqlite:////absolute/path.db"
+        )
+    path = rest[1:].split("?", 1)[0]
+    if not path or path == ":memory:":
+        raise ValueError(f"invalid sqlite URL {url!r}: a file path is needed (use memory://)")
+    return path
+
+
+def _row(values: tuple[Any, ...]) -> ReceiptRow:
+    seq, receipt_id, subject_id, ts, event, body, kid, signature, prev_hash, hash_ = values
+    return ReceiptRow(
+        seq=int(seq),
+        receipt_id=str(receipt_id),
+        subject_id=str(subject_id),
+        timestamp=int(ts),
+        event=str(event),
+        body=str(body),
+        kid=str(kid),
+        signature=str(signature),
+        prev_hash=str(prev_hash),
+        hash=str(hash_),
+    )
+
+
+def _chain_state(conn: sqlite3.Connection) -> ChainState:
+    found = conn.execute(f"SELECT {_CHAIN_COLUMNS} FROM consent_chain WHERE id = 1").fetchone()
+    if found is None:
+        return ChainState()
+    h_seq, h_hash, h_kid, h_sig, c_seq, c_hash, c_count, c_before, c_time, c_kid, c_sig = found
+    head = None
+    if h_seq is not None:
+        head = ChainHead(seq=int(h_seq), hash=h_hash, kid=h_kid, signature=h_sig)
+    checkpoint = None
+    if c_seq is not None:
+        checkpoint = Checkpoint(
+            seq=int(c_seq),
+            hash=c_hash,
+            count=int(c_count),
+            before=int(c_before),
+            time=int(c_time),
+            kid=c_kid,
+            signature=c_sig,
+        )
+    return ChainState(head=head, checkpoint=checkpoint)
+
+
+def _newest(conn: sqlite3.Connection) -> tuple[int, str] | None:
+    found = conn.execute("SELECT seq, hash FROM consent_receipts ORDER BY seq DESC LIMIT 1")
+    values = found.fetchone()
+    return None if values is None else (int(values[0]), str(values[1]))
+
+
+@contextlib.contextmanager
+def _write_transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+        raise
+
+
+class SQLiteStore(StoreBase):
+    """Receipts in one SQLite file."""
+
+    def __init__(self, url: str, signer: ReceiptSigner | None, *, timeout: float = 5.0) -> None:
+        super().__init__(url, signer)
+        self.path = path_from_url(url)
+        self._timeout = timeout
+        self._conn: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+
+    # -- connections --------------------------------------------------------------------
+    def _connect(self, *, create: bool) -> sqlite3.Connection:
+        path = Path(self.path)
+        if create:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        elif not path.exists():
+            raise StoreUnavailable(f"no receipt database at {self.path}")
+        conn = sqlite3.connect(
+            self.path,
+            timeout=self._timeout,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
+            (version,) = conn.execute("PRAGMA user_version").fetchone()
+            if create and version < SCHEMA_VERSION:
+                self._create_schema_retrying(conn)
+            conn.execute("PRAGMA synchronous = FULL")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _create_schema_retrying(self, conn: sqlite3.Connection) -> None:
+        # Switching a new file to WAL while another process opens it can report "locked"
+        # at once, without waiting on the busy timeout: retry until the timeout.
+        deadline = time.monotonic() + self._timeout
+        while True:
+            try:
+                self._create_schema(conn)
+                return
+            except sqlite3.OperationalError as exc:
+                message = str(exc).lower()
+                if "locked" not in message and "busy" not in message:
+                    raise
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.02)
+
+    def _create_schema(self, conn: sqlite3.Connection) -> None:
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()
+        if mode is None or str(mode[0]).lower() != "wal":
+            logger.warning("SQLite receipt store %s: WAL journal unavailable", self.path)
+        with _write_transaction(conn):
+            (version,) = conn.execute("PRAGMA user_version").fetchone()
+            if version < SCHEMA_VERSION:
+                for statement in _SCHEMA:
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` on the web side's connection, (re)connecting as needed."""
+        with self._lock:
+            try:
+                if self._conn is None:
+                    self._conn = self._connect(create=True)
+                return fn(self._conn)
+            except sqlite3.IntegrityError as exc:
+                raise ValueError(f"receipt rejected by the store: {exc}") from exc
+            except (sqlite3.Error, OSError) as exc:
+                self._drop()
+                raise StoreUnavailable(f"SQLite receipt store {self.path}: {exc}") from exc
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.close()
+            self._conn = None
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await anyio.to_thread.run_sync(functools.partial(self._call, fn))
+
+    @contextlib.contextmanager
+    def _sync_conn(self) -> Iterator[sqlite3.Connection]:
+        """A short-lived connection for the command line (never creates the file)."""
+        try:
+            conn = self._connect(create=False)
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreUnavailable(f"SQLite receipt store {self.path}: {exc}") from exc
+        try:
+            yield conn
+        except sqlite3.IntegrityError:
+            raise
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreUnavailable(f"SQLite receipt store {self.path}: {exc}") from exc
+        finally:
+            conn.close()
+
+    # -- web side -----------------------------------------------------------------------
+    async def open(self) -> bool:
+        try:
+            await self._run(lambda conn: None)
+        except StoreUnavailable as exc:
+            logger.warning("%s; receipts cannot be recorded until it is writable", exc)
+            return False
+        return True
+
+    async def close(self) -> None:
+        with self._lock:
+            self._drop()
+
+    async def append(self, receipt: Receipt) -> StoredReceipt:
+        signer = self._require_signer()
+
+        def write(conn: sqlite3.Connection) -> StoredReceipt:
+            with _write_transaction(conn):
+                last = last_link(_chain_state(conn), _newest(conn))
+                stored, head = link(receipt, signer, last)
+                conn.execute(
+                    f"INSERT INTO consent_receipts ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    (
+                        stored.seq,
+                        receipt.receipt_id,
+                        receipt.subject_id,
+                        receipt.timestamp,
+                        receipt.event,
+                        stored.body,
+                        stored.kid,
+                        stored.signature,
+                        stored.prev_hash,
+                        stored.hash,
+                    ),
+                )
+                conn.execute(
+                    "INSERT INTO consent_chain (id, head_seq, head_hash, head_kid, head_signature)"
+                    " VALUES (1, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
+                    " head_seq = excluded.head_seq, head_hash = excluded.head_hash,"
+                    " head_kid = excluded.head_kid, head_signature = excluded.head_signature",
+                    (head.seq, head.hash, head.kid, head.signature),
+                )
+            return stored
+
+        return await self._run(write)
+
+    async def latest_for_subject(self, subject_id: str) -> StoredReceipt | None:
+        def read(conn: sqlite3.Connection) -> ReceiptRow | None:
+            found = conn.execute(
+                f"SELECT {_COLUMNS} FROM consent_receipts WHERE subject_id = ?"
+                " ORDER BY seq DESC LIMIT 1",
+                (subject_id,),
+            ).fetchone()
+            return None if found is None else _row(found)
+
+        row = await self._run(read)
+        return None if row is None else row.readable()
+
+    async def get(self, receipt_id: str) -> StoredReceipt | None:
+        def read(conn: sqlite3.Connection) -> ReceiptRow | None:
+            found = conn.execute(
+                f"SELECT {_COLUMNS} FROM consent_receipts WHERE receipt_id = ?", (receipt_id,)
+            ).fetchone()
+            return None if found is None else _row(found)
+
+        row = await self._run(read)
+        return None if row is None else row.readable()
+
+    # -- command-line side --------------------------------------------------------------
+    def iter_raw(
+        self,
+        since: int | None = None,
+        until: int | None = None,
+        event: str | None = None,
+        *,
+        max_seq: int | None = None,
+    ) -> Iterator[ReceiptRow]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if since is not None:
+            clauses.append("ts >= ?")
+            params.append(since)
+        if until is not None:
+            clauses.append("ts < ?")
+            params.append(until)
+        if event is not None:
+            clauses.append("event = ?")
+            params.append(event)
+        if max_seq is not None:
+            clauses.append("seq <= ?")
+            params.append(max_seq)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        with self._sync_conn() as conn:
+            cursor = conn.execute(
+                f"SELECT {_COLUMNS} FROM consent_receipts{where} ORDER BY seq", params
+            )
+            while batch := cursor.fetchmany(500):
+                for values in batch:
+                    yield _row(values)
+
+    def chain_state(self) -> ChainState:
+        with self._sync_conn() as conn:
+            return _chain_state(conn)
+
+    def count(self) -> int:
+        with self._sync_conn() as conn:
+            (n,) = conn.execute("SELECT COUNT(*) FROM consent_receipts").fetchone()
+            return int(n)
+
+    def purge(self, before: int) -> int:
+        signer = self._require_signer()
+        with self._sync_conn() as conn:
+            # Overwrite deleted content instead of leaving it in free pages.
+            conn.execute("PRAGMA secure_delete = ON")
+            with _write_transaction(conn):
+                (cut,) = conn.execute(
+                    "SELECT MIN(seq) FROM consent_receipts WHERE ts >= ?", (before,)
+                ).fetchone()
+                if cut is None:
+                    last = _newest(conn)
+                else:
+                    found = conn.execute(
+                        "SELECT seq, hash FROM consent_receipts WHERE seq < ?"
+                        " ORDER BY seq DESC LIMIT 1",
+                        (cut,),
+                    ).fetchone()
+                    last = None if found is None else (int(found[0]), str(found[1]))
+                if last is None:
+                    return 0
+                deleted = conn.execute(
+                    "DELETE FROM consent_receipts WHERE seq <= ?", (last[0],)
+                ).rowcount
+                state = _chain_state(conn)
+                previous = state.checkpoint.count if state.checkpoint else 0
+                checkpoint = Checkpoint.make(
+                    seq=last[0],
+                    hash=last[1],
+                    count=previous + deleted,
+                    before=before,
+                    time=int(time.time()),
+                    signer=signer,
+                )
+                conn.execute(
+                    "INSERT INTO consent_chain (id, cp_seq, cp_hash, cp_count, cp_before,"
+                    " cp_time, cp_kid, cp_signature) VALUES (1, ?, ?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT (id) DO UPDATE SET cp_seq = excluded.cp_seq,"
+                    " cp_hash = excluded.cp_hash, cp_count = excluded.cp_count,"
+                    " cp_before = excluded.cp_before, cp_time = excluded.cp_time,"
+                    " cp_kid = excluded.cp_kid, cp_signature = excluded.cp_signature",
+                    (
+                        checkpoint.seq,
+                        checkpoint.hash,
+                        checkpoint.count,
+                        checkpoint.before,
+                        checkpoint.time,
+                        checkpoint.kid,
+                        checkpoint.signature,
+                    ),
+                )
+            return int(deleted)

@@ -1,0 +1,420 @@
+"""The consent endpoints: state, decisions, withdrawal, receipts, declaration, assets."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+from starlette.testclient import TestClient
+
+from consent import ConsentMiddleware
+from consent.audit import verify_store
+from consent.receipts import ReceiptSigner
+from consent.store import open_store
+
+from .helpers import EXAMPLE_POLICY
+
+KEY = "endpoint-test-key-0123456789"
+HOST = "http://testserver"
+SAME_ORIGIN = {"Origin": HOST}
+
+
+def page(request: Request) -> Response:
+    response = HTMLResponse("<html><head><title>t</title></head><body><p>hi</p></body></html>")
+    response.set_cookie("stats_vid", "v")
+    response.set_cookie("session", "s")
+    return response
+
+
+site = Starlette(routes=[Route("/", page), Route("/article", page)])
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'consent.db'}"
+
+
+@pytest.fixture
+def mw(db: str) -> ConsentMiddleware:
+    return ConsentMiddleware(site, policy=EXAMPLE_POLICY, secret_key=KEY, store=db)
+
+
+@pytest.fixture
+def client(mw: ConsentMiddleware) -> Iterator[TestClient]:
+    with TestClient(mw, base_url=HOST, client=("203.0.113.77", 50000)) as c:
+        yield c
+
+
+def receipts_in(db: str) -> int:
+    if not Path(db.removeprefix("sqlite:///")).exists():
+        return 0
+    return open_store(db, ReceiptSigner([KEY])).count()
+
+
+# --------------------------------------------------------------------------- GET
+
+
+def test_get_state_before_a_decision(client: TestClient) -> None:
+    response = client.get("/_consent")
+    assert response.status_code == 200
+    assert response.headers["cache-control"] == "no-store"
+    data = response.json()
+    assert data["decided"] is False
+    assert data["revision_changed"] is False
+    assert data["receipt_id"] is None
+    assert data["gpc"] is False
+    assert data["prefix"] == "/_consent"
+    keys = [c["key"] for c in data["categories"]]
+    assert keys == ["necessary", "analytics", "marketing", "preferences", "embedded"]
+    analytics = data["categories"][1]
+    assert analytics["granted"] is False
+    assert analytics["title"] == "Analytics"
+    assert analytics["cookies"][0] == {
+        "name": "stats_vid",
+        "vendor": "Lindenhof Clinic (first party)",
+        "purpose": "Recognises a returning browser to count unique readers.",
+        "duration": "13 months",
+    }
+    assert data["categories"][0]["granted"] is True
+    assert data["controller"]["name"] == "Lindenhof Clinic gGmbH"
+
+
+def test_get_state_translated(client: TestClient) -> None:
+    data = client.get("/_consent?lang=de-AT").json()
+    assert data["language"] == "de"
+    assert data["categories"][1]["title"] == "Statistik"
+
+
+# --------------------------------------------------------------------------- POST JSON
+
+
+def test_post_records_receipt_and_sets_cookie(client: TestClient, db: str) -> None:
+    response = client.post(
+        "/_consent",
+        json={"accept": ["analytics", "preferences"], "page": "/article"},
+        headers=SAME_ORIGIN,
+    )
+    assert response.status_code == 200, response.text
+    data = response.json()
+    assert data["event"] == "given"
+    assert data["state"]["decided"] is True
+    assert data["state"]["granted"] == ["analytics", "preferences"]
+    receipt = data["receipt"]
+    assert receipt["receipt_id"] == data["receipt_id"]
+    assert receipt["granted"] == ["analytics", "preferences"]
+    assert receipt["refused"] == ["embedded", "marketing"]
+    assert receipt["method"] == "api"
+    assert receipt["page"] == "/article"
+    assert receipt["ip"] == "203.0.113.0"  # truncated to /24 as site.toml says
+    assert receipt["user_agent"] is None  # not recorded unless enabled
+    assert len(receipt["signature"]) > 20
+    assert len(receipt["hash"]) == 64
+    set_cookie = response.headers["set-cookie"]
+    assert set_cookie.startswith("consent=")
+    assert "HttpOnly" in set_cookie
+    assert "SameSite=Lax" in set_cookie
+    assert "Max-Age=15724800" in set_cookie
+    assert "Secure" not in set_cookie  # plain http
+    assert receipts_in(db) == 1
+
+    # The browser now holds the cookie: analytics cookies pass, marketing ones do not.
+    assert client.get("/_consent").json()["decided"] is True
+    names = [h.split("=")[0] for h in client.get("/").headers.get_list("set-cookie")]
+    assert names == ["stats_vid", "session"]
+
+
+def test_update_and_withdraw_events(client: TestClient, db: str) -> None:
+    first = client.post("/_consent", json={"accept": "all"}, headers=SAME_ORIGIN).json()
+    assert first["event"] == "given"
+    assert first["state"]["granted"] == ["analytics", "embedded", "marketing", "preferences"]
+    second = client.post("/_consent", json={"accept": ["analytics"]}, headers=SAME_ORIGIN).json()
+    assert second["event"] == "updated"
+    assert second["receipt"]["subject_id"] == first["receipt"]["subject_id"]
+    client.cookies.set("stats_vid", "1")
+    client.cookies.set("_ga", "2")
+    withdrawn = client.delete("/_consent", headers=SAME_ORIGIN)
+    assert withdrawn.status_code == 200
+    body = withdrawn.json()
+    assert body["event"] == "withdrawn"
+    assert body["state"]["granted"] == []
+    assert body["receipt"]["subject_id"] == first["receipt"]["subject_id"]
+    expiries = [h for h in withdrawn.headers.get_list("set-cookie") if not h.startswith("consent=")]
+    assert any(h.startswith("stats_vid=; Max-Age=0") for h in expiries)
+    assert any(
+        h.startswith("_ga=; Max-Age=0") and "Domain=.lindenhof-clinic.example" in h
+        for h in expiries
+    )
+    assert receipts_in(db) == 3
+
+
+def test_refusal_is_recorded_too(client: TestClient) -> None:
+    data = client.post("/_consent", json={"accept": []}, headers=SAME_ORIGIN).json()
+    assert data["event"] == "refused"
+    assert data["state"]["decided"] is True
+    assert data["receipt"]["granted"] == []
+
+
+def test_gpc_decision_cannot_grant_sale_or_share(client: TestClient) -> None:
+    data = client.post(
+        "/_consent", json={"accept": "all"}, headers={**SAME_ORIGIN, "Sec-GPC": "1"}
+    ).json()
+    assert "marketing" not in data["state"]["granted"]
+    assert data["receipt"]["gpc"] is True
+    assert "marketing" in data["receipt"]["refused"]
+
+
+# --------------------------------------------------------------------------- POST form (no JavaScript)
+
+
+def test_form_post_redirects_same_origin_only(client: TestClient) -> None:
+    response = client.post(
+        "/_consent",
+        data={"accept": ["analytics", "embedded"], "next": "/article?x=1"},
+        headers=SAME_ORIGIN,
+        follow_redirects=False,
+    )
+    assert response.status_code == 303
+    assert response.headers["location"] == "/article?x=1"
+    assert response.headers["set-cookie"].startswith("consent=")
+    for evil in (
+        "https://evil.example/",
+        "//evil.example/x",
+        "/\\evil.example",
+        "/ok\r\nSet-Cookie: x=1",
+    ):
+        r = client.post(
+            "/_consent",
+            data={"accept": "none", "next": evil},
+            headers=SAME_ORIGIN,
+            follow_redirects=False,
+        )
+        assert r.status_code == 303
+        assert r.headers["location"] == "/"
+    data = client.get("/_consent").json()
+    assert data["granted"] == []
+
+
+def test_form_accept_all(client: TestClient) -> None:
+    client.post("/_consent", data={"accept": "all"}, headers=SAME_ORIGIN, follow_redirects=False)
+    assert client.get("/_consent").json()["granted"] == [
+        "analytics",
+        "embedded",
+        "marketing",
+        "preferences",
+    ]
+
+
+# --------------------------------------------------------------------------- bad requests record nothing
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "status", "fragment"),
+    [
+        ({"json": {"accept": ["analytics", "profiling"]}}, 422, "unknown category: 'profiling'"),
+        ({"json": {"accept": ["analytics\r\nX: y"]}}, 422, "unknown category"),
+        ({"json": {"accept": ["a;b"]}}, 422, "unknown category"),
+        (
+            {"json": {"accept": [], "refuse": ["necessary"]}},
+            422,
+            "necessary categories cannot be refused",
+        ),
+        ({"json": {"accept": 5}}, 422, "'accept' must be"),
+        ({"json": {"grant": []}}, 422, "'accept' field"),
+        ({"json": ["analytics"]}, 422, "'accept' field"),
+        (
+            {"content": b'{"accept": [', "headers": {"content-type": "application/json"}},
+            400,
+            "malformed JSON",
+        ),
+        (
+            {"content": b"accept=all", "headers": {"content-type": "text/plain"}},
+            415,
+            "unsupported content type",
+        ),
+        (
+            {"content": b"x" * 20000, "headers": {"content-type": "application/json"}},
+            413,
+            "too large",
+        ),
+        ({"data": {"accept": "telemetry"}}, 422, "unknown category: 'telemetry'"),
+    ],
+)
+def test_bad_bodies_get_clear_4xx_and_record_nothing(
+    client: TestClient, db: str, kwargs: dict[str, object], status: int, fragment: str
+) -> None:
+    headers = {**SAME_ORIGIN, **kwargs.pop("headers", {})}  # type: ignore[dict-item]
+    response = client.post("/_consent", headers=headers, **kwargs)  # type: ignore[arg-type]
+    assert response.status_code == status
+    assert fragment in response.json()["error"]
+    assert "set-cookie" not in response.headers
+    assert receipts_in(db) == 0
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Origin": "https://evil.example"},
+        {"Origin": "null"},
+        {"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"},
+        {"Sec-Fetch-Site": "same-site", "Origin": "http://sub.testserver"},
+        {},
+    ],
+)
+def test_cross_site_posts_are_refused(client: TestClient, db: str, headers: dict[str, str]) -> None:
+    response = client.post("/_consent", json={"accept": "all"}, headers=headers)
+    assert response.status_code == 403
+    assert response.json()["error"] == "cross-site request refused"
+    assert "set-cookie" not in response.headers
+    assert client.delete("/_consent", headers=headers).status_code == 403
+    assert receipts_in(db) == 0
+
+
+def test_same_origin_fetch_metadata_and_trusted_origins(db: str) -> None:
+    mw = ConsentMiddleware(
+        site,
+        policy=EXAMPLE_POLICY,
+        secret_key=KEY,
+        store=db,
+        trusted_origins=["https://www.lindenhof.example"],
+    )
+    with TestClient(mw, base_url=HOST) as c:
+        assert (
+            c.post(
+                "/_consent", json={"accept": []}, headers={"Sec-Fetch-Site": "same-origin"}
+            ).status_code
+            == 200
+        )
+        assert (
+            c.post(
+                "/_consent",
+                json={"accept": []},
+                headers={"Origin": "https://www.lindenhof.example"},
+            ).status_code
+            == 200
+        )
+    assert receipts_in(db) == 2
+
+
+def test_method_not_allowed_and_unknown_paths(client: TestClient) -> None:
+    response = client.put("/_consent", json={})
+    assert response.status_code == 405
+    assert "POST" in response.headers["allow"]
+    assert client.get("/_consent/nothing-here").status_code == 404
+    assert client.post("/_consent/receipt").status_code == 405
+
+
+# --------------------------------------------------------------------------- store unavailable
+
+
+def test_store_unavailable_gives_503_sets_nothing_and_recording_resumes(tmp_path: Path) -> None:
+    db_path = tmp_path / "consent.db"
+    url = f"sqlite:///{db_path}"
+    first = ConsentMiddleware(site, policy=EXAMPLE_POLICY, secret_key=KEY, store=url)
+    with TestClient(first, base_url=HOST) as c:
+        assert c.post("/_consent", json={"accept": []}, headers=SAME_ORIGIN).status_code == 200
+
+    # The database goes away (a directory now stands where the file was): works as root too.
+    backup = tmp_path / "consent.db.moved"
+    db_path.rename(backup)
+    db_path.mkdir()
+    mw = ConsentMiddleware(site, policy=EXAMPLE_POLICY, secret_key=KEY, store=url)
+    with TestClient(mw, base_url=HOST) as c:
+        response = c.post("/_consent", json={"accept": "all"}, headers=SAME_ORIGIN)
+        assert response.status_code == 503
+        assert response.json()["error"] == "consent could not be recorded"
+        assert "set-cookie" not in response.headers
+        page_response = c.get("/")
+        assert page_response.status_code == 200
+        assert [h.split("=")[0] for h in page_response.headers.get_list("set-cookie")] == [
+            "session"
+        ]
+
+        # The store comes back: the same running middleware records again.
+        db_path.rmdir()
+        backup.rename(db_path)
+        again = c.post("/_consent", json={"accept": "all"}, headers=SAME_ORIGIN)
+        assert again.status_code == 200, again.text
+        assert again.json()["receipt"]["seq"] == 2
+    assert receipts_in(url) == 2
+
+
+def test_store_unreachable_url_gives_503(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file where the database folder should be")
+    url = f"sqlite:///{blocker / 'consent.db'}"
+    mw = ConsentMiddleware(site, policy=EXAMPLE_POLICY, secret_key=KEY, store=url)
+    with TestClient(mw, base_url=HOST) as c:
+        response = c.post("/_consent", json={"accept": "all"}, headers=SAME_ORIGIN)
+        assert response.status_code == 503
+        assert response.json()["error"] == "consent could not be recorded"
+        assert "set-cookie" not in response.headers
+        assert c.get("/").status_code == 200
+
+
+# --------------------------------------------------------------------------- receipts
+
+
+def test_receipt_json_and_html(client: TestClient, db: str) -> None:
+    assert client.get("/_consent/receipt").status_code == 404
+    posted = client.post("/_consent", json={"accept": ["analytics"]}, headers=SAME_ORIGIN).json()
+    response = client.get("/_consent/receipt")
+    assert response.status_code == 200
+    data = response.json()
+    assert data["receipt"]["receipt_id"] == posted["receipt_id"]
+    assert data["kantara"]["version"] == "KI-CR-v1.1.0"
+    assert data["kantara"]["consentReceiptID"] == posted["receipt_id"]
+    html = client.get("/_consent/receipt", headers={"Accept": "text/html"})
+    assert html.headers["content-type"].startswith("text/html")
+    assert posted["receipt_id"] in html.text
+    assert "Your consent receipt" in html.text
+    assert verify_store(open_store(db, ReceiptSigner([KEY])), ReceiptSigner([KEY])).ok
+
+
+# --------------------------------------------------------------------------- declaration, assets, root_path
+
+
+def test_declaration_html_has_a_no_js_form(client: TestClient) -> None:
+    response = client.get("/_consent/declaration", headers={"Accept": "text/html"})
+    assert response.status_code == 200
+    assert '<form method="post" action="/_consent"' in response.text
+    assert 'name="accept" value="analytics"' in response.text
+    assert "stats_vid" in response.text
+    data = client.get("/_consent/declaration?format=json").json()
+    assert data["categories"][2]["key"] == "marketing"
+
+
+def test_banner_assets_served_with_etag(client: TestClient) -> None:
+    js = client.get("/_consent/banner.js")
+    assert js.status_code == 200
+    assert js.headers["content-type"].startswith("text/javascript")
+    assert (
+        client.get("/_consent/banner.js", headers={"If-None-Match": js.headers["etag"]}).status_code
+        == 304
+    )
+    assert client.get("/_consent/banner.css").status_code == 200
+    strings = client.get("/_consent/i18n/de.json").json()
+    assert strings["accept_all"]
+
+
+def test_prefix_resolved_against_root_path(db: str) -> None:
+    mw = ConsentMiddleware(
+        site, policy=EXAMPLE_POLICY, secret_key=KEY, store=db, prefix="/privacy/consent/"
+    )
+    with TestClient(mw, base_url=HOST, root_path="/shop") as c:
+        data = c.get("/shop/privacy/consent").json()
+        assert data["prefix"] == "/shop/privacy/consent"
+        assert (
+            c.post("/shop/privacy/consent", json={"accept": []}, headers=SAME_ORIGIN).status_code
+            == 200
+        )
+
+
+def test_receipt_json_is_serialisable(client: TestClient) -> None:
+    posted = client.post("/_consent", json={"accept": "all"}, headers=SAME_ORIGIN).json()
+    json.dumps(posted)

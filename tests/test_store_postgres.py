@@ -1,0 +1,203 @@
+"""The PostgreSQL receipt store, against a real server."""
+
+from __future__ import annotations
+
+import time
+
+import anyio
+import psycopg
+import pytest
+
+from consent.audit import verify_store
+from consent.receipts import GENESIS_HASH, ReceiptSigner
+from consent.store import StoreUnavailable, open_store
+from consent.store import postgres as pg_store
+from consent.store.postgres import PostgresStore
+
+from .conftest import TEST_KEY, append_from_processes, make_receipt
+from .pg import ExternalPg, PgServer
+
+pytestmark = [pytest.mark.postgres, pytest.mark.anyio]
+
+SIGNER = ReceiptSigner([TEST_KEY])
+
+
+def _store(url: str, timeout: float = 5.0) -> PostgresStore:
+    store = open_store(url, SIGNER, timeout=timeout)
+    assert isinstance(store, PostgresStore)
+    return store
+
+
+async def test_append_and_read_back(pg_url: str) -> None:
+    store = _store(pg_url)
+    assert await store.open()
+    try:
+        first = await store.append(make_receipt(subject_id="alice"))
+        second = await store.append(make_receipt(subject_id="bob", event="refused", granted=[]))
+        third = await store.append(make_receipt(subject_id="alice", event="updated"))
+        assert (first.seq, second.seq, third.seq) == (1, 2, 3)
+        assert first.prev_hash == GENESIS_HASH
+        assert third.prev_hash == second.hash
+        assert await store.latest_for_subject("alice") == third
+        assert await store.latest_for_subject("carol") is None
+        assert await store.get(second.receipt_id) == second
+        with pytest.raises(ValueError, match="rejected"):
+            await store.append(make_receipt(receipt_id=first.receipt_id))
+    finally:
+        await store.close()
+
+    again = _store(pg_url)  # what another instance, or the CLI, sees
+    assert again.count() == 3
+    assert [r.seq for r in again.iter_rows()] == [1, 2, 3]
+    head = again.chain_state().head
+    assert head is not None
+    assert (head.seq, head.hash) == (3, third.hash)
+    assert verify_store(again, SIGNER).ok
+
+
+async def test_body_is_stored_byte_for_byte(pg_url: str) -> None:
+    store = _store(pg_url)
+    try:
+        stored = await store.append(
+            make_receipt(user_agent='Mözilla/5.0 ✓ "quoted" \\ back', page="https://e.org/ü")
+        )
+    finally:
+        await store.close()
+    (row,) = store.iter_raw()
+    assert row.body == stored.body
+    assert verify_store(store, SIGNER).ok
+
+
+async def test_concurrent_tasks_keep_one_chain(pg_url: str) -> None:
+    store = _store(pg_url)
+    try:
+        async with anyio.create_task_group() as tg:
+            for i in range(40):
+                tg.start_soon(store.append, make_receipt(subject_id=f"s{i}"))
+    finally:
+        await store.close()
+    assert [r.seq for r in store.iter_rows()] == list(range(1, 41))
+    assert verify_store(store, SIGNER).ok
+
+
+def test_two_processes_share_one_chain(pg_url: str) -> None:
+    append_from_processes(pg_url, TEST_KEY, processes=2, each=100)
+    store = _store(pg_url)
+    rows = list(store.iter_rows())
+    assert len(rows) == 200
+    assert [r.seq for r in rows] == list(range(1, 201))
+    assert {r.receipt.subject_id.split("-")[0] for r in rows} == {"p0", "p1"}
+    result = verify_store(store, SIGNER)
+    assert result.ok, result.message()
+    assert result.count == 200
+
+
+async def test_filters_purge_and_resume(pg_url: str) -> None:
+    store = _store(pg_url)
+    try:
+        stamps = [100, 200, 150, 300, 250, 400]
+        stored = [
+            await store.append(make_receipt(timestamp=t, event="refused" if t % 100 else "given"))
+            for t in stamps
+        ]
+        assert [r.receipt.timestamp for r in store.iter_rows(since=150, until=300)] == [
+            200,
+            150,
+            250,
+        ]
+        assert [r.seq for r in store.iter_raw(event="refused")] == [3, 5]
+        assert [r.seq for r in store.iter_raw(max_seq=2)] == [1, 2]
+
+        assert store.purge(before=260) == 3
+        checkpoint = store.chain_state().checkpoint
+        assert checkpoint is not None
+        assert (checkpoint.seq, checkpoint.hash, checkpoint.count) == (3, stored[2].hash, 3)
+        result = verify_store(store, SIGNER)
+        assert result.ok, result.message()
+        assert result.count == 3
+        later = await store.append(make_receipt())
+        assert later.seq == 7
+        assert store.purge(before=10**10) == 4
+        assert store.chain_state().checkpoint.count == 7  # type: ignore[union-attr]
+        assert verify_store(store, SIGNER).ok
+    finally:
+        await store.close()
+
+
+async def test_server_down_then_back(
+    pg_server: PgServer | ExternalPg, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if isinstance(pg_server, ExternalPg):
+        pytest.skip("cannot stop an external PostgreSQL server")
+    monkeypatch.setattr(pg_store, "RETRY_INTERVAL", 0.0)
+    store = _store(pg_url, timeout=2.0)
+    try:
+        first = await store.append(make_receipt())
+        pg_server.stop()
+        try:
+            started = time.monotonic()
+            with pytest.raises(StoreUnavailable, match="PostgreSQL"):
+                await store.append(make_receipt())
+            assert time.monotonic() - started < 10
+            with pytest.raises(StoreUnavailable):
+                await store.latest_for_subject("subject-1")
+            with pytest.raises(StoreUnavailable):
+                store.count()
+            # A new instance starting during the outage opens softly.
+            fresh = _store(pg_url, timeout=1.0)
+            assert await fresh.open() is False
+            await fresh.close()
+        finally:
+            pg_server.start()
+
+        # Recording resumes without restarting the application.
+        second = await store.append(make_receipt())
+        assert second.seq == 2
+        assert second.prev_hash == first.hash
+    finally:
+        await store.close()
+    assert verify_store(store, SIGNER).ok
+
+
+async def test_restart_between_requests_is_invisible(
+    pg_server: PgServer | ExternalPg, pg_url: str
+) -> None:
+    if isinstance(pg_server, ExternalPg):
+        pytest.skip("cannot restart an external PostgreSQL server")
+    store = _store(pg_url)
+    try:
+        await store.append(make_receipt())
+        pg_server.stop()
+        pg_server.start()
+        # Pooled connections died with the old server; they are checked and replaced.
+        assert (await store.append(make_receipt())).seq == 2
+    finally:
+        await store.close()
+
+
+def test_tables_created_once_by_concurrent_openers(pg_url: str) -> None:
+    async def open_many() -> None:
+        stores = [_store(pg_url) for _ in range(4)]
+        try:
+            async with anyio.create_task_group() as tg:
+                for store in stores:
+                    tg.start_soon(store.open)
+        finally:
+            for store in stores:
+                await store.close()
+
+    anyio.run(open_many)
+    with psycopg.connect(pg_url) as conn:
+        found = conn.execute(
+            "SELECT count(*) FROM pg_tables WHERE tablename LIKE 'consent_%'"
+        ).fetchone()
+    assert found == (2,)
+
+
+def test_url_options() -> None:
+    assert open_store("postgres://u@h/db").url == "postgres://u@h/db"
+    store = _store("postgresql://u@h/db?application_name=shop&connect_timeout=9")
+    assert store._connect_kwargs == {}  # the URL's own settings win
+    with pytest.raises(ValueError, match="invalid PostgreSQL URL") as info:
+        open_store("postgresql://u:s3cret@h/db?bogus=1")
+    assert "s3cret" not in str(info.value)

@@ -1,0 +1,349 @@
+"""The SQLite receipt store, on real files."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import shutil
+import sqlite3
+import tempfile
+import warnings
+from pathlib import Path
+
+import anyio
+import pytest
+
+from consent.audit import verify_store
+from consent.receipts import GENESIS_HASH, ReceiptSigner
+from consent.store import StoreUnavailable, open_store
+from consent.store.sqlite import SQLiteStore, path_from_url
+
+from .conftest import TEST_KEY, append_from_processes, execute_sql, make_receipt
+
+pytestmark = pytest.mark.anyio
+
+SIGNER = ReceiptSigner([TEST_KEY])
+
+
+def _url(path: Path) -> str:
+    return f"sqlite:///{path}"  # absolute path -> sqlite:////...
+
+
+def _sqlite(url: str) -> SQLiteStore:
+    store = open_store(url, SIGNER)
+    assert isinstance(store, SQLiteStore)
+    return store
+
+
+async def test_append_and_read_back(tmp_path: Path) -> None:
+    url = _url(tmp_path / "consent.db")
+    store = _sqlite(url)
+    assert await store.open()
+    try:
+        first = await store.append(make_receipt(subject_id="alice"))
+        second = await store.append(make_receipt(subject_id="bob", event="refused", granted=[]))
+        third = await store.append(make_receipt(subject_id="alice", event="updated"))
+        assert (first.seq, second.seq, third.seq) == (1, 2, 3)
+        assert first.prev_hash == GENESIS_HASH
+        assert second.prev_hash == first.hash
+        assert third.prev_hash == second.hash
+
+        latest = await store.latest_for_subject("alice")
+        assert latest == third
+        assert await store.latest_for_subject("nobody") is None
+        assert await store.get(second.receipt_id) == second
+        assert await store.get("00000000-0000-4000-8000-000000000000") is None
+    finally:
+        await store.close()
+
+    # Durable: a new store object (another process, after a restart) sees the same log.
+    again = _sqlite(url)
+    assert again.count() == 3
+    assert [r.receipt_id for r in again.iter_rows()] == [
+        first.receipt_id,
+        second.receipt_id,
+        third.receipt_id,
+    ]
+    head = again.chain_state().head
+    assert head is not None
+    assert (head.seq, head.hash) == (3, third.hash)
+    assert verify_store(again, SIGNER).ok
+
+
+async def test_wal_and_full_sync(tmp_path: Path) -> None:
+    store = _sqlite(_url(tmp_path / "c.db"))
+    try:
+        await store.append(make_receipt())
+        assert store._conn is not None
+        assert store._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert store._conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    finally:
+        await store.close()
+
+
+def test_url_forms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert path_from_url("sqlite:///consent.db") == "consent.db"
+    assert path_from_url("sqlite:///data/consent.db") == "data/consent.db"
+    assert path_from_url("sqlite:////var/lib/consent.db") == "/var/lib/consent.db"
+    for bad in ("sqlite://consent.db", "sqlite:///", "sqlite:///:memory:"):
+        with pytest.raises(ValueError, match="sqlite"):
+            path_from_url(bad)
+    with pytest.raises(ValueError, match="unsupported receipt store URL"):
+        open_store("mysql://root:hunter2@db/consent", SIGNER)
+    with pytest.raises(ValueError, match="unsupported") as info:
+        open_store("redis://user:hunter2@host/0")
+    assert "hunter2" not in str(info.value)
+
+    # A relative path is relative to the working directory; missing directories are created.
+    monkeypatch.chdir(tmp_path)
+
+    async def record() -> None:
+        store = open_store("sqlite:///var/receipts.db", SIGNER)
+        try:
+            await store.append(make_receipt())
+        finally:
+            await store.close()
+
+    anyio.run(record)
+    assert (tmp_path / "var" / "receipts.db").is_file()
+
+
+async def test_concurrent_tasks_keep_one_chain(tmp_path: Path) -> None:
+    store = _sqlite(_url(tmp_path / "c.db"))
+    try:
+        async with anyio.create_task_group() as tg:
+            for i in range(40):
+                tg.start_soon(store.append, make_receipt(subject_id=f"s{i}"))
+    finally:
+        await store.close()
+    assert store.count() == 40
+    assert [r.seq for r in store.iter_rows()] == list(range(1, 41))
+    assert verify_store(store, SIGNER).ok
+
+
+def test_two_processes_share_one_chain(tmp_path: Path) -> None:
+    url = _url(tmp_path / "shared.db")
+    append_from_processes(url, TEST_KEY, processes=2, each=100)
+    store = _sqlite(url)
+    rows = list(store.iter_rows())
+    assert len(rows) == 200
+    assert [r.seq for r in rows] == list(range(1, 201))
+    tags = {r.receipt.subject_id.split("-")[0] for r in rows}
+    assert tags == {"p0", "p1"}
+    result = verify_store(store, SIGNER)
+    assert result.ok, result.message()
+    assert result.count == 200
+
+
+async def test_failed_append_writes_nothing(tmp_path: Path) -> None:
+    store = _sqlite(_url(tmp_path / "c.db"))
+    try:
+        first = await store.append(make_receipt())
+        with pytest.raises(ValueError, match="rejected"):
+            await store.append(make_receipt(receipt_id=first.receipt_id))  # duplicate id
+        assert store.count() == 1
+        head = store.chain_state().head
+        assert head is not None
+        assert head.seq == 1
+        second = await store.append(make_receipt())
+        assert second.seq == 2
+        assert second.prev_hash == first.hash
+    finally:
+        await store.close()
+    assert verify_store(store, SIGNER).ok
+
+
+async def test_unwritable_location_then_recovery(tmp_path: Path) -> None:
+    blocker = tmp_path / "data"
+    blocker.write_text("a file where the directory should be")
+    url = _url(blocker / "consent.db")
+    store = _sqlite(url)
+    try:
+        assert await store.open() is False  # logged, not raised: the site keeps serving
+        with pytest.raises(StoreUnavailable, match=r"consent\.db"):
+            await store.append(make_receipt())
+        with pytest.raises(StoreUnavailable):
+            await store.latest_for_subject("subject-1")
+
+        # The operator fixes the location: recording resumes without a restart.
+        blocker.unlink()
+        stored = await store.append(make_receipt())
+        assert stored.seq == 1
+    finally:
+        await store.close()
+    assert verify_store(store, SIGNER).ok
+
+
+def test_cli_side_never_creates_a_database(tmp_path: Path) -> None:
+    store = _sqlite(_url(tmp_path / "typo.db"))
+    with pytest.raises(StoreUnavailable, match="no receipt database"):
+        store.count()
+    with pytest.raises(StoreUnavailable):
+        list(store.iter_rows())
+    assert not (tmp_path / "typo.db").exists()
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _append_as_nobody(url: str) -> int:
+    """In a forked child without root's privileges: 10 = append refused after a soft open,
+    11 = refused at open, 0 = written (wrong), other = crash."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads (3.12+)
+        pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        code = 3
+        try:
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+
+            async def attempt() -> int:
+                store = open_store(url, SIGNER, timeout=1)
+                opened = await store.open()
+                try:
+                    await store.append(make_receipt())
+                except StoreUnavailable:
+                    return 10 if opened else 11
+                finally:
+                    await store.close()
+                return 0
+
+            code = asyncio.run(attempt())
+        except BaseException:
+            code = 4
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+@pytest.mark.parametrize("dir_writable", [True, False], ids=["file-ro", "file-and-dir-ro"])
+def test_read_only_file_is_unavailable_and_untouched(dir_writable: bool) -> None:
+    base = Path(tempfile.mkdtemp(prefix="consent-ro-"))
+    try:
+        base.chmod(0o755)
+        folder = base / "db"
+        folder.mkdir()
+        path = folder / "consent.db"
+        url = _url(path)
+
+        async def seed() -> None:
+            store = open_store(url, SIGNER)
+            try:
+                for _ in range(3):
+                    await store.append(make_receipt())
+            finally:
+                await store.close()
+
+        anyio.run(seed)
+        assert not Path(f"{path}-wal").exists()  # checkpointed on close
+        before = _digest(path)
+        path.chmod(0o444)
+        folder.chmod(0o777 if dir_writable else 0o555)
+
+        if os.geteuid() == 0:
+            # root writes through file modes: try as an unprivileged user instead.
+            code = _append_as_nobody(url)
+            assert code in (10, 11), code
+            if dir_writable:
+                assert code == 10  # opened softly, refused to record
+        else:
+
+            async def attempt() -> None:
+                store = open_store(url, SIGNER, timeout=1)
+                try:
+                    await store.open()
+                    with pytest.raises(StoreUnavailable):
+                        await store.append(make_receipt())
+                finally:
+                    await store.close()
+
+            anyio.run(attempt)
+
+        assert _digest(path) == before
+        folder.chmod(0o755)
+        conn = sqlite3.connect(path)
+        try:
+            assert conn.execute("SELECT COUNT(*) FROM consent_receipts").fetchone()[0] == 3
+        finally:
+            conn.close()
+    finally:
+        for p in (base, *base.rglob("*")):
+            if p.is_dir():
+                p.chmod(0o755)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+async def test_purge_keeps_a_verifiable_log(tmp_path: Path) -> None:
+    store = _sqlite(_url(tmp_path / "c.db"))
+    try:
+        # Timestamps out of order, as with several writers: a purge deletes a prefix only.
+        stamps = [100, 200, 150, 300, 250]
+        stored = [await store.append(make_receipt(timestamp=t)) for t in stamps]
+
+        assert store.purge(before=50) == 0
+        assert store.chain_state().checkpoint is None
+        assert store.purge(before=200) == 1  # seq 1 only; seq 2 is not older than 200
+        assert store.purge(before=260) == 2  # seq 2 and 3; seq 5 (250) follows seq 4 (300)
+        checkpoint = store.chain_state().checkpoint
+        assert checkpoint is not None
+        assert (checkpoint.seq, checkpoint.hash) == (3, stored[2].hash)
+        assert checkpoint.count == 3
+        assert checkpoint.before == 260
+        assert checkpoint.verify(SIGNER)
+        assert [r.seq for r in store.iter_rows()] == [4, 5]
+        result = verify_store(store, SIGNER)
+        assert result.ok, result.message()
+        assert result.count == 2
+
+        later = await store.append(make_receipt(timestamp=400))
+        assert later.seq == 6
+        assert verify_store(store, SIGNER).ok
+
+        assert store.purge(before=10**10) == 3  # everything
+        assert store.count() == 0
+        assert verify_store(store, SIGNER).ok
+        again = await store.append(make_receipt())
+        assert again.seq == 7
+        assert again.prev_hash == later.hash
+    finally:
+        await store.close()
+    assert verify_store(store, SIGNER).ok
+
+
+async def test_filters_and_streaming(tmp_path: Path) -> None:
+    store = _sqlite(_url(tmp_path / "c.db"))
+    try:
+        for i in range(600):
+            event = "refused" if i % 3 == 0 else "given"
+            await store.append(make_receipt(timestamp=1000 + i, event=event))
+    finally:
+        await store.close()
+    assert store.count() == 600
+    assert sum(1 for _ in store.iter_raw()) == 600
+    window = list(store.iter_rows(since=1100, until=1110))
+    assert [r.receipt.timestamp for r in window] == list(range(1100, 1110))
+    refused = list(store.iter_raw(event="refused"))
+    assert len(refused) == 200
+    assert {r.event for r in refused} == {"refused"}
+    assert [r.seq for r in store.iter_raw(max_seq=3)] == [1, 2, 3]
+
+
+async def test_unreadable_row_is_a_store_fault(tmp_path: Path) -> None:
+    url = _url(tmp_path / "c.db")
+    store = _sqlite(url)
+    try:
+        stored = await store.append(make_receipt())
+        execute_sql(url, "UPDATE consent_receipts SET body = 'not json' WHERE seq = 1")
+        with pytest.raises(StoreUnavailable, match="consent verify"):
+            await store.get(stored.receipt_id)
+        with pytest.raises(StoreUnavailable, match="consent verify"):
+            await store.latest_for_subject(stored.receipt.subject_id)
+    finally:
+        await store.close()
+    result = verify_store(store, SIGNER)
+    assert (result.ok, result.first_bad) == (False, stored.receipt_id)
