@@ -463,6 +463,8 @@ async def test_lifespan_and_unknown_scopes_pass_through() -> None:
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         got.append(scope["type"])
+        if scope["type"] == "lifespan":
+            got.append((await receive())["type"])
 
     mw = ConsentMiddleware(app, policy=EXAMPLE_POLICY, secret_key=KEY, store="memory://")
 
@@ -474,7 +476,7 @@ async def test_lifespan_and_unknown_scopes_pass_through() -> None:
 
     await mw({"type": "lifespan", "asgi": {"version": "3.0"}}, receive, send)
     await mw({"type": "custom-thing"}, receive, send)
-    assert got == ["lifespan", "custom-thing"]
+    assert got == ["lifespan", "lifespan.startup", "custom-thing"]
 
 
 @pytest.mark.anyio
@@ -491,10 +493,11 @@ async def test_scope_is_copied_not_mutated() -> None:
     original["state"] = {"db": "pool"}
     await run_raw(mw, original)
     assert original["headers"] == [(b"cookie", b"session=1; px_uid=2")]
-    assert original["state"] == {"db": "pool"}
     assert scopes[0]["headers"] == [(b"cookie", b"session=1")]
     assert scopes[0]["state"]["db"] == "pool"
     assert isinstance(scopes[0]["state"]["consent"], ConsentState)
+    # request state is shared with the caller, so outer middleware sees what the app stored
+    assert scopes[0]["state"] is original["state"]
 
 
 # --------------------------------------------------------------------------- websockets
@@ -550,3 +553,27 @@ def test_metrics_and_undeclared_logged_once(
     warnings = [r.getMessage() for r in caplog.records if "not declared" in r.getMessage()]
     assert len(warnings) == 2
     assert "'mystery'" in warnings[0] or "'mystery'" in warnings[1]
+
+
+@pytest.mark.anyio
+async def test_state_the_app_sets_is_visible_to_outer_middleware() -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        scope["state"]["user"] = "alice"
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    mw = ConsentMiddleware(app, policy=EXAMPLE_POLICY, secret_key=KEY, store="memory://")
+    outer_scope = http_scope()
+    await run_raw(mw, outer_scope)
+    assert outer_scope["state"]["user"] == "alice"
+    assert outer_scope["state"]["consent"].decided is False
+
+
+def test_lifespan_shutdown_closes_the_receipt_store(tmp_path: Path) -> None:
+    mw = ConsentMiddleware(
+        inner, policy=EXAMPLE_POLICY, secret_key=KEY, store=f"sqlite:///{tmp_path / 'c.db'}"
+    )
+    with TestClient(mw, base_url=HOST) as c:
+        assert c.post("/_consent", json={"accept": []}, headers={"Origin": HOST}).status_code == 200
+        assert mw.endpoints._store is not None
+    assert mw.endpoints._store is None  # closed when the server shut down

@@ -200,6 +200,8 @@ class ConsentMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind != "http" and kind != "websocket":
+            if kind == "lifespan":
+                receive = self._lifespan_receive(receive)
             await self.app(scope, receive, send)
             return
 
@@ -275,10 +277,14 @@ class ConsentMiddleware:
                 if kept:
                     headers.append((b"cookie", b"; ".join(kept)))
 
+        # The state dict is shared with the caller (as Starlette's request.state is), so what the
+        # app stores there stays visible to outer middleware; the headers go into a copied scope.
+        app_state = scope.get("state")
+        if app_state is None:
+            app_state = scope["state"] = {}
+        app_state["consent"] = state
         scope = dict(scope)
         scope["headers"] = headers
-        app_state = scope.get("state")
-        scope["state"] = {**app_state, "consent": state} if app_state else {"consent": state}
 
         if kind == "http":
             self.metrics.requests += 1
@@ -318,6 +324,21 @@ class ConsentMiddleware:
             current_consent.reset(token)
 
     # ------------------------------------------------------------------ helpers
+
+    def _lifespan_receive(self, receive: Receive) -> Receive:
+        """Pass lifespan messages through; close the receipt store when the server shuts down."""
+
+        async def wrapped() -> Message:
+            message = await receive()
+            if message.get("type") == "lifespan.shutdown":
+                await self.aclose()
+            return message
+
+        return wrapped
+
+    async def aclose(self) -> None:
+        """Close the receipt store (connection pool). Called on lifespan shutdown."""
+        await self.endpoints.aclose()
 
     def _state_from(self, pairs: list[tuple[str, bytes]]) -> tuple[ConsentState, str | None]:
         """The visitor's state from the consent cookie(s); the first valid one wins."""

@@ -1,0 +1,1 @@
+"""The Lindenhof Clinic information site: a minimal Django project behind ConsentMiddleware."""

@@ -1,0 +1,1 @@
+"""ConsentMiddleware in every supported framework, through each framework's own app object."""
