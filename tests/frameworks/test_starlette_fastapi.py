@@ -1,5 +1,8 @@
-"""The Starlette example (``examples/starlette_app.py``) through Starlette's own app object:
-``Middleware(ConsentMiddleware, ...)`` between GZip (outside) and sessions (inside)."""
+"""The Starlette and FastAPI examples through their own app objects.
+
+``examples/starlette_app.py`` mounts ``Middleware(ConsentMiddleware, ...)`` between GZip (outside) and
+sessions (inside); ``examples/fastapi_app.py`` uses ``app.add_middleware`` in reverse order and a
+``Depends``. Both serve the same site, so the same tests run against each."""
 
 from __future__ import annotations
 
@@ -25,9 +28,9 @@ from .helpers import (
 HOST = "http://testserver"
 
 
-@pytest.fixture(scope="module")
-def example() -> ModuleType:
-    return load_example("starlette_app")
+@pytest.fixture(scope="module", params=["starlette_app", "fastapi_app"])
+def example(request: pytest.FixtureRequest) -> ModuleType:
+    return load_example(request.param)
 
 
 @pytest.fixture
