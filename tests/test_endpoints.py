@@ -418,3 +418,39 @@ def test_prefix_resolved_against_root_path(db: str) -> None:
 def test_receipt_json_is_serialisable(client: TestClient) -> None:
     posted = client.post("/_consent", json={"accept": "all"}, headers=SAME_ORIGIN).json()
     json.dumps(posted)
+
+
+# --------------------------------------------------------------------------- languages
+
+
+def test_notice_and_texts_follow_the_language(client: TestClient) -> None:
+    german = client.get("/_consent?lang=de").json()
+    assert german["notice"].startswith("Die Lindenhof-Klinik verwendet Cookies")
+    english = client.get("/_consent").json()
+    assert english["notice"].startswith("The Lindenhof Clinic uses cookies")
+    by_header = client.get(
+        "/_consent", headers={"Accept-Language": "fr-CH, fr;q=0.9, en;q=0.5"}
+    ).json()
+    assert by_header["language"] == "fr"
+    assert by_header["notice"].startswith("La Clinique Lindenhof")
+    # a language with neither a notice nor translations: empty notice, the banner shows its default
+    assert client.get("/_consent?lang=it").json()["notice"] == ""
+
+
+def test_declaration_page_and_form_in_german(client: TestClient) -> None:
+    page = client.get("/_consent/declaration?lang=de", headers={"Accept": "text/html"}).text
+    assert "<h1>Cookie-Erklärung</h1>" in page
+    assert "<legend>Ihre Cookie-Auswahl</legend>" in page
+    assert ">Alle akzeptieren</button>" in page
+    assert "Statistik</label>" in page
+
+
+def test_receipt_page_before_a_decision_is_a_readable_404(client: TestClient) -> None:
+    response = client.get("/_consent/receipt", headers={"Accept": "text/html"})
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("text/html")
+    assert 'href="/_consent/declaration"' in response.text
+    assert (
+        client.get("/_consent/receipt").json()["error"]
+        == "no consent decision recorded for this browser"
+    )

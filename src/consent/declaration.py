@@ -9,6 +9,7 @@ import json
 from html import escape
 from typing import Any
 
+from .i18n import ui_strings
 from .policy import Policy
 
 __all__ = ["declaration_data", "render_html", "render_json", "render_markdown"]
@@ -86,27 +87,30 @@ def render_markdown(policy: Policy, language: str | None = None) -> str:
 def render_html(policy: Policy, language: str | None = None, *, form: str = "") -> str:
     """The declaration as an HTML fragment (``form`` is optional markup placed after the intro)."""
     data = declaration_data(policy, language)
+    t = ui_strings(data["language"])
     c = data["controller"]
     out = [
         '<section class="consent-declaration">',
-        "<h1>Cookie declaration</h1>",
-        f'<p>Controller: {escape(c["name"])} (<a href="mailto:{escape(c["email"])}">'
-        f'{escape(c["email"])}</a>). <a href="{escape(data["policy_url"])}">Cookie policy</a>. '
+        f"<h1>{escape(t['declaration'])}</h1>",
+        f'<p>{escape(t["controller"])}: {escape(c["name"])} (<a href="mailto:{escape(c["email"])}">'
+        f'{escape(c["email"])}</a>). <a href="{escape(data["policy_url"])}">'
+        f"{escape(t['policy_link'])}</a>. "
         f"Revision <code>{escape(data['revision'][:16])}</code>.</p>",
         form,
     ]
     for cat in data["categories"]:
-        status = "always active" if cat["necessary"] else "only with your consent"
+        status = t["always_on"] if cat["necessary"] else t["only_with_consent"]
         out.append(
             f'<h2 id="category-{escape(cat["key"])}">{escape(cat["title"])} '
-            f"<small>({status})</small></h2>"
+            f"<small>({escape(status)})</small></h2>"
         )
         out.append(f"<p>{escape(cat['description'])}</p>")
         if cat["cookies"]:
-            out.append(
-                '<table><thead><tr><th scope="col">Cookie</th><th scope="col">Vendor</th>'
-                '<th scope="col">Purpose</th><th scope="col">Duration</th></tr></thead><tbody>'
+            heads = "".join(
+                f'<th scope="col">{escape(t[k])}</th>'
+                for k in ("cookie_name", "cookie_vendor", "cookie_purpose", "cookie_duration")
             )
+            out.append(f"<table><thead><tr>{heads}</tr></thead><tbody>")
             for ck in cat["cookies"]:
                 out.append(
                     f"<tr><td><code>{escape(ck['name'])}</code></td><td>{escape(ck['vendor'])}</td>"

@@ -37,6 +37,7 @@ from starlette.types import Receive, Scope, Send
 from .classify import Classifier
 from .cookies import cookie_pairs, deletion_variants
 from .declaration import declaration_data, render_html
+from .i18n import pick_language, ui_strings
 from .policy import Policy
 from .receipts import (
     Controller,
@@ -134,6 +135,9 @@ class ConsentEndpoints:
         self._cookie_tail += f"; HttpOnly; SameSite={settings.samesite.capitalize()}"
         self._purposes_shown = [(key, cat.title, cat.necessary) for key, cat in policy.ordered()]
         self._gpc_json = json.dumps({"gpc": True, "lastUpdate": self.site.gpc.last_update}).encode()
+        # language -> declaration_data(): the policy never changes, and every decision answers
+        # with the state JSON built from it.
+        self._declarations: dict[str, dict[str, Any]] = {}
 
     # ------------------------------------------------------------------ store
 
@@ -218,14 +222,16 @@ class ConsentEndpoints:
     # ------------------------------------------------------------------ GET state
 
     def _language(self, scope: Scope) -> str:
-        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
-        lang = query.get("lang", "").split("-")[0].lower()
-        return lang if lang and lang.isalpha() and len(lang) <= 3 else self.site.language
+        return language_of(scope, self.site.language)
 
     def state_json(
         self, state: ConsentState, subject: str | None, language: str, prefix: str
     ) -> dict[str, Any]:
-        decl = declaration_data(self.policy, language)
+        decl = self._declarations.get(language)
+        if decl is None:
+            decl = declaration_data(self.policy, language)
+            if len(self._declarations) < 64:
+                self._declarations[language] = decl
         categories = []
         for cat in decl["categories"]:
             key = cat["key"]
@@ -249,7 +255,7 @@ class ConsentEndpoints:
             "revision": self.policy.short_revision,
             "revision_changed": (not state.decided) and subject is not None,
             "language": language,
-            "notice": self.site.banner.notice,
+            "notice": self.site.notice_for(language),
             "policy_url": self.site.policy_url,
             "controller": self.site.controller.model_dump(mode="json"),
             "jurisdiction": self.site.jurisdiction,
@@ -319,7 +325,7 @@ class ConsentEndpoints:
         if media == "application/json":
             try:
                 data = json.loads(body)
-            except (ValueError, UnicodeDecodeError) as exc:
+            except (ValueError, UnicodeDecodeError, RecursionError) as exc:
                 raise BadRequest(400, "malformed JSON body", str(exc)) from None
             if not isinstance(data, dict) or "accept" not in data:
                 raise BadRequest(
@@ -556,7 +562,16 @@ class ConsentEndpoints:
     # ------------------------------------------------------------------ receipts, declaration, assets
 
     async def get_receipt(self, scope: Scope, state: ConsentState) -> Response:
+        headers = Headers(scope=scope)
         if not state.decided or not state.receipt_id:
+            if _wants_html(headers):
+                language = self._language(scope)
+                t = ui_strings(language)
+                link = f'<a href="{escape(self._public_prefix(scope))}/declaration">{escape(t["change_choices"])}</a>'
+                body = f"<h1>{escape(t['receipt_title'])}</h1><p>{escape(t['receipt_none'])}</p><p>{link}</p>"
+                return HTMLResponse(
+                    _page(t["receipt_title"], body, language), status_code=404, headers=_NO_STORE
+                )
             raise BadRequest(404, "no consent decision recorded for this browser")
         try:
             store = await self.store()
@@ -565,7 +580,6 @@ class ConsentEndpoints:
             raise BadRequest(503, "the receipt store is unavailable") from None
         if stored is None or stored.receipt.subject_id != state.subject_id:
             raise BadRequest(404, "receipt not found")
-        headers = Headers(scope=scope)
         if _wants_html(headers):
             return HTMLResponse(
                 _receipt_html(stored, self._public_prefix(scope)), headers=_NO_STORE
@@ -580,8 +594,11 @@ class ConsentEndpoints:
         query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
         if query.get("format") == "json" or not _wants_html(headers):
             return JSONResponse(declaration_data(self.policy, language))
-        form = consent_form(self.policy, self._public_prefix(scope), state, next_url="/")
-        page = _page("Cookie declaration", render_html(self.policy, language, form=form), language)
+        form = consent_form(
+            self.policy, self._public_prefix(scope), state, next_url="/", language=language
+        )
+        title = ui_strings(language)["declaration"]
+        page = _page(title, render_html(self.policy, language, form=form), language)
         return HTMLResponse(page, headers=_NO_STORE)
 
     def get_asset(self, scope: Scope, sub: str) -> Response:
@@ -638,28 +655,42 @@ def _page(title: str, body: str, language: str) -> str:
     )
 
 
-def consent_form(policy: Policy, prefix: str, state: ConsentState, *, next_url: str) -> str:
+def language_of(scope: Scope, default: str) -> str:
+    """The language to render in: ``?lang=``, then ``Accept-Language``, then the site default."""
+    accept = None
+    for name, value in scope.get("headers", ()):
+        if name == b"accept-language":
+            accept = value.decode("latin-1")
+            break
+    return pick_language(scope.get("query_string", b""), accept, default)
+
+
+def consent_form(
+    policy: Policy, prefix: str, state: ConsentState, *, next_url: str, language: str = "en"
+) -> str:
     """A plain HTML form with the same choices as the banner (works without JavaScript)."""
+    t = ui_strings(language)
     rows = []
     for key, cat in policy.ordered():
+        title = escape(cat.text(language).title)
         if cat.necessary:
             rows.append(
-                f'<p><label><input type="checkbox" checked disabled> {escape(cat.title)} '
-                "(always active)</label></p>"
+                f'<p><label><input type="checkbox" checked disabled> {title} '
+                f"({escape(t['always_on'])})</label></p>"
             )
         else:
             checked = " checked" if key in state.granted else ""
             rows.append(
                 f'<p><label><input type="checkbox" name="accept" value="{escape(key)}"{checked}> '
-                f"{escape(cat.title)}</label></p>"
+                f"{title}</label></p>"
             )
     return (
         f'<form method="post" action="{escape(prefix)}" class="consent-form">'
-        f"<fieldset><legend>Your cookie choices</legend>{''.join(rows)}</fieldset>"
+        f"<fieldset><legend>{escape(t['your_choices'])}</legend>{''.join(rows)}</fieldset>"
         f'<input type="hidden" name="next" value="{escape(next_url)}">'
-        '<button type="submit" name="save" value="1">Save choices</button>'
-        '<button type="submit" name="accept" value="all">Accept all</button>'
-        '<button type="submit" name="accept" value="none">Reject all</button>'
+        f'<button type="submit" name="save" value="1">{escape(t["save"])}</button>'
+        f'<button type="submit" name="accept" value="all">{escape(t["accept_all"])}</button>'
+        f'<button type="submit" name="accept" value="none">{escape(t["reject_all"])}</button>'
         "</form>"
     )
 

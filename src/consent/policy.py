@@ -124,6 +124,7 @@ class BannerSettings(_Model):
 
     inject: bool = True
     notice: str = ""
+    notice_translations: dict[str, str] = Field(default_factory=dict)
     languages: list[str] = Field(default_factory=lambda: ["en", "de", "fr"])
 
 
@@ -140,6 +141,14 @@ class SiteConfig(_Model):
     receipts: ReceiptSettings = Field(default_factory=ReceiptSettings)
     banner: BannerSettings = Field(default_factory=BannerSettings)
     trusted_origins: list[str] = Field(default_factory=list)
+
+    def notice_for(self, language: str) -> str:
+        """The first-layer notice in ``language``: its translation, the notice itself when that is
+        the site's language, else empty (the banner then shows its own translated default)."""
+        banner = self.banner
+        if language in banner.notice_translations:
+            return banner.notice_translations[language]
+        return banner.notice if language == self.language.split("-")[0] else ""
 
 
 # --------------------------------------------------------------------------- categories
@@ -343,6 +352,7 @@ class Policy:
             "controller": self.site.controller.model_dump(mode="json"),
             "policy_url": self.site.policy_url,
             "notice": self.site.banner.notice,
+            "notice_translations": self.site.banner.notice_translations,
             "undeclared": self.site.undeclared,
             "categories": {
                 key: {

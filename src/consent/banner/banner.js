@@ -16,13 +16,17 @@
   // Fallback labels, used only when no translation file can be loaded.
   const EN = {
     title: "Cookies", notice: "We use cookies.", policy_link: "Cookie policy",
-    policy_changed: "Our cookie policy has changed since your last choice. Please review it.",
+    policy_changed: "Our cookie policy has changed since your last choice.",
     accept_all: "Accept all", reject_all: "Reject all", customize: "Customize", save: "Save choices",
     always_on: "Always active", settings: "Cookie settings", close: "Close",
-    error: "Sorry, your choice could not be saved just now. Please try again."
+    gpc_off: "Off (Global Privacy Control)",
+    error: "Your choice could not be saved. Please try again.",
+    settings_intro: "Choose which cookies we may use.", cookies_heading: "Cookies", cookie_name: "Name",
+    cookie_vendor: "Provider", cookie_purpose: "Purpose", cookie_duration: "Duration", no_cookies: "None.",
+    gpc: "Your browser sends Global Privacy Control.", controller: "Responsible for this site"
   };
 
-  let state = null, T = EN, lang = "en";
+  let state = null, T = EN, lang = "en", query = "";
   let banner = null, overlay = null, settingsBtn = null, opener = null, busy = false;
   let resolveReady;
   const ready = new Promise((r) => { resolveReady = r; });
@@ -89,7 +93,8 @@
     const hl = primary(d.documentElement.getAttribute("lang"));
     const early = hl ? strings(hl) : null; // fetched alongside the state
     let s = null;
-    try { s = await getJSON(prefix + (hl ? "?lang=" + hl : "")); } catch (e) { s = null; }
+    query = hl ? "?lang=" + hl : ""; // the page's language, for decisions too
+    try { s = await getJSON(prefix + query); } catch (e) { s = null; }
     if (!s || typeof s !== "object") return null;
     T = await (early || strings(primary(s.language)));
     return s;
@@ -183,10 +188,13 @@
       type: "checkbox", role: "switch", id: id, class: "consent-switch", "data-key": key,
       "aria-describedby": c.description ? "consent-desc-" + key : null
     });
-    input.checked = !!c.necessary || (!!state.decided && allows(key)); // never pre-ticked
-    input.disabled = !!c.necessary;
+    // With GPC the server refuses sale/share categories: show them as they are.
+    const gpcBlocked = !c.necessary && !!state.gpc && !!c.sale_or_share;
+    input.checked = !!c.necessary || (!gpcBlocked && !!state.decided && allows(key)); // never pre-ticked
+    input.disabled = !!c.necessary || gpcBlocked;
     head.append(input, el("label", { for: id, id: id + "-label", class: "consent-category-title" }, c.title || key));
     if (c.necessary) head.appendChild(el("span", { class: "consent-always-on" }, t("always_on")));
+    else if (gpcBlocked) head.appendChild(el("span", { class: "consent-always-on consent-gpc-off" }, t("gpc_off")));
     if (c.description) sec.appendChild(el("p", { id: "consent-desc-" + key, class: "consent-description" }, c.description));
     const cookies = list(c.cookies);
     const det = sec.appendChild(el("details", { class: "consent-cookies" }));
@@ -291,7 +299,7 @@
     if (err) err.textContent = "";
     let j = null;
     try {
-      const r = await fetch(prefix, {
+      const r = await fetch(prefix + query, {
         method: "POST",
         credentials: "same-origin",
         headers: { "Content-Type": "application/json", Accept: "application/json" },

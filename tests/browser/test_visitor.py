@@ -1,0 +1,543 @@
+"""What a visitor of the demo site notices, in a real (headless) Chromium.
+
+Every test opens a fresh browser context against the module's demo server, so cookie jars never
+mix; assertions read the jar through ``context.cookies()`` and look at the page as it is shown.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import BrowserContext, Page, expect
+
+from .conftest import DemoServer, copy_demo_policy, require_chromium
+
+require_chromium()
+pytestmark = pytest.mark.browser
+
+ARTICLE = "/articles/pacing-after-long-covid"
+NECESSARY = {"consent", "csrftoken", "session", "sessionid", "__Host-lb"}
+ANALYTICS = {"stats_vid", "stats_ses"}
+MARKETING = {"px_uid", "_fbp"}
+BUTTONS = ("#consent-accept-all", "#consent-reject-all", "#consent-customize")
+# Everything that makes two buttons look alike (or not).
+STYLE_PROPS = (
+    "font-size",
+    "font-weight",
+    "font-family",
+    "padding-top",
+    "padding-right",
+    "padding-bottom",
+    "padding-left",
+    "color",
+    "background-color",
+    "border-top-color",
+    "border-top-width",
+    "border-top-left-radius",
+    "text-decoration-line",
+)
+
+
+def names(context: BrowserContext) -> set[str]:
+    return {c["name"] for c in context.cookies()}
+
+
+def optional_cookies(context: BrowserContext) -> set[str]:
+    """Cookies in the jar that are not strictly necessary."""
+    return names(context) - NECESSARY
+
+
+def open_page(context: BrowserContext, url: str) -> Page:
+    """A new tab showing ``url``, once the banner has loaded the visitor's state."""
+    page = context.new_page()
+    page.goto(url)
+    page.wait_for_function("window.consent && window.consent.state !== null")
+    return page
+
+
+def wait_for_cookies(context: BrowserContext, page: Page, wanted: set[str]) -> None:
+    """Wait until every cookie in ``wanted`` is in the jar (set by a script or a response)."""
+    for _ in range(100):
+        if wanted <= names(context):
+            return
+        page.wait_for_timeout(50)
+    raise AssertionError(f"cookies {sorted(wanted - names(context))} never arrived")
+
+
+def styles(page: Page, selector: str) -> dict[str, Any]:
+    return page.eval_on_selector(
+        selector,
+        """(e, props) => {
+            const s = getComputedStyle(e), r = e.getBoundingClientRect();
+            const out = {width: r.width, height: r.height};
+            for (const p of props) out[p] = s.getPropertyValue(p);
+            return out;
+        }""",
+        list(STYLE_PROPS),
+    )
+
+
+def gated_nothing_ran(page: Page) -> None:
+    assert page.evaluate("typeof window.__statsRan") == "undefined"
+    assert page.evaluate("typeof window.__pixelRan") == "undefined"
+    assert page.locator('script[data-consent][type="text/plain"]').count() == 2
+    assert page.get_attribute("iframe[data-consent]", "src") is None
+    assert page.get_attribute("img[data-consent]", "src") is None
+
+
+def focused(page: Page) -> dict[str, Any]:
+    return page.evaluate(
+        """() => {
+            const a = document.activeElement, s = getComputedStyle(a);
+            return {
+                id: a.id, tag: a.tagName,
+                inModal: !!a.closest("#consent-preferences"),
+                outline: s.outlineStyle, outlineWidth: parseFloat(s.outlineWidth) || 0,
+            };
+        }"""
+    )
+
+
+def tab_to(page: Page, element_id: str, *, limit: int = 30) -> None:
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.id") == element_id:
+            return
+    raise AssertionError(f"Tab never reached #{element_id}")
+
+
+# --------------------------------------------------------------------------- first visit
+
+
+def test_first_visit_shows_three_equal_buttons_and_runs_nothing(
+    context: BrowserContext, demo: DemoServer, screenshots: Path
+) -> None:
+    page = open_page(context, demo.url + ARTICLE)
+    banner = page.locator("#consent-banner")
+    expect(banner).to_be_visible()
+    expect(banner).to_have_attribute("role", "dialog")
+    for selector in BUTTONS:
+        expect(page.locator(selector)).to_be_visible()
+    expect(page.locator("#consent-accept-all")).to_have_text("Accept all")
+    expect(page.locator("#consent-reject-all")).to_have_text("Reject all")
+    expect(page.locator("#consent-customize")).to_have_text("Customize")
+
+    looks = [styles(page, s) for s in BUTTONS]
+    for other in looks[1:]:
+        for prop in STYLE_PROPS:
+            assert other[prop] == looks[0][prop], (prop, looks)
+        assert abs(other["width"] - looks[0]["width"]) <= 2, looks
+        assert abs(other["height"] - looks[0]["height"]) <= 2, looks
+
+    # The banner sits above the page, inside the viewport, and does not hide the whole text.
+    box = banner.bounding_box()
+    assert box is not None
+    assert box["y"] >= 0
+    assert box["y"] + box["height"] <= 800
+    assert box["height"] < 400
+
+    assert optional_cookies(context) == set()
+    gated_nothing_ran(page)
+    expect(page.locator(".video-placeholder")).to_be_visible()
+    assert page.locator("#consent-settings").count() == 0
+    page.screenshot(path=screenshots / "first-layer.png")
+
+
+def test_first_layer_in_german(
+    make_context: Callable[..., BrowserContext], demo: DemoServer, screenshots: Path
+) -> None:
+    context = make_context(viewport={"width": 1280, "height": 800}, locale="de-DE")
+    page = open_page(context, demo.url + ARTICLE + "?lang=de")
+    assert page.get_attribute("html", "lang") == "de"
+    expect(page.locator("#consent-banner")).to_have_attribute("lang", "de")
+    expect(page.locator("#consent-accept-all")).to_have_text("Alle akzeptieren")
+    expect(page.locator("#consent-reject-all")).to_have_text("Alle ablehnen")
+    expect(page.locator("#consent-customize")).to_have_text("Anpassen")
+    page.screenshot(path=screenshots / "first-layer-de.png")
+    page.click("#consent-customize")
+    expect(page.locator("#consent-preferences")).to_be_visible()
+    expect(page.locator("#consent-toggle-analytics-label")).to_have_text("Statistik")
+    expect(page.locator("#consent-toggle-embedded-label")).to_have_text("Eingebettete Videos")
+    page.screenshot(path=screenshots / "second-layer-de.png")
+
+    # The decision keeps the language: the dialog stays German, the receipt records it.
+    page.click("#consent-toggle-analytics")
+    page.click("#consent-save")
+    expect(page.locator("#consent-settings")).to_have_text("Cookie-Einstellungen")
+    page.click("#consent-settings")
+    expect(page.locator("#consent-toggle-analytics-label")).to_have_text("Statistik")
+    expect(page.locator("#consent-toggle-analytics")).to_be_checked()
+    receipt = page.evaluate(
+        "fetch('/_consent/receipt', {headers: {Accept: 'application/json'}}).then((r) => r.json())"
+    )["receipt"]
+    assert receipt["language"] == "de"
+    assert receipt["granted"] == ["analytics"]
+    page.close()
+
+
+def test_german_banner_shows_a_german_notice(
+    make_context: Callable[..., BrowserContext], demo: DemoServer
+) -> None:
+    context = make_context(locale="de-DE")
+    page = open_page(context, demo.url + "/?lang=de")
+    expect(page.locator("#consent-banner-notice")).to_contain_text("Einwilligung", timeout=1000)
+
+
+def test_mobile_first_layer_fits(
+    make_context: Callable[..., BrowserContext], demo: DemoServer, screenshots: Path
+) -> None:
+    context = make_context(viewport={"width": 375, "height": 667}, is_mobile=True)
+    page = open_page(context, demo.url + "/")
+    banner = page.locator("#consent-banner")
+    expect(banner).to_be_visible()
+    box = banner.bounding_box()
+    assert box is not None
+    assert box["x"] >= 0
+    assert box["x"] + box["width"] <= 375
+    for selector in BUTTONS:  # every button reachable without scrolling the banner
+        button = page.locator(selector).bounding_box()
+        assert button is not None
+        assert button["y"] + button["height"] <= 667
+    page.screenshot(path=screenshots / "first-layer-mobile.png")
+    page.close()
+
+
+# --------------------------------------------------------------------------- reject / accept
+
+
+def test_reject_all_stays_rejected_after_reload(context: BrowserContext, demo: DemoServer) -> None:
+    page = open_page(context, demo.url + ARTICLE)
+    page.click("#consent-reject-all")
+    expect(page.locator("#consent-settings")).to_be_visible()
+    expect(page.locator("#consent-banner")).to_have_count(0)
+    assert "consent" in names(context)
+
+    page.reload()
+    page.evaluate("window.consent.ready")
+    expect(page.locator("#consent-settings")).to_be_visible()
+    expect(page.locator("#consent-banner")).to_have_count(0)
+    assert optional_cookies(context) == set()
+    gated_nothing_ran(page)
+    assert page.evaluate("window.consent.allows('analytics')") is False
+    assert page.evaluate("window.consent.allows('necessary')") is True
+
+
+def test_accept_all_runs_gated_content_without_reload(
+    context: BrowserContext, demo: DemoServer, screenshots: Path
+) -> None:
+    page = open_page(context, demo.url + ARTICLE)
+    page.evaluate(
+        "window.__changes = [];"
+        "document.addEventListener('consent:change', (e) => window.__changes.push(e.detail))"
+    )
+    page.click("#consent-accept-all")
+
+    # Without a reload: the gated scripts ran once, the iframe and the pixel got their src.
+    page.wait_for_function("window.__statsRan === 1 && window.__pixelRan === 1")
+    expect(page.locator("#consent-banner")).to_have_count(0)
+    expect(page.locator("#consent-settings")).to_be_visible()
+    assert page.get_attribute("iframe[data-consent]", "src") == (
+        "/video-platform/embed/pacing-in-daily-life"
+    )
+    expect(page.locator(".video-placeholder")).to_be_hidden()
+    wait_for_cookies(context, page, {"stats_ses", "_fbp", "px_uid"})
+    assert "stats_vid" not in names(context)  # the server sets it on the next response
+    assert page.evaluate("window.consent.allows('marketing')") is True
+    changes = page.evaluate("window.__changes")
+    assert len(changes) == 1
+    assert set(changes[0]["granted"]) == {"analytics", "marketing", "preferences", "embedded"}
+    assert changes[0]["receipt_id"]
+    page.frame_locator("iframe[data-consent]").locator("#player").wait_for()
+    page.locator(".video").scroll_into_view_if_needed()
+    page.screenshot(path=screenshots / "after-accept-all.png")
+
+    # After a reload the server has already un-gated the scripts, and they ran exactly once.
+    response = page.reload()
+    assert response is not None
+    source = response.text()
+    assert re.search(r'<script data-consent="analytics" src="/static/stats.js">', source), source
+    assert 'type="text/plain"' not in source
+    assert 'src="/video-platform/embed/pacing-in-daily-life"' in source
+    page.wait_for_function("window.__statsRan === 1")
+    page.evaluate("window.consent.ready")
+    expect(page.locator("#consent-banner")).to_have_count(0)
+    expect(page.locator("#consent-settings")).to_be_visible()
+    assert {"stats_vid", "stats_ses", "px_uid", "_fbp"} <= names(context)
+
+
+def test_withdrawing_analytics_expires_its_cookies(
+    context: BrowserContext, demo: DemoServer
+) -> None:
+    page = open_page(context, demo.url + ARTICLE)
+    page.click("#consent-accept-all")
+    page.wait_for_function("window.__statsRan === 1")
+    page.reload()  # the server now sets stats_vid too
+    wait_for_cookies(context, page, ANALYTICS)
+
+    page.click("#consent-settings")
+    dialog = page.locator("#consent-preferences")
+    expect(dialog).to_be_visible()
+    toggle = page.locator("#consent-toggle-analytics")
+    expect(toggle).to_be_checked()
+    expect(page.locator("#consent-toggle-marketing")).to_be_checked()
+    expect(page.locator("#consent-toggle-necessary")).to_be_disabled()
+    toggle.click()
+    expect(toggle).not_to_be_checked()
+    with page.expect_response(lambda r: r.request.method == "POST") as posted:
+        page.click("#consent-save")
+    assert posted.value.status == 200
+    expect(dialog).to_have_count(0)
+
+    # The decision's own response expired the analytics cookies; marketing ones stay.
+    left = names(context)
+    assert not (ANALYTICS & left), left
+    assert left >= MARKETING
+    assert page.evaluate("window.consent.allows('analytics')") is False
+
+    page.reload()
+    assert not (ANALYTICS & names(context))
+    assert page.evaluate("typeof window.__statsRan") == "undefined"
+    assert page.evaluate("window.__pixelRan") == 1
+
+
+# --------------------------------------------------------------------------- keyboard only
+
+
+def test_keyboard_only(context: BrowserContext, demo: DemoServer, screenshots: Path) -> None:
+    page = open_page(context, demo.url + ARTICLE)
+    expect(page.locator("#consent-banner")).to_be_visible()
+
+    # Tab reaches the banner's buttons early, with a visible focus ring.
+    for button in ("consent-accept-all", "consent-reject-all", "consent-customize"):
+        tab_to(page, button, limit=12)
+        state = focused(page)
+        assert state["outline"] != "none", state
+        assert state["outlineWidth"] >= 2, state
+
+    # Enter on Customize opens the dialog with the focus inside it.
+    page.keyboard.press("Enter")
+    dialog = page.locator("#consent-preferences")
+    expect(dialog).to_be_visible()
+    expect(dialog).to_have_attribute("aria-modal", "true")
+    assert focused(page)["inModal"]
+    assert focused(page)["id"] == "consent-toggle-analytics"
+    page.screenshot(path=screenshots / "second-layer.png")
+
+    # The focus stays trapped inside, forwards and backwards.
+    count = page.evaluate(
+        """() => Array.from(document.querySelectorAll('#consent-preferences :is(button, input, summary, a[href])'))
+            .filter((x) => !x.disabled && x.getClientRects().length).length"""
+    )
+    seen = set()
+    for _ in range(count + 2):
+        page.keyboard.press("Tab")
+        state = focused(page)
+        assert state["inModal"], state
+        seen.add(state["id"] or state["tag"])
+    assert {"consent-save", "consent-close", "consent-toggle-marketing"} <= seen
+    for _ in range(count + 2):
+        page.keyboard.press("Shift+Tab")
+        assert focused(page)["inModal"]
+
+    # Space toggles a switch; Esc closes the dialog and the focus returns to Customize.
+    tab_to(page, "consent-toggle-analytics")
+    page.keyboard.press("Space")
+    expect(page.locator("#consent-toggle-analytics")).to_be_checked()
+    page.keyboard.press("Escape")
+    expect(dialog).to_have_count(0)
+    expect(page.locator("#consent-banner")).to_be_visible()
+    assert focused(page)["id"] == "consent-customize"
+    assert optional_cookies(context) == set()  # closing is not consenting
+
+    # Open again, choose analytics only and save with Enter.
+    page.keyboard.press("Enter")
+    expect(dialog).to_be_visible()
+    expect(page.locator("#consent-toggle-analytics")).not_to_be_checked()
+    page.keyboard.press("Space")  # the focus starts on the analytics switch
+    expect(page.locator("#consent-toggle-analytics")).to_be_checked()
+    tab_to(page, "consent-save")
+    with page.expect_response(lambda r: r.request.method == "POST") as posted:
+        page.keyboard.press("Enter")
+    assert posted.value.status == 200
+    expect(dialog).to_have_count(0)
+    assert focused(page)["id"] == "consent-settings"  # the focus is not lost
+    page.wait_for_function("window.__statsRan === 1")
+    assert page.evaluate("typeof window.__pixelRan") == "undefined"
+
+    receipt = page.evaluate(
+        "fetch('/_consent/receipt', {headers: {Accept: 'application/json'}}).then((r) => r.json())"
+    )["receipt"]
+    assert receipt["granted"] == ["analytics"]
+    assert set(receipt["refused"]) == {"marketing", "preferences", "embedded"}
+    assert receipt["method"] == "banner"
+    assert receipt["event"] == "given"
+
+
+# --------------------------------------------------------------------------- without JavaScript
+
+
+def test_without_javascript_the_form_records_a_choice(
+    make_context: Callable[..., BrowserContext], demo: DemoServer, screenshots: Path
+) -> None:
+    context = make_context(viewport={"width": 1280, "height": 800}, java_script_enabled=False)
+    page = context.new_page()
+    page.goto(demo.url + ARTICLE)
+    form = page.locator(".consent-noscript form")
+    expect(form).to_be_visible()
+    expect(page.locator("#consent-banner")).to_have_count(0)
+    buttons = [styles(page, f".consent-noscript button >> nth={i}") for i in range(3)]
+    for other in buttons[1:]:
+        for prop in STYLE_PROPS:
+            assert other[prop] == buttons[0][prop], (prop, buttons)
+    page.screenshot(path=screenshots / "no-javascript.png")
+    form.get_by_label("Analytics").check()
+    with page.expect_navigation():
+        form.get_by_role("button", name="Save choices").click()
+    assert page.url == demo.url + ARTICLE  # back where the visitor was
+    assert "consent" in names(context)
+    expect(page.locator(".consent-noscript")).to_have_count(0)
+    # The redirected page was already served with analytics allowed.
+    assert "stats_vid" in names(context)
+    assert not (MARKETING & names(context))
+
+    page.reload()
+    expect(page.locator(".consent-noscript")).to_have_count(0)
+    source = page.content()
+    assert '<script data-consent="analytics" src="/static/stats.js">' in source
+    assert '<script type="text/plain" data-consent="marketing"' in source
+    page.close()
+
+
+def test_without_javascript_accept_all(
+    make_context: Callable[..., BrowserContext], demo: DemoServer
+) -> None:
+    context = make_context(java_script_enabled=False)
+    page = context.new_page()
+    page.goto(demo.url + "/")
+    with page.expect_navigation():
+        page.locator(".consent-noscript").get_by_role("button", name="Accept all").click()
+    assert page.url == demo.url + "/"
+    assert {"consent", "stats_vid"} <= names(context)
+    expect(page.locator(".consent-noscript")).to_have_count(0)
+    page.close()
+
+
+# --------------------------------------------------------------------------- policy change
+
+
+def test_a_changed_policy_asks_again(
+    context: BrowserContext,
+    demo: DemoServer,
+    demo_factory: Callable[..., DemoServer],
+    tmp_path: Path,
+) -> None:
+    page = open_page(context, demo.url + "/")
+    page.click("#consent-accept-all")
+    expect(page.locator("#consent-settings")).to_be_visible()
+    page.close()
+
+    policy = copy_demo_policy(tmp_path / "changed-policy")
+    analytics = policy / "analytics.toml"
+    text = analytics.read_text(encoding="utf-8")
+    analytics.write_text(
+        text.replace("deleted after 13 months", "deleted after 25 months", 1), encoding="utf-8"
+    )
+    changed = demo_factory("changed", policy=policy)  # same key, same host: the jar carries over
+
+    page = open_page(context, changed.url + ARTICLE)
+    expect(page.locator("#consent-banner")).to_be_visible()
+    expect(page.locator("#consent-banner-changed")).to_contain_text("policy has changed")
+    gated_nothing_ran(page)
+    assert page.evaluate("window.consent.state.decided") is False
+    page.click("#consent-customize")
+    expect(page.locator("#consent-preferences .consent-changed")).to_be_visible()
+    expect(page.locator("#consent-toggle-analytics")).not_to_be_checked()
+
+
+# --------------------------------------------------------------------------- Global Privacy Control
+
+
+def test_gpc_keeps_marketing_refused(
+    make_context: Callable[..., BrowserContext], demo: DemoServer
+) -> None:
+    context = make_context(extra_http_headers={"Sec-GPC": "1"})
+    page = open_page(context, demo.url + ARTICLE)
+    assert page.evaluate("window.consent.state.gpc") is True
+    page.click("#consent-accept-all")
+    page.wait_for_function("window.__statsRan === 1")
+    page.reload()
+    page.evaluate("window.consent.ready")
+    left = names(context)
+    assert "stats_vid" in left
+    assert not (MARKETING & left), left
+    assert page.evaluate("typeof window.__pixelRan") == "undefined"
+    assert page.evaluate("window.consent.allows('marketing')") is False
+
+    page.click("#consent-settings")
+    expect(page.locator("#consent-preferences .consent-gpc")).to_be_visible()
+    marketing = page.locator("#consent-toggle-marketing")
+    expect(marketing).not_to_be_checked()
+    expect(marketing).to_be_disabled()
+    expect(page.locator("#consent-toggle-analytics")).to_be_checked()
+
+    receipt = page.evaluate(
+        "fetch('/_consent/receipt', {headers: {Accept: 'application/json'}}).then((r) => r.json())"
+    )["receipt"]
+    assert receipt["gpc"] is True
+    assert "marketing" in receipt["refused"]
+    page.close()
+
+
+# --------------------------------------------------------------------------- receipt page
+
+
+def test_receipt_page_after_a_decision(context: BrowserContext, demo: DemoServer) -> None:
+    page = open_page(context, demo.url + "/cookie-policy")
+    expect(page.locator("#your-choice")).to_contain_text("not made a choice")
+    page.click("#consent-accept-all")
+    expect(page.locator("#consent-settings")).to_be_visible()
+    receipt_id = page.evaluate("window.consent.state.receipt_id")
+
+    page.reload()
+    expect(page.locator("#your-choice")).to_contain_text("Analytics")
+    with page.expect_navigation():
+        page.get_by_role("link", name="Show your consent receipt").click()
+    assert page.url.endswith("/_consent/receipt")
+    expect(page.locator("h1")).to_have_text("Your consent receipt")
+    expect(page.locator("body")).to_contain_text(receipt_id)
+    expect(page.locator("body")).to_contain_text("Lindenhof Clinic gGmbH")
+
+
+def test_footer_link_opens_the_settings(context: BrowserContext, demo: DemoServer) -> None:
+    page = open_page(context, demo.url + "/")
+    page.click("#consent-reject-all")
+    page.locator(".site-footer").get_by_role("link", name="Cookie settings").click()
+    expect(page.locator("#consent-preferences")).to_be_visible()
+    assert page.url == demo.url + "/"  # the link did not navigate
+
+
+def test_the_demo_never_contacts_another_host(context: BrowserContext, demo: DemoServer) -> None:
+    hosts: set[str] = set()
+    context.on("request", lambda r: hosts.add(r.url.split("/")[2] if "://" in r.url else r.url))
+    page = open_page(context, demo.url + ARTICLE)
+    page.click("#consent-accept-all")
+    page.wait_for_function("window.__statsRan === 1 && window.__pixelRan === 1")
+    page.frame_locator("iframe[data-consent]").locator("#player").wait_for()
+    for path in ("/", "/newsletter", "/contact", "/cookie-policy"):
+        page.goto(demo.url + path)
+    assert hosts == {demo.url.split("/")[2]}
+
+
+def test_forms_work_with_only_necessary_cookies(context: BrowserContext, demo: DemoServer) -> None:
+    page = open_page(context, demo.url + "/newsletter")
+    page.click("#consent-reject-all")
+    expect(page.locator("#consent-settings")).to_be_visible()
+    page.get_by_label("E-mail").fill("reader@example.org")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Subscribe").click()
+    expect(page.locator("main [role=status]")).to_contain_text("confirm the link")
+    assert names(context) == {"consent", "csrftoken", "session"}
