@@ -50,24 +50,53 @@ def set_cookie_name(value: bytes) -> str:
 
 _MAX_AGE = re.compile(rb";\s*max-age\s*=\s*([^;]*)", re.IGNORECASE)
 _EXPIRES = re.compile(rb";\s*expires\s*=\s*([^;]*)", re.IGNORECASE)
+_INTEGER = re.compile(rb"-?[0-9]+")
+_ATTRS_CACHE_LIMIT = 1024
+_ATTRS_MAX = 512
+# Attribute part of a Set-Cookie value -> (Max-Age verdict or None, Expires timestamp or None).
+# The attributes of a site's cookies repeat on every response while the values change, so the
+# parsing is done once per distinct attribute string; the Expires date is compared each time.
+_attrs_cache: dict[bytes, tuple[bool | None, int | None]] = {}
+
+
+def _deletion_attrs(attrs: bytes) -> tuple[bool | None, int | None]:
+    low = attrs.lower()
+    if b"max-age" not in low and b"expires" not in low:
+        return None, None
+    # RFC 6265bis 5.6: the last attribute of a kind wins; Max-Age beats Expires.
+    for raw in reversed(_MAX_AGE.findall(attrs)):
+        raw = raw.strip()
+        if _INTEGER.fullmatch(raw):
+            # <= 0 by sign and digits: int() refuses numbers of more than 4,300 digits.
+            return raw.startswith(b"-") or not raw.strip(b"0"), None
+    for raw in reversed(_EXPIRES.findall(attrs)):
+        ts = parse_cookie_date(raw.decode("latin-1"))
+        if ts is not None:
+            return None, ts
+    return None, None
 
 
 def is_deletion(value: bytes, now: float | None = None) -> bool:
     """True when a ``Set-Cookie`` value removes the cookie: ``Max-Age`` <= 0, or (without a
     ``Max-Age``) an ``Expires`` date in the past. Deletions always pass the filter: removing a
     cookie never needs consent."""
-    low = value.lower()
-    if b"max-age" not in low and b"expires" not in low:
+    # Attributes start at the first ";": the name and value before it never count.
+    semi = value.find(b";")
+    if semi < 0:
         return False
-    # RFC 6265bis 5.6: the last attribute of a kind wins; Max-Age beats Expires.
-    for raw in reversed(_MAX_AGE.findall(value)):
-        raw = raw.strip()
-        if re.fullmatch(rb"-?[0-9]+", raw):
-            return int(raw) <= 0
-    for raw in reversed(_EXPIRES.findall(value)):
-        ts = parse_cookie_date(raw.decode("latin-1"))
-        if ts is not None:
-            return ts <= (time.time() if now is None else now)
+    attrs = value[semi:]
+    found = _attrs_cache.get(attrs)
+    if found is None:
+        found = _deletion_attrs(attrs)
+        if len(attrs) <= _ATTRS_MAX:
+            if len(_attrs_cache) >= _ATTRS_CACHE_LIMIT:
+                _attrs_cache.clear()
+            _attrs_cache[attrs] = found
+    max_age, expires = found
+    if max_age is not None:
+        return max_age
+    if expires is not None:
+        return expires <= (time.time() if now is None else now)
     return False
 
 

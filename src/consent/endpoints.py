@@ -325,6 +325,8 @@ class ConsentEndpoints:
         if media == "application/json":
             try:
                 data = json.loads(body)
+                # JSON may escape lone surrogates ("\ud800") that no UTF-8 text can hold.
+                json.dumps(data, ensure_ascii=False).encode("utf-8")
             except (ValueError, UnicodeDecodeError, RecursionError) as exc:
                 raise BadRequest(400, "malformed JSON body", str(exc)) from None
             if not isinstance(data, dict) or "accept" not in data:

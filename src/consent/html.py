@@ -104,11 +104,27 @@ _TAG_OPEN: Final = re.compile(rb"<(/?)(" + _TAG_NAME + rb")")
 _SPECIAL: Final = rb"head|body|script|iframe|style|textarea|title|xmp|noembed|noframes|plaintext"
 
 
-def _boring(gating: bool) -> re.Pattern[bytes]:
+# Raw-text elements that, complete, need nothing from us either: skipped in one go.
+_RAW_SKIPPED: Final = (b"title", b"style", b"textarea", b"xmp", b"noembed", b"noframes")
+
+
+def _raw_element(name: bytes, attrs: bytes) -> bytes:
+    """A complete start tag ``name`` and its raw text, up to (not including) its end tag,
+    which must be in the buffer (the end tag itself is an ordinary boring end tag)."""
+    return (
+        rb"|<(?i:" + name + rb")(?=[\t\n\f\r />])" + attrs + rb">"
+        rb"(?:[^<]++|<(?!/(?i:" + name + rb")[\t\n\f\r />]))*+"
+        rb"(?=</(?i:" + name + rb")[\t\n\f\r />])"
+    )
+
+
+def _boring(gating: bool, scripts: bool) -> re.Pattern[bytes]:
     """A run of markup that needs nothing from us: text, complete uninteresting tags,
-    complete comments, doctypes and bogus comments.  It stops at the first ``<`` that
-    starts something interesting or incomplete.  (The most frequent alternatives come
-    first; that alone is worth a third of the speed.)"""
+    complete comments, doctypes and bogus comments, and complete raw-text elements that
+    cannot matter (``<title>``, ``<style>``, ...; ``<script>`` once ``head_start`` is
+    placed (``scripts``), ``<script>``/``<iframe>`` without ``data-consent`` when gating).
+    It stops at the first ``<`` that starts something interesting or incomplete.  (The
+    most frequent alternatives come first; that alone is worth a third of the speed.)"""
     if gating:
         # <img> matters only with a data-consent attribute.
         start = (
@@ -117,6 +133,11 @@ def _boring(gating: bool) -> re.Pattern[bytes]:
         )
     else:
         start = rb"|<(?!(?i:" + _SPECIAL + rb")[\t\n\f\r />])" + _TAG_NAME + _ATTR_UNITS + rb">"
+    activatable = _ATTR_UNITS_UNGATED if gating else _ATTR_UNITS
+    raw = b"".join(_raw_element(name, _ATTR_UNITS) for name in _RAW_SKIPPED)
+    raw += _raw_element(b"iframe", activatable)
+    if scripts:
+        raw = _raw_element(b"script", activatable) + raw
     return re.compile(
         rb"(?:[^<]++"
         rb"|</(?!(?i:head)[\t\n\f\r />])"
@@ -124,6 +145,7 @@ def _boring(gating: bool) -> re.Pattern[bytes]:
         + _ATTR_UNITS
         + rb">"
         + start
+        + raw
         + rb"|<(?=[^A-Za-z/!?])"
         rb"|<!--(?:-?>|(?:[^-]++|-(?!-!?>))*+--!?>)"
         rb"|<!(?!--)[^>]*+>"
@@ -133,9 +155,10 @@ def _boring(gating: bool) -> re.Pattern[bytes]:
     )
 
 
+# Indexed by "is head_start placed": before that, every <script> needs attention.
 # Without any granted category nothing can be activated, so <img> is uninteresting.
-_BORING_NO_GATING: Final = _boring(False)
-_BORING_GATING: Final = _boring(True)
+_BORING_NO_GATING: Final = (_boring(False, False), _boring(False, True))
+_BORING_GATING: Final = (_boring(True, False), _boring(True, True))
 
 _COMMENT_END: Final = re.compile(rb"--!?>")
 _DATA_CONSENT: Final = re.compile(rb"(?i)data-consent")
@@ -173,6 +196,7 @@ _RAW: Final = 2
 _TAG_CONT: Final = 3  # inside a start/end tag that was too long to hold
 _BOGUS: Final = 4  # inside <!...>, <?...> or </...> that was too long to hold
 _PLAINTEXT: Final = 5
+_IDLE: Final = 6  # nothing left that could change: the rest passes through
 
 # Positions inside a tag, used only for tags too long to hold.
 _T_NEUTRAL: Final = 0
@@ -248,8 +272,30 @@ def _unquote(value: bytes) -> bytes:
     return value
 
 
+_GATE_CACHE_LIMIT: Final = 256
+_GATE_CACHE_MAX_TAG: Final = 1024
+# (tag, granted) -> activated tag or None.  A site's gated tags are few and appear on every
+# page, so each one is parsed once per set of granted categories.
+_gate_cache: dict[tuple[bytes, frozenset[bytes]], bytes | None] = {}
+
+
 def _gate(tag: bytes, name: bytes, name_end: int, granted: frozenset[bytes]) -> bytes | None:
     """Return the activated form of a gated tag, or None to leave it as it is."""
+    if len(tag) > _GATE_CACHE_MAX_TAG:
+        return _gate_parse(tag, name, name_end, granted)
+    key = (tag, granted)
+    try:
+        return _gate_cache[key]
+    except KeyError:
+        pass
+    new = _gate_parse(tag, name, name_end, granted)
+    if len(_gate_cache) >= _GATE_CACHE_LIMIT:
+        _gate_cache.clear()
+    _gate_cache[key] = new
+    return new
+
+
+def _gate_parse(tag: bytes, name: bytes, name_end: int, granted: frozenset[bytes]) -> bytes | None:
     # (lower-case name, start incl. preceding separator, end, name start, name end,
     #  unquoted value or None)
     attrs: list[tuple[bytes, int, int, int, int, bytes | None]] = []
@@ -311,6 +357,23 @@ def _gate(tag: bytes, name: bytes, name_end: int, granted: frozenset[bytes]) -> 
     return b"".join(parts)
 
 
+_ENCODED_LIMIT: Final = 64
+# frozenset of granted category keys -> the same as bytes (one per consent state seen).
+_encoded_cache: dict[frozenset[str], frozenset[bytes]] = {}
+
+
+def _encoded(granted: Iterable[str]) -> frozenset[bytes]:
+    if isinstance(granted, frozenset):
+        found = _encoded_cache.get(granted)
+        if found is None:
+            found = frozenset(g.encode("utf-8") for g in granted)
+            if len(_encoded_cache) >= _ENCODED_LIMIT:
+                _encoded_cache.clear()
+            _encoded_cache[granted] = found
+        return found
+    return frozenset(g.encode("utf-8") for g in granted)
+
+
 class HtmlRewriter:
     """Incremental rewriter: call :meth:`feed` with each chunk, then :meth:`close`.
 
@@ -324,6 +387,7 @@ class HtmlRewriter:
         "_granted",
         "_head_end",
         "_head_start",
+        "_last",
         "_max_tail",
         "_raw_end",
         "_raw_keep",
@@ -348,7 +412,7 @@ class HtmlRewriter:
         self._head_start: bytes | None = head_start or None
         self._head_end: bytes | None = head_end or None
         self._body_start: bytes | None = body_start or None
-        self._granted = frozenset(g.encode("utf-8") for g in granted)
+        self._granted = _encoded(granted)
         self._boring = _BORING_GATING if self._granted else _BORING_NO_GATING
         self._max_tail = max(16, max_tail)
         self._state = _DATA
@@ -358,6 +422,7 @@ class HtmlRewriter:
         self._tag_sub = _T_NEUTRAL
         self._tail = b""
         self._seen = False
+        self._last = False  # the chunk being fed is the last one (see rewrite())
         #: True once the output differs from the input.
         self.changed = False
 
@@ -370,6 +435,13 @@ class HtmlRewriter:
             chunk = self._tail + chunk
             self._tail = b""
         return self._run(chunk, final=False)
+
+    def rewrite(self, document: bytes) -> bytes:
+        """The whole document at once: the same as ``feed(document) + close()``, but once
+        nothing is left to insert or activate the rest is passed on without tokenizing."""
+        self._last = True
+        out = self.feed(document)
+        return out + self.close()
 
     def close(self) -> bytes:
         """Flush the held tail and any insertion that found no place in the document."""
@@ -386,7 +458,33 @@ class HtmlRewriter:
 
     # ----------------------------------------------------------------------------------
 
+    def _idle(self, buf: bytes, pos: int, gates: list[Any]) -> bool:
+        """True when nothing from ``buf[pos:]`` on can change: every insertion is placed and
+        no tag can be activated (nothing granted, or no ``data-consent`` left in the last
+        chunk).  Without granted categories that holds for the rest of the document.
+
+        ``gates`` caches, per buffer, its lower-cased copy and where the next
+        ``data-consent`` starts (-1: none; -2: not looked for yet)."""
+        if self._head_start is not None or self._head_end is not None:
+            return False
+        if self._body_start is not None:
+            return False
+        if not self._granted:
+            self._state = _IDLE
+            return True
+        if not self._last:
+            return False
+        at: int = gates[1]
+        if at == -2 or 0 <= at < pos:
+            if gates[0] is None:
+                gates[0] = buf.lower()
+            at = gates[1] = gates[0].find(b"data-consent", pos)
+        return at < 0
+
     def _run(self, buf: bytes, final: bool) -> bytes:
+        gates: list[Any] = [None, -2]
+        if self._state == _IDLE or (self._state == _DATA and self._idle(buf, 0, gates)):
+            return buf
         out: list[bytes] = []
         mark = 0  # buf[:mark] is in `out`
         pos = 0
@@ -395,7 +493,8 @@ class HtmlRewriter:
         while pos < n:
             state = self._state
             if state == _DATA:
-                pos = self._boring.match(buf, pos).end()  # type: ignore[union-attr]
+                boring = self._boring[self._head_start is None]
+                pos = boring.match(buf, pos).end()  # type: ignore[union-attr]
                 if pos >= n:
                     break
                 # buf[pos] is "<" and starts something interesting or incomplete.
@@ -443,6 +542,8 @@ class HtmlRewriter:
                 m = _TAG.match(buf, pos)
                 if m is not None:
                     pos, mark = self._on_tag(buf, m, out, mark)
+                    if self._state == _DATA and self._idle(buf, pos, gates):
+                        pos = n
                     continue
                 if final:
                     pos = n
@@ -619,9 +720,11 @@ def html_rewrite_applies(method: str, start: Message) -> bool:
         return False
     html = None
     for name, value in start.get("headers", ()):
-        if not isinstance(name, bytes | bytearray) or not isinstance(value, bytes | bytearray):
+        if type(name) is not bytes and not isinstance(name, bytes | bytearray):
             return False
-        lname = bytes(name).lower()
+        if type(value) is not bytes and not isinstance(value, bytes | bytearray):
+            return False
+        lname = name.lower()
         if lname == b"content-type":
             if html is None:
                 html = value.split(b";", 1)[0].strip().lower() == b"text/html"
@@ -646,15 +749,17 @@ def _fix_headers(
     out: list[tuple[bytes, bytes]] = []
     length_done = content_length is None
     for name, value in headers:
-        lname = bytes(name).lower()
+        if type(name) is not bytes:
+            name = bytes(name)
+        lname = name.lower()
         if lname == b"content-length":
             if not length_done:
-                out.append((bytes(name), str(content_length).encode("ascii")))
+                out.append((name, str(content_length).encode("ascii")))
                 length_done = True
             continue
         if body_changed and lname in _BODY_VALIDATORS:
             continue
-        out.append((bytes(name), bytes(value)))
+        out.append((name, value if type(value) is bytes else bytes(value)))
     if not length_done:
         out.append((b"content-length", str(content_length).encode("ascii")))
     return out
@@ -742,7 +847,7 @@ class HtmlResponder:
         more = bool(message.get("more_body", False))
         if self._mode == _PENDING:
             if not more:
-                out = rewriter.feed(body) + rewriter.close()
+                out = rewriter.rewrite(body)
                 await self._send_start(content_length=len(out), body_changed=rewriter.changed)
                 self._mode = _DONE
                 await self._send({**message, "body": out})

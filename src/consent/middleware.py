@@ -15,6 +15,7 @@ Requests under the prefix (default ``/_consent``) and ``/.well-known/gpc.json`` 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections import Counter
 from collections.abc import Sequence
@@ -26,7 +27,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .classify import Classifier
+from .classify import Classifier, Match
 from .cookies import cookie_pairs, deletion_variants, is_deletion, set_cookie_name
 from .endpoints import ConsentEndpoints, consent_form
 from .html import (
@@ -78,6 +79,121 @@ class ConsentMetrics:
 
 
 UNDECLARED = "(undeclared)"
+
+_VIEW_CACHE_LIMIT = 1024
+_VIEW_MAX_HEADER = 4096
+_OUTCOME_LIMIT = 4
+_NAME_CACHE_LIMIT = 1024
+
+
+class _Outcome:
+    """The request-side filtering of one Cookie header for one consent state (cached)."""
+
+    __slots__ = ("blocked", "counted", "dropped", "expire", "expired", "header", "undeclared")
+
+    def __init__(
+        self,
+        header: bytes,
+        dropped: bool,
+        blocked: tuple[str, ...],
+        undeclared: tuple[str, ...],
+        expire: tuple[bytes, ...],
+        expired: tuple[str, ...],
+    ) -> None:
+        self.header = header
+        self.dropped = dropped
+        self.blocked = blocked
+        self.undeclared = undeclared
+        self.expire = expire
+        self.expired = expired
+        self.counted = bool(blocked or undeclared or expired)
+
+
+class _CookieView:
+    """What one (merged) request Cookie header holds, worked out once per distinct header.
+
+    Visitors send the same header on request after request, so the parsing, the consent cookie
+    values and the classification of every name are cached per header; the filtering result is
+    cached per consent state. Only pure functions of the header live here: the consent cookie
+    is still verified (through its own cache, lifetime re-checked) on every request.
+    """
+
+    __slots__ = ("consent", "items", "outcomes")
+
+    def __init__(self, header: bytes, cookie_name: str, classifier: Classifier) -> None:
+        consent: list[str] = []
+        # (name, raw pair, match or None, is the consent cookie)
+        items: list[tuple[str, bytes, Match | None, bool]] = []
+        for cname, raw in cookie_pairs(header):
+            if cname == cookie_name:
+                value = raw[len(cname) + 1 :].strip(b' \t"')
+                with contextlib.suppress(UnicodeDecodeError):
+                    consent.append(value.decode("ascii"))
+                items.append((cname, raw, None, True))
+            else:
+                items.append((cname, raw, classifier.match(cname), False))
+        self.consent = tuple(consent)
+        self.items = tuple(items)
+        self.outcomes: dict[tuple[frozenset[str], frozenset[str], bool], _Outcome] = {}
+
+    def outcome(self, state: ConsentState, secure: bool, mw: ConsentMiddleware) -> _Outcome:
+        key = (state.allowed, state.denied, secure)
+        found = self.outcomes.get(key)
+        if found is None:
+            found = self._filter(state.allowed, state.denied, secure, mw.allow_undeclared)
+            if len(self.outcomes) >= _OUTCOME_LIMIT:
+                self.outcomes.clear()
+            self.outcomes[key] = found
+        return found
+
+    def _filter(
+        self, allowed: frozenset[str], denied: frozenset[str], secure: bool, allow_undeclared: bool
+    ) -> _Outcome:
+        kept: list[bytes] = []
+        dropped = False
+        blocked: list[str] = []
+        undeclared: list[str] = []
+        expire: list[bytes] = []
+        expired: list[str] = []
+        for cname, raw, found, is_consent in self.items:
+            if is_consent:
+                kept.append(raw)
+                continue
+            if found is None:
+                undeclared.append(cname)
+                if allow_undeclared:
+                    kept.append(raw)
+                else:
+                    dropped = True
+                    blocked.append(UNDECLARED)
+                continue
+            category = found[0]
+            if category in allowed:
+                kept.append(raw)
+                continue
+            dropped = True
+            blocked.append(category)
+            if category in denied:
+                rule = found[1]
+                if not rule.third_party:
+                    expire.extend(
+                        deletion_variants(
+                            cname,
+                            path=rule.path,
+                            domains=rule.domains,
+                            secure=secure,
+                            partitioned=rule.partitioned,
+                        )
+                    )
+                    expired.append(category)
+        return _Outcome(
+            b"; ".join(kept),
+            dropped,
+            tuple(blocked),
+            tuple(undeclared),
+            tuple(expire),
+            tuple(expired),
+        )
 
 
 class Injection:
@@ -180,6 +296,10 @@ class ConsentMiddleware:
         self.sale_or_share = self.policy.sale_or_share
         self.inject = site.banner.inject if inject_banner is None else inject_banner
         self._undeclared_logged: set[str] = set()
+        self._views: dict[bytes, _CookieView] = {}
+        # Set-Cookie name bytes -> (name, match or None, is the consent cookie)
+        self._set_names: dict[bytes, tuple[str, Match | None, bool]] = {}
+        self._no_decision = self.cookie.no_decision
         self._lock = Lock()
 
         self.endpoints = ConsentEndpoints(
@@ -211,16 +331,20 @@ class ConsentMiddleware:
             path = path[len(root) :]
 
         # --- read the request headers once
-        cookie_headers: list[bytes] = []
+        cookie_header: bytes | None = None
+        cookie_count = 0
         gpc = False
         for name, value in scope["headers"]:
             if name == b"cookie":
-                cookie_headers.append(value)
+                cookie_header = value if cookie_header is None else cookie_header + b"; " + value
+                cookie_count += 1
             elif name == b"sec-gpc":
                 gpc = value.strip() == b"1"
 
-        pairs = cookie_pairs(b"; ".join(cookie_headers)) if cookie_headers else []
-        state, subject = self._state_from(pairs)
+        view = self._view(cookie_header) if cookie_header is not None else None
+        state, subject = (
+            self._state_from_view(view) if view is not None else (self._no_decision, None)
+        )
         if gpc and self.honor_gpc:
             state = state.with_gpc(self.sale_or_share)
             self.metrics.gpc_requests += 1
@@ -235,47 +359,17 @@ class ConsentMiddleware:
 
         # --- request side: keep only allowed cookies
         allowed = state.allowed
-        expire: list[bytes] = []
+        expire: Sequence[bytes] = ()
         headers = scope["headers"]
-        if pairs:
-            kept: list[bytes] = []
-            dropped = False
-            for cname, raw in pairs:
-                if cname == self.cookie_name:
-                    kept.append(raw)
-                    continue
-                found = self.classifier.match(cname)
-                if found is None:
-                    self._undeclared(cname)
-                    if self.allow_undeclared:
-                        kept.append(raw)
-                    else:
-                        dropped = True
-                        self._count_blocked(UNDECLARED, "request")
-                    continue
-                category = found[0]
-                if category in allowed:
-                    kept.append(raw)
-                    continue
-                dropped = True
-                self._count_blocked(category, "request")
-                if category in state.denied:
-                    rule = found[1]
-                    if not rule.third_party:
-                        expire.extend(
-                            deletion_variants(
-                                cname,
-                                path=rule.path,
-                                domains=rule.domains,
-                                secure=scope.get("scheme") in ("https", "wss"),
-                                partitioned=rule.partitioned,
-                            )
-                        )
-                        self.metrics.expired[category] += 1
-            if dropped or len(cookie_headers) > 1:
+        if view is not None and view.items:
+            outcome = view.outcome(state, scope.get("scheme") in ("https", "wss"), self)
+            expire = outcome.expire
+            if outcome.counted:
+                self._count_request(outcome)
+            if outcome.dropped or cookie_count > 1:
                 headers = [(n, v) for n, v in headers if n != b"cookie"]
-                if kept:
-                    headers.append((b"cookie", b"; ".join(kept)))
+                if outcome.header:
+                    headers.append((b"cookie", outcome.header))
 
         # The state dict is shared with the caller (as Starlette's request.state is), so what the
         # app stores there stays visible to outer middleware; the headers go into a copied scope.
@@ -340,6 +434,39 @@ class ConsentMiddleware:
         """Close the receipt store (connection pool). Called on lifespan shutdown."""
         await self.endpoints.aclose()
 
+    def _view(self, header: bytes) -> _CookieView:
+        views = self._views
+        view = views.get(header)
+        if view is None:
+            view = _CookieView(header, self.cookie_name, self.classifier)
+            if len(header) <= _VIEW_MAX_HEADER:
+                if len(views) >= _VIEW_CACHE_LIMIT:
+                    # Drop the oldest entry (dicts keep insertion order).
+                    with contextlib.suppress(KeyError, RuntimeError, StopIteration):
+                        del views[next(iter(views))]
+                views[header] = view
+        return view
+
+    def _state_from_view(self, view: _CookieView) -> tuple[ConsentState, str | None]:
+        """:meth:`_state_from` on a cached header view."""
+        subject: str | None = None
+        loads = self.cookie.loads
+        for text in view.consent:
+            state, sub = loads(text)
+            if state.decided:
+                return state, state.subject_id
+            subject = subject or sub
+        return self._no_decision, subject
+
+    def _count_request(self, outcome: _Outcome) -> None:
+        for cname in outcome.undeclared:
+            self._undeclared(cname)
+        for category in outcome.blocked:
+            self._count_blocked(category, "request")
+        expired = self.metrics.expired
+        for category in outcome.expired:
+            expired[category] += 1
+
     def _state_from(self, pairs: list[tuple[str, bytes]]) -> tuple[ConsentState, str | None]:
         """The visitor's state from the consent cookie(s); the first valid one wins."""
         subject: str | None = None
@@ -356,21 +483,41 @@ class ConsentMiddleware:
             if state.decided:
                 return state, state.subject_id
             subject = subject or sub
-        return self.cookie.no_decision, subject
+        return self._no_decision, subject
 
     def _filter_set_cookies(
-        self, message: Message, allowed: frozenset[str], expire: list[bytes]
+        self, message: Message, allowed: frozenset[str], expire: Sequence[bytes]
     ) -> Message:
         """A copy of a response-start message without disallowed ``Set-Cookie`` headers."""
         headers = message.get("headers") or []
         out: Headers | None = None
+        names = self._set_names
         for i, (name, value) in enumerate(headers):
             if len(name) != 10 or name.lower() != b"set-cookie":
                 if out is not None:
                     out.append((name, value))
                 continue
-            cname = set_cookie_name(value)
-            if self._set_cookie_allowed(cname, value, allowed):
+            # The name is what precedes the first "=" of the first ";"-part (RFC 6265bis 5.6);
+            # the few distinct names a site sets are classified once.
+            semi = value.find(b";")
+            first = value if semi < 0 else value[:semi]
+            eq = first.find(b"=")
+            key = first[:eq] if eq >= 0 else b";"
+            known = names.get(key)
+            if known is None:
+                cname = set_cookie_name(value)
+                known = (
+                    cname,
+                    self.classifier.match(cname),
+                    cname == self.cookie_name and bool(cname),
+                )
+                if len(names) < _NAME_CACHE_LIMIT:
+                    names[key] = known
+            if known[2] or (known[1] is not None and known[1][0] in allowed):
+                allowed_here = True
+            else:
+                allowed_here = self._set_cookie_allowed(known[0], value, allowed)
+            if allowed_here:
                 if out is not None:
                     out.append((name, value))
                 continue

@@ -20,6 +20,7 @@ import hashlib
 import ipaddress
 import json
 import os
+import re
 import time as _time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -71,6 +72,10 @@ def format_time(timestamp: int) -> str:
     return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+# One IPv4 octet as ipaddress accepts it: 0-255, no leading zero.
+_OCTET = re.compile(r"0|[1-9][0-9]?|1[0-9][0-9]|2[0-4][0-9]|25[0-5]", re.ASCII)
+
+
 def truncate_ip(ip: str) -> str | None:
     """Shorten an address to its network: IPv4 to /24, IPv6 to /48; anything else -> None.
 
@@ -81,6 +86,10 @@ def truncate_ip(ip: str) -> str | None:
     text = ip.strip()
     if text.startswith("[") and text.endswith("]"):
         text = text[1:-1]
+    parts = text.split(".")
+    if len(parts) == 4 and all(_OCTET.fullmatch(p) for p in parts):
+        # The usual dotted quad, without building ipaddress objects (same result).
+        return f"{parts[0]}.{parts[1]}.{parts[2]}.0"
     try:
         addr = ipaddress.ip_address(text)
     except ValueError:

@@ -121,7 +121,15 @@ def new_subject_id() -> str:
 class ConsentCookie:
     """Encodes and verifies the signed consent cookie for one policy."""
 
-    __slots__ = ("_cache", "_serializer", "lifetime", "necessary", "optional", "revision")
+    __slots__ = (
+        "_cache",
+        "_no_decision",
+        "_serializer",
+        "lifetime",
+        "necessary",
+        "optional",
+        "revision",
+    )
 
     def __init__(self, keys: Sequence[str], policy: Policy) -> None:
         # itsdangerous signs with the *last* key; the contract says the first one signs.
@@ -136,10 +144,12 @@ class ConsentCookie:
         self.optional = frozenset(policy.optional)
         # raw cookie value -> (state or None for invalid, subject id of a stale cookie, signed at)
         self._cache: dict[str, tuple[ConsentState | None, str | None, int]] = {}
+        # Frozen, so one instance serves every request without a decision.
+        self._no_decision = ConsentState(necessary=self.necessary)
 
     @property
     def no_decision(self) -> ConsentState:
-        return ConsentState(necessary=self.necessary)
+        return self._no_decision
 
     def decision(
         self,
@@ -189,9 +199,9 @@ class ConsentCookie:
             self._cache[value] = hit
         state, subject, signed_at = hit
         if now - signed_at > self.lifetime:
-            return self.no_decision, None
+            return self._no_decision, None
         if state is None:
-            return self.no_decision, subject
+            return self._no_decision, subject
         return state, subject
 
     def _verify(self, value: str) -> tuple[ConsentState | None, str | None, int]:

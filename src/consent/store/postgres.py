@@ -4,6 +4,8 @@
 * Every append takes a transaction-level advisory lock before it reads the chain position, so
   all writers, in any process on any host, extend one chain; the receipt row and the signed
   chain head are committed together.
+* Appends that arrive while a transaction is running are committed together by the next one
+  (group commit): one WAL flush and one hold of the chain lock for many receipts.
 * When the server goes away, ``append`` raises :class:`StoreUnavailable` after at most
   ``timeout`` seconds; the pool is rebuilt on the next call, so recording resumes as soon as
   the server is back.
@@ -158,6 +160,11 @@ def _receipt_params(stored: StoredReceipt) -> tuple[Any, ...]:
     )
 
 
+def _settle(done: asyncio.Future[StoredReceipt], exc: BaseException) -> None:
+    if not done.done():
+        done.set_exception(exc)
+
+
 class PostgresStore(StoreBase):
     """Receipts in PostgreSQL (``postgresql://`` or ``postgres://`` URL, libpq syntax)."""
 
@@ -174,6 +181,9 @@ class PostgresStore(StoreBase):
         self._pool_size = pool_size
         self._pool: AsyncConnectionPool | None = None
         self._pool_lock: asyncio.Lock | None = None
+        # Appends waiting for the next group commit, and the lock the committing one holds.
+        self._pending: list[tuple[Receipt, asyncio.Future[StoredReceipt]]] = []
+        self._batch_lock: asyncio.Lock | None = None
         # After a failed connection attempt, calls fail fast for a moment instead of queueing
         # up behind one another, each waiting out its own timeout.
         self._retry_after = 0.0
@@ -283,20 +293,67 @@ class PostgresStore(StoreBase):
             await pool.close()
 
     async def append(self, receipt: Receipt) -> StoredReceipt:
+        """Group commit: appends that arrive while a transaction is running wait, and the next
+        transaction records all of them (one WAL flush instead of one each, and one hold of
+        the chain lock). Nobody returns before their receipt is committed."""
         signer = self._require_signer()
+        if self._batch_lock is None:
+            self._batch_lock = asyncio.Lock()
+        done: asyncio.Future[StoredReceipt] = asyncio.get_running_loop().create_future()
+        entry = (receipt, done)
+        self._pending.append(entry)
+        try:
+            async with self._batch_lock:
+                if not done.done():
+                    batch, self._pending = self._pending, []
+                    # Shielded: a cancelled request must not abandon the others' receipts.
+                    await asyncio.shield(self._commit_batch(batch, signer))
+        except asyncio.CancelledError:
+            with contextlib.suppress(ValueError):
+                self._pending.remove(entry)  # not written yet: drop it
+            raise
+        return await done
 
-        async def write(conn: psycopg.AsyncConnection[Any]) -> StoredReceipt:
+    async def _commit_batch(
+        self,
+        batch: list[tuple[Receipt, asyncio.Future[StoredReceipt]]],
+        signer: ReceiptSigner,
+    ) -> None:
+        async def write(conn: psycopg.AsyncConnection[Any]) -> list[StoredReceipt]:
+            out: list[StoredReceipt] = []
             async with conn.transaction():
                 await conn.execute("SELECT pg_advisory_xact_lock(%s)", (CHAIN_LOCK,))
                 state = _state(await (await conn.execute(_SELECT_CHAIN)).fetchone())
                 newest = _newest(await (await conn.execute(_SELECT_NEWEST)).fetchone())
-                stored, head = link(receipt, signer, last_link(state, newest))
-                await conn.execute(_INSERT, _receipt_params(stored))
+                last = last_link(state, newest)
+                head = None
+                for receipt, _ in batch:
+                    stored, head = link(receipt, signer, last)
+                    out.append(stored)
+                    last = (stored.seq, stored.hash)
+                async with conn.cursor() as cur:
+                    await cur.executemany(_INSERT, [_receipt_params(stored) for stored in out])
+                assert head is not None
                 await conn.execute(_UPSERT_HEAD, (head.seq, head.hash, head.kid, head.signature))
-            return stored
+            return out
 
-        result: StoredReceipt = await self._with_conn(write)
-        return result
+        try:
+            results: list[StoredReceipt] = await self._with_conn(write)
+        except ValueError as exc:
+            if len(batch) == 1:
+                _settle(batch[0][1], exc)
+                return
+            # One receipt rejected (a duplicate id): record the others one by one.
+            for entry in batch:
+                await self._commit_batch([entry], signer)
+            return
+        except Exception as exc:
+            for _, done in batch:
+                _settle(done, exc)
+            return
+        for (_, done), stored in zip(batch, results, strict=True):
+            if not done.done():
+                done.set_result(stored)
 
     async def _select_one(self, sql: str, params: tuple[Any, ...]) -> StoredReceipt | None:
         async def read(conn: psycopg.AsyncConnection[Any]) -> ReceiptRow | None:

@@ -3,6 +3,8 @@
 * WAL journal and ``synchronous=FULL``: a receipt is on disk before ``append`` returns.
 * Every append runs in ``BEGIN IMMEDIATE``: the write lock is taken before the chain position
   is read, so processes writing the same file (uvicorn/gunicorn workers) keep one valid chain.
+* Appends that arrive while another one is being committed are committed together by the
+  next transaction (group commit): one sync to disk for many receipts.
 * The web side runs sqlite3 in a worker thread; the command line uses its own connections.
 * A file that cannot be written (read-only, missing directory, full disk) makes ``append``
   raise :class:`StoreUnavailable`; the connection is dropped and the next call tries again.
@@ -13,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -91,7 +94,17 @@ def path_from_url(url: str) -> str:
     return path
 
 
+_ROW_FIELDS = tuple(ReceiptRow.__dataclass_fields__)
+_ROW_TYPES = (int, str, str, int, str, str, str, str, str, str)
+
+
 def _row(values: tuple[Any, ...]) -> ReceiptRow:
+    if tuple(map(type, values)) == _ROW_TYPES:
+        # The usual case (what the store wrote): no conversion needed, so skip the dataclass
+        # __init__ (an export or verification builds millions of rows).
+        row = object.__new__(ReceiptRow)
+        row.__dict__.update(zip(_ROW_FIELDS, values, strict=True))
+        return row
     seq, receipt_id, subject_id, ts, event, body, kid, signature, prev_hash, hash_ = values
     return ReceiptRow(
         seq=int(seq),
@@ -147,6 +160,60 @@ def _write_transaction(conn: sqlite3.Connection) -> Iterator[None]:
         raise
 
 
+class _Pending:
+    """One append waiting for a group commit."""
+
+    __slots__ = ("done", "error", "receipt", "stored")
+
+    def __init__(self, receipt: Receipt) -> None:
+        self.receipt = receipt
+        self.stored: StoredReceipt | None = None
+        self.error: BaseException | None = None
+        self.done = False
+
+    def fail(self, error: BaseException) -> None:
+        self.error = error
+        self.done = True
+
+
+def _write(
+    receipts: list[Receipt], signer: ReceiptSigner, conn: sqlite3.Connection
+) -> list[StoredReceipt]:
+    """Seal and insert ``receipts`` in chain order, in one transaction; move the head once."""
+    out: list[StoredReceipt] = []
+    with _write_transaction(conn):
+        last = last_link(_chain_state(conn), _newest(conn))
+        head = None
+        for receipt in receipts:
+            stored, head = link(receipt, signer, last)
+            conn.execute(
+                f"INSERT INTO consent_receipts ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (
+                    stored.seq,
+                    receipt.receipt_id,
+                    receipt.subject_id,
+                    receipt.timestamp,
+                    receipt.event,
+                    stored.body,
+                    stored.kid,
+                    stored.signature,
+                    stored.prev_hash,
+                    stored.hash,
+                ),
+            )
+            last = (stored.seq, stored.hash)
+            out.append(stored)
+        assert head is not None
+        conn.execute(
+            "INSERT INTO consent_chain (id, head_seq, head_hash, head_kid, head_signature)"
+            " VALUES (1, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
+            " head_seq = excluded.head_seq, head_hash = excluded.head_hash,"
+            " head_kid = excluded.head_kid, head_signature = excluded.head_signature",
+            (head.seq, head.hash, head.kid, head.signature),
+        )
+    return out
+
+
 class SQLiteStore(StoreBase):
     """Receipts in one SQLite file."""
 
@@ -155,7 +222,15 @@ class SQLiteStore(StoreBase):
         self.path = path_from_url(url)
         self._timeout = timeout
         self._conn: sqlite3.Connection | None = None
+        # (st_dev, st_ino) of the file the connection has open; once a database existed, a
+        # reconnect never creates a new empty one (that would silently start a second log).
+        self._ident: tuple[int, int] | None = None
+        self._existed = False
         self._lock = threading.Lock()
+        # Appends waiting for the next group commit (touched by the event loop only), and the
+        # lock held by the one committing.
+        self._pending: list[_Pending] = []
+        self._batch_lock = anyio.Lock()
 
     # -- connections --------------------------------------------------------------------
     def _connect(self, *, create: bool) -> sqlite3.Connection:
@@ -211,15 +286,34 @@ class SQLiteStore(StoreBase):
     def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn`` on the web side's connection, (re)connecting as needed."""
         with self._lock:
-            try:
-                if self._conn is None:
-                    self._conn = self._connect(create=True)
-                return fn(self._conn)
-            except sqlite3.IntegrityError as exc:
-                raise ValueError(f"receipt rejected by the store: {exc}") from exc
-            except (sqlite3.Error, OSError) as exc:
+            return self._call_locked(fn)
+
+    def _call_locked(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        try:
+            if self._conn is None:
+                self._conn = self._connect(create=not self._existed)
+                self._ident = self._file_identity()
+                self._existed = True
+            elif self._file_identity() != self._ident:
+                # Moved, replaced or deleted under a running server: writing on would put
+                # receipts into a file nobody finds. Refuse until the file is back.
                 self._drop()
-                raise StoreUnavailable(f"SQLite receipt store {self.path}: {exc}") from exc
+                raise StoreUnavailable(
+                    f"SQLite receipt store {self.path}: the database file was moved, replaced or deleted"
+                )
+            return fn(self._conn)
+        except sqlite3.IntegrityError as exc:
+            raise ValueError(f"receipt rejected by the store: {exc}") from exc
+        except (sqlite3.Error, OSError) as exc:
+            self._drop()
+            raise StoreUnavailable(f"SQLite receipt store {self.path}: {exc}") from exc
+
+    def _file_identity(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        return st.st_dev, st.st_ino
 
     def _drop(self) -> None:
         if self._conn is not None:
@@ -260,37 +354,52 @@ class SQLiteStore(StoreBase):
             self._drop()
 
     async def append(self, receipt: Receipt) -> StoredReceipt:
+        """Group commit: appends that arrive while a transaction is being committed wait, and
+        the next transaction (one trip to the worker thread, one sync to disk) records all of
+        them. Nobody returns before their receipt is committed."""
         signer = self._require_signer()
+        entry = _Pending(receipt)
+        self._pending.append(entry)
+        try:
+            async with self._batch_lock:
+                if not entry.done:
+                    batch, self._pending = self._pending, []
+                    await anyio.to_thread.run_sync(self._commit_locked, batch, signer)
+        except BaseException:
+            if not entry.done:  # cancelled while waiting: not written, and now never will be
+                with contextlib.suppress(ValueError):
+                    self._pending.remove(entry)
+            raise
+        if entry.error is not None:
+            raise entry.error
+        assert entry.stored is not None
+        return entry.stored
 
-        def write(conn: sqlite3.Connection) -> StoredReceipt:
-            with _write_transaction(conn):
-                last = last_link(_chain_state(conn), _newest(conn))
-                stored, head = link(receipt, signer, last)
-                conn.execute(
-                    f"INSERT INTO consent_receipts ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                    (
-                        stored.seq,
-                        receipt.receipt_id,
-                        receipt.subject_id,
-                        receipt.timestamp,
-                        receipt.event,
-                        stored.body,
-                        stored.kid,
-                        stored.signature,
-                        stored.prev_hash,
-                        stored.hash,
-                    ),
-                )
-                conn.execute(
-                    "INSERT INTO consent_chain (id, head_seq, head_hash, head_kid, head_signature)"
-                    " VALUES (1, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
-                    " head_seq = excluded.head_seq, head_hash = excluded.head_hash,"
-                    " head_kid = excluded.head_kid, head_signature = excluded.head_signature",
-                    (head.seq, head.hash, head.kid, head.signature),
-                )
-            return stored
+    def _commit_locked(self, batch: list[_Pending], signer: ReceiptSigner) -> None:
+        with self._lock:
+            self._commit_batch(batch, signer)
 
-        return await self._run(write)
+    def _commit_batch(self, batch: list[_Pending], signer: ReceiptSigner) -> None:
+        """Commit ``batch`` (holding ``self._lock``); a receipt the database rejects is
+        retried alone so that it cannot take the others down with it."""
+        try:
+            stored = self._call_locked(
+                functools.partial(_write, [e.receipt for e in batch], signer)
+            )
+        except ValueError as exc:
+            if len(batch) == 1:
+                batch[0].fail(exc)
+                return
+            for entry in batch:
+                self._commit_batch([entry], signer)
+            return
+        except BaseException as exc:
+            for entry in batch:
+                entry.fail(exc)
+            return
+        for entry, result in zip(batch, stored, strict=True):
+            entry.stored = result
+            entry.done = True
 
     async def latest_for_subject(self, subject_id: str) -> StoredReceipt | None:
         def read(conn: sqlite3.Connection) -> ReceiptRow | None:
@@ -343,8 +452,7 @@ class SQLiteStore(StoreBase):
                 f"SELECT {_COLUMNS} FROM consent_receipts{where} ORDER BY seq", params
             )
             while batch := cursor.fetchmany(500):
-                for values in batch:
-                    yield _row(values)
+                yield from map(_row, batch)
 
     def chain_state(self) -> ChainState:
         with self._sync_conn() as conn:

@@ -1,0 +1,289 @@
+"""Consent decisions recorded durably per second, against a JSON echo on the same server.
+
+    python benchmarks/decisions.py [--quick] [--rounds N] [--seconds S] [--only sqlite-1,...]
+
+Each configuration starts uvicorn (``--workers N``, 127.0.0.1) serving ``ConsentMiddleware``
+around a Starlette app with one route, ``POST /echo``, which parses the JSON body and answers
+it back: the ceiling of what the server does with a small JSON POST. The load generator is
+``wrk`` with a Lua script (``-t1 -c16``), POSTing ``{"accept": ["analytics"]}`` with an
+``Origin`` that matches ``Host`` to either ``/echo`` or ``/_consent``; the two are interleaved
+round by round on the same server. Every ``/_consent`` answer means a signed receipt was
+committed to the store (SQLite ``synchronous=FULL`` in WAL mode; PostgreSQL with ``fsync`` and
+``synchronous_commit`` on) before the response left.
+
+Configurations: SQLite with 1 and 2 workers (one file), PostgreSQL with 2 workers (a
+throwaway cluster started as in ``tests/pg.py``, but with ``fsync=on``). After each
+configuration the receipts in the store are counted and the chain verified.
+
+Not a test: the numbers depend on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from _common import (
+    POLICY,
+    ROOT,
+    SECRET,
+    fmt3,
+    free_port,
+    load,
+    machine,
+    stop,
+    table,
+    wait_for_port,
+)
+
+BODY = '{"accept": ["analytics"]}'
+
+
+# ---------------------------------------------------------------------- the server side
+
+
+def make_app():  # type: ignore[no-untyped-def]
+    """The application uvicorn serves (``--factory``); the store URL comes from the env."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from consent import ConsentMiddleware
+
+    async def echo(request: Request) -> JSONResponse:
+        return JSONResponse({"echo": await request.json()})
+
+    inner = Starlette(routes=[Route("/echo", echo, methods=["POST"])])
+    return ConsentMiddleware(
+        inner, policy=POLICY, secret_key=SECRET, store=os.environ["CONSENT_BENCH_STORE"]
+    )
+
+
+# ---------------------------------------------------------------------- load
+
+
+_LUA = """
+wrk.method = "POST"
+wrk.body = '{body}'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Origin"] = "http://127.0.0.1:{port}"
+"""
+_RPS = re.compile(rb"Requests/sec:\s*([0-9.]+)")
+_TOTAL = re.compile(rb"([0-9]+) requests in")
+
+
+def wrk(port: int, path: str, seconds: int, script: Path) -> tuple[float, int]:
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t1",
+            "-c16",
+            f"-d{seconds}s",
+            "-s",
+            str(script),
+            f"http://127.0.0.1:{port}{path}",
+        ],
+        capture_output=True,
+        check=True,
+        timeout=seconds + 60,
+    ).stdout
+    if b"Non-2xx" in out or b"Socket errors" in out:
+        raise RuntimeError(f"wrk saw errors on {path}:\n" + out.decode())
+    rps, total = _RPS.search(out), _TOTAL.search(out)
+    if rps is None or total is None:
+        raise RuntimeError("cannot read wrk output:\n" + out.decode())
+    return float(rps[1]), int(total[1])
+
+
+def serve_worker(fd: int) -> None:
+    """One uvicorn worker on the listening socket inherited as ``fd``."""
+    import socket
+
+    import uvicorn
+
+    sock = socket.socket(fileno=fd)
+    config = uvicorn.Config(
+        "decisions:make_app", factory=True, log_level="warning", access_log=False
+    )
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def start_server(store: str, workers: int, port: int) -> list[subprocess.Popen[bytes]]:
+    """``workers`` uvicorn processes accepting on one listening socket (as gunicorn does).
+
+    Not ``uvicorn --workers``: on this Python its workers' sockets keep Nagle's algorithm on
+    (asyncio only sets TCP_NODELAY when the listening socket says IPPROTO_TCP), so every
+    response written in two parts waits for a delayed ACK, 40 ms.
+    """
+    import socket
+
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", port))
+    listener.listen(2048)
+    listener.set_inheritable(True)
+    env = {**os.environ, "CONSENT_BENCH_STORE": store}
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parent), env.get("PYTHONPATH", "")])
+    try:
+        return [
+            subprocess.Popen(
+                [sys.executable, __file__, "--worker-fd", str(listener.fileno())],
+                env=env,
+                pass_fds=(listener.fileno(),),
+            )
+            for _ in range(workers)
+        ]
+    finally:
+        listener.close()
+
+
+def run_config(
+    name: str, store: str, workers: int, rounds: int, seconds: int
+) -> tuple[list[float], list[float], int]:
+    """(echo req/s per round, consent req/s per round, consent requests answered)."""
+    port = free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp) / "post.lua"
+        script.write_text(_LUA.format(body=BODY, port=port))
+        procs = start_server(store, workers, port)
+        echo: list[float] = []
+        consent: list[float] = []
+        answered = 0
+        try:
+            wait_for_port(port, procs[0])
+            wrk(port, "/echo", 1, script)  # warm-up (both paths, every worker)
+            answered += wrk(port, "/_consent", 1, script)[1]
+            for r in range(rounds):
+                order = ("/echo", "/_consent") if r % 2 == 0 else ("/_consent", "/echo")
+                for path in order:
+                    rps, total = wrk(port, path, seconds, script)
+                    if path == "/echo":
+                        echo.append(rps)
+                    else:
+                        consent.append(rps)
+                        answered += total
+        finally:
+            for proc in procs:
+                stop(proc)
+    print(f"  {name}: done", file=sys.stderr)
+    return echo, consent, answered
+
+
+def check_store(store: str) -> tuple[int, str]:
+    from consent.audit import verify_store
+    from consent.receipts import ReceiptSigner
+    from consent.store import open_store
+
+    signer = ReceiptSigner([SECRET])
+    opened = open_store(store, signer)
+    result = verify_store(opened, signer)
+    return opened.count(), "chain OK" if result.ok else result.message()
+
+
+# ---------------------------------------------------------------------- PostgreSQL
+
+
+def start_postgres():  # type: ignore[no-untyped-def]
+    """A throwaway cluster like the tests', but durable: fsync and synchronous_commit on."""
+    sys.path.insert(0, str(ROOT))
+    from tests.pg import PgServer, create_database, find_bindir
+
+    class DurablePg(PgServer):
+        def start(self) -> None:
+            options = f"-h 127.0.0.1 -p {self.port} -k {self.tmp} -c max_connections=200"
+            result = self._run(
+                "pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "start"
+            )
+            self._check(result, "pg_ctl start")
+
+    bindir = find_bindir()
+    if bindir is None:
+        return None, None
+    server = DurablePg(bindir)
+    server.init()
+    server.start()
+    return server, server.url(create_database(server))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a few seconds, for smoke tests")
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument(
+        "--only", default="", help="comma-separated: sqlite-1, sqlite-2, postgres-2"
+    )
+    parser.add_argument("--worker-fd", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker_fd is not None:
+        serve_worker(args.worker_fd)
+        return
+    if shutil.which("wrk") is None:
+        print("decisions: wrk is not installed; nothing measured")
+        return
+    configs = ["sqlite-1", "sqlite-2", "postgres-2"]
+    if args.quick:
+        args.rounds, args.seconds = 1, 1
+        configs = ["sqlite-1"]
+    if args.only:
+        configs = [c for c in args.only.split(",") if c]
+
+    print(f"machine: {machine()}; load average before: {load()}")
+    print(
+        f"wrk -t1 -c16 -d{args.seconds}s POST {BODY} ({args.rounds} rounds per configuration, "
+        "echo and consent interleaved)"
+    )
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for config in configs:
+            kind, workers = config.rsplit("-", 1)
+            server = None
+            if kind == "sqlite":
+                store = f"sqlite:///{Path(tmp) / (config + '.db')}"
+            else:
+                server, store = start_postgres()
+                if server is None:
+                    print(f"  {config}: skipped (no PostgreSQL binaries)")
+                    continue
+            try:
+                echo, consent, answered = run_config(
+                    config, store, int(workers), args.rounds, args.seconds
+                )
+                count, chain = check_store(store)
+            finally:
+                if server is not None:
+                    server.destroy()
+            ratio = [c / e for c, e in zip(consent, echo, strict=True)]
+            rows.append(
+                [
+                    f"{kind} x{workers} workers",
+                    fmt3(echo, ".0f"),
+                    fmt3(consent, ".0f"),
+                    fmt3(ratio, ".2f"),
+                    f"{count} / {answered} {chain}",
+                ]
+            )
+    print(
+        table(
+            [
+                "store",
+                "echo req/s min / median / max",
+                "decisions/s min / median / max",
+                "decisions / echo",
+                "receipts stored / answered",
+            ],
+            rows,
+        )
+    )
+    print(f"load average after: {load()}")
+
+
+if __name__ == "__main__":
+    main()

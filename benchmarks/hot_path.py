@@ -1,0 +1,503 @@
+"""Per-request cost of ConsentMiddleware on an ordinary page view, against its nearest peer.
+
+    python benchmarks/hot_path.py [--quick] [--rounds N] [--requests N] [--no-server|--no-direct]
+    python benchmarks/hot_path.py --profile          # where the middleware's time goes
+
+The page: a Starlette route returning a small HTML page (about 1.6 KB, with a gated analytics
+script) and setting three cookies: ``sessionid`` (necessary, HttpOnly), ``stats_vid``
+(analytics, with an ``Expires`` date) and ``px_uid`` (marketing). The request carries eight
+cookies (about 600 bytes) of a returning visitor: a valid consent cookie granting analytics,
+a signed Starlette session cookie, and six more declared cookies.
+
+Part 1 calls the application through the ASGI interface directly (prebuilt scope, a receive
+that returns an empty body, a send that drops messages), interleaving rounds of
+
+* ``bare``: the Starlette app alone;
+* ``session``: + Starlette ``SessionMiddleware``, which verifies its signed cookie on every
+  request (the nearest peer: a pure-ASGI middleware doing cookie crypto per request);
+* ``consent``: + ``ConsentMiddleware`` (banner injection on, the default);
+* ``consent-noinject``: + ``ConsentMiddleware(inject_banner=False)``.
+
+Part 2 runs each variant under uvicorn (one worker) on loopback and measures requests/s with
+``wrk -t1 -c16``, one server at a time, rounds interleaved A/B/A/B, and the server process's
+CPU time per request (from /proc), which is steadier than requests/s on a shared machine.
+
+Not a test: the numbers depend on the machine. Compare ratios, which are taken within a round.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import importlib.util
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from _common import (
+    POLICY,
+    SECRET,
+    fmt3,
+    free_port,
+    load,
+    machine,
+    spread,
+    stop,
+    table,
+    wait_for_port,
+)
+from itsdangerous import TimestampSigner
+from starlette.applications import Starlette
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message
+
+from consent import ConsentMiddleware
+from consent.policy import load_policy
+from consent.state import ConsentCookie
+
+PAGE = (
+    b"<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
+    b'<meta name="viewport" content="width=device-width, initial-scale=1">'
+    b"<title>Visiting hours - Lindenhof Clinic</title>"
+    b'<link rel="stylesheet" href="/static/site.css">'
+    b'<script src="/static/site.js" defer></script>'
+    b'<script type="text/plain" data-consent="analytics" src="/static/stats.js"></script>'
+    b"</head><body><header><nav><a href=/>Home</a> <a href=/visiting>Visiting</a> "
+    b"<a href=/departments>Departments</a> <a href=/contact>Contact</a></nav></header>"
+    b"<main><h1>Visiting hours</h1>"
+    + b"<p>Visitors are welcome every day from 10:00 to 20:00. Please check in at the front "
+    b"desk and keep to the quiet hours on the wards. <a href=/visiting#rules>Rules</a>.</p>"
+    * 6
+    + b"</main><footer><a href=/cookie-policy>Cookie settings</a></footer></body></html>"
+)
+
+COOKIE_EXPIRES = datetime(2031, 1, 1, tzinfo=UTC)
+
+
+async def page_view(request: Request) -> HTMLResponse:
+    response = HTMLResponse(PAGE)
+    response.set_cookie("sessionid", "k3v9q2m8x7w1", httponly=True, samesite="lax")
+    response.set_cookie("stats_vid", "v.8f14e45fceea167a", expires=COOKIE_EXPIRES)
+    response.set_cookie("px_uid", "p.c9f0f895fb98ab91", max_age=90 * 86400)
+    return response
+
+
+def bare_app() -> Starlette:
+    return Starlette(routes=[Route("/", page_view)])
+
+
+def consent_cookie_value() -> str:
+    """A valid consent cookie granting analytics, as the endpoints would have issued it."""
+    cookie = ConsentCookie([SECRET], load_policy(POLICY))
+    state = cookie.decision(
+        {"analytics"}, receipt_id=str(uuid.uuid4()), subject_id=uuid.uuid4().hex
+    )
+    return cookie.dumps(state)
+
+
+def session_cookie_value() -> str:
+    """A valid Starlette session cookie (what ``SessionMiddleware`` itself would set)."""
+    data = base64.b64encode(json.dumps({"cart": [3, 7], "lang": "en"}).encode())
+    return TimestampSigner(SECRET).sign(data).decode()
+
+
+def cookie_header() -> bytes:
+    pairs = [
+        ("consent", consent_cookie_value()),
+        ("session", session_cookie_value()),
+        ("sessionid", "k3v9q2m8x7w1a5b6c7d8e9f0"),
+        ("csrftoken", "Xq3Jd8fK2LmN5pQr7StUv9WxYz0Ab1Cd2Ef3Gh4Ij5Kl6Mn"),
+        ("stats_vid", "v.8f14e45fceea167a5a36dedd4bea2543"),
+        ("stats_ses_1", "s.1732540000.4"),
+        ("_ga", "GA1.1.1234567890.1732540000"),
+        ("__Host-lb", "node-3"),
+    ]
+    return "; ".join(f"{k}={v}" for k, v in pairs).encode()
+
+
+VARIANTS: dict[str, Callable[[ASGIApp], ASGIApp]] = {
+    "bare": lambda app: app,
+    "session": lambda app: SessionMiddleware(app, secret_key=SECRET),
+    "consent": lambda app: ConsentMiddleware(
+        app, policy=POLICY, secret_key=SECRET, store="memory://"
+    ),
+    "consent-noinject": lambda app: ConsentMiddleware(
+        app, policy=POLICY, secret_key=SECRET, store="memory://", inject_banner=False
+    ),
+}
+
+
+def build(variant: str) -> ASGIApp:
+    return VARIANTS[variant](bare_app())
+
+
+# ---------------------------------------------------------------------- part 1: direct ASGI
+
+
+def make_scope(cookies: bytes) -> dict[str, Any]:
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.4"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "https",
+        "path": "/",
+        "raw_path": b"/",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [
+            (b"host", b"lindenhof-clinic.example"),
+            (b"user-agent", b"Mozilla/5.0 (X11; Linux x86_64; rv:132.0) Gecko/20100101"),
+            (b"accept", b"text/html,application/xhtml+xml,*/*;q=0.8"),
+            (b"accept-language", b"en-GB,en;q=0.7"),
+            (b"accept-encoding", b"gzip, deflate, br"),
+            (b"cookie", cookies),
+        ],
+        "client": ("203.0.113.7", 50412),
+        "server": ("127.0.0.1", 8000),
+    }
+
+
+async def _receive() -> Message:
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+class Recorder:
+    """A send that keeps the last response (to check what the variant did)."""
+
+    def __init__(self) -> None:
+        self.start: Message | None = None
+        self.body = b""
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.start = message
+            self.body = b""
+        elif message["type"] == "http.response.body":
+            self.body += message.get("body", b"")
+
+
+async def _drop(message: Message) -> None:
+    return None
+
+
+async def _batch(app: ASGIApp, scope: dict[str, Any], n: int) -> float:
+    """Seconds per request over ``n`` sequential requests."""
+    receive, send = _receive, _drop
+    started = time.perf_counter()
+    for _ in range(n):
+        await app(dict(scope), receive, send)
+    return (time.perf_counter() - started) / n
+
+
+def check(apps: dict[str, ASGIApp], scope: dict[str, Any]) -> list[str]:
+    """Make sure every variant does what it claims before timing it."""
+    notes = []
+    for name, app in apps.items():
+        rec = Recorder()
+        asyncio.run(app(dict(scope), _receive, rec))
+        assert rec.start is not None, name
+        assert rec.start["status"] == 200, name
+        cookies = [v for k, v in rec.start["headers"] if k.lower() == b"set-cookie"]
+        names = sorted(v.split(b"=", 1)[0].decode() for v in cookies)
+        injected = b"/_consent/banner.js" in rec.body
+        if name.startswith("consent"):
+            assert names == ["sessionid", "stats_vid"], (name, names)
+            assert injected == (name == "consent"), name
+            assert (b'<script data-consent="analytics" src="/static/stats.js">' in rec.body) == (
+                name == "consent"
+            ), name
+            middleware = app
+            assert isinstance(middleware, ConsentMiddleware)
+            cache = middleware.cookie._cache
+            notes.append(f"{name}: consent cookie verified once, cache holds {len(cache)} entry")
+        else:
+            assert names == ["px_uid", "sessionid", "stats_vid"], (name, names)
+        notes.append(
+            f"{name}: Set-Cookie {', '.join(names)}; banner injected: {injected}; "
+            f"body {len(rec.body)} bytes"
+        )
+    return notes
+
+
+def direct(rounds: int, requests: int, variants: list[str]) -> dict[str, list[float]]:
+    """µs/request per variant per round, variants interleaved (order rotated each round)."""
+    scope = make_scope(cookie_header())
+    apps = {name: build(name) for name in variants}
+    for note in check(apps, scope):
+        print("  check:", note)
+    results: dict[str, list[float]] = {name: [] for name in variants}
+
+    async def run() -> None:
+        for app in apps.values():  # warm-up: caches, lazy middleware stacks
+            await _batch(app, scope, max(50, requests // 10))
+        for r in range(rounds):
+            order = variants[r % len(variants) :] + variants[: r % len(variants)]
+            for name in order:
+                results[name].append(await _batch(apps[name], scope, requests) * 1e6)
+
+    asyncio.run(run())
+    return results
+
+
+def report_direct(results: dict[str, list[float]]) -> None:
+    bare = results["bare"]
+    rows = []
+    for name, values in results.items():
+        ratio = [v / b for v, b in zip(values, bare, strict=True)]
+        added = [v - b for v, b in zip(values, bare, strict=True)]
+        rows.append(
+            [name, fmt3(values), fmt3(ratio, ".3f"), "-" if name == "bare" else fmt3(added)]
+        )
+    print(
+        table(
+            ["variant", "µs/request min / median / max", "x bare (per round)", "added µs"],
+            rows,
+        )
+    )
+    if "session" in results:
+        session_added = [s - b for s, b in zip(results["session"], bare, strict=True)]
+        for name in results:
+            if not name.startswith("consent"):
+                continue
+            share = [
+                (c - b) / s
+                for c, b, s in zip(results[name], bare, session_added, strict=True)
+                if s > 0
+            ]
+            if share:
+                lo, mid, hi = spread(share)
+                print(
+                    f"  {name}: added cost / SessionMiddleware's added cost = "
+                    f"{lo:.2f} / {mid:.2f} / {hi:.2f} (target <= 0.50)"
+                )
+
+
+# ---------------------------------------------------------------------- part 2: uvicorn + wrk
+
+
+def serve(variant: str, port: int, http: str, loop: str) -> None:
+    import uvicorn
+
+    uvicorn.run(
+        build(variant),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        http=http,  # type: ignore[arg-type]
+        loop=loop,  # type: ignore[arg-type]
+        lifespan="off",
+    )
+
+
+_RPS = re.compile(rb"Requests/sec:\s*([0-9.]+)")
+
+
+_TOTAL = re.compile(rb"([0-9]+) requests in")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wrk(port: int, seconds: int, cookies: bytes) -> tuple[float, int]:
+    """(requests/s, requests completed)."""
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t1",
+            "-c16",
+            f"-d{seconds}s",
+            "-H",
+            "Cookie: " + cookies.decode(),
+            "-H",
+            "Accept: text/html",
+            f"http://127.0.0.1:{port}/",
+        ],
+        capture_output=True,
+        check=True,
+        timeout=seconds + 30,
+    ).stdout
+    if b"Non-2xx" in out or b"Socket errors" in out:
+        raise RuntimeError("wrk saw errors:\n" + out.decode())
+    found, total = _RPS.search(out), _TOTAL.search(out)
+    if found is None or total is None:
+        raise RuntimeError("cannot read wrk output:\n" + out.decode())
+    return float(found[1]), int(total[1])
+
+
+def server_rounds(
+    rounds: int, seconds: int, variants: list[str], http: str, loop: str
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """(requests/s, server CPU µs per request), per variant per round."""
+    cookies = cookie_header()
+    results: dict[str, list[float]] = {name: [] for name in variants}
+    cpu: dict[str, list[float]] = {name: [] for name in variants}
+    for r in range(rounds):
+        order = variants[r % len(variants) :] + variants[: r % len(variants)]
+        for name in order:
+            port = free_port()
+            proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    __file__,
+                    "--serve",
+                    name,
+                    "--port",
+                    str(port),
+                    "--http",
+                    http,
+                    "--loop",
+                    loop,
+                ]
+            )
+            try:
+                wait_for_port(port, proc)
+                wrk(port, 1, cookies)  # warm-up, discarded
+                used = cpu_seconds(proc.pid)
+                rate, total = wrk(port, seconds, cookies)
+                used = cpu_seconds(proc.pid) - used
+                results[name].append(rate)
+                cpu[name].append(used / total * 1e6)
+            finally:
+                stop(proc)
+    return results, cpu
+
+
+def report_server(results: dict[str, list[float]], cpu: dict[str, list[float]]) -> None:
+    bare, bare_cpu = results["bare"], cpu["bare"]
+    rows = []
+    for name, values in results.items():
+        ratio = [v / b for v, b in zip(values, bare, strict=True)]
+        used = cpu[name]
+        cpu_ratio = [c / b for c, b in zip(used, bare_cpu, strict=True)]
+        rows.append(
+            [
+                name,
+                fmt3(values, ".0f"),
+                fmt3(ratio, ".3f"),
+                fmt3(used, ".0f"),
+                fmt3(cpu_ratio, ".2f"),
+            ]
+        )
+    print(
+        table(
+            [
+                "variant",
+                "requests/s min / median / max",
+                "x bare (per round)",
+                "server CPU µs/request",
+                "CPU x bare",
+            ],
+            rows,
+        )
+    )
+
+
+# ---------------------------------------------------------------------- profile
+
+
+def profile(requests: int) -> None:
+    scope = make_scope(cookie_header())
+    app = build("consent")
+
+    async def run() -> None:
+        await _batch(app, scope, 200)
+        await _batch(app, scope, requests)
+
+    if importlib.util.find_spec("pyinstrument") is not None:
+        from pyinstrument import Profiler
+
+        profiler = Profiler(interval=0.0001)
+        with profiler:
+            asyncio.run(run())
+        print(profiler.output_text(unicode=True, color=False, show_all=False))
+    else:
+        import cProfile
+        import pstats
+
+        with cProfile.Profile() as prof:
+            asyncio.run(run())
+        pstats.Stats(prof).sort_stats("cumulative").print_stats(40)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a few seconds, for smoke tests")
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--requests", type=int, default=3000, help="requests per round")
+    parser.add_argument("--server-rounds", type=int, default=10)
+    parser.add_argument("--seconds", type=int, default=5, help="wrk duration per round")
+    parser.add_argument("--no-server", action="store_true", help="skip the uvicorn + wrk part")
+    parser.add_argument("--no-direct", action="store_true", help="skip the direct ASGI part")
+    parser.add_argument(
+        "--server-variants",
+        default="bare,session,consent,consent-noinject",
+        help="comma-separated variants for the uvicorn + wrk part",
+    )
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--serve", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, default=8000, help=argparse.SUPPRESS)
+    parser.add_argument("--http", default="auto", help="uvicorn --http (auto, h11, httptools)")
+    parser.add_argument("--loop", default="auto", help="uvicorn --loop (auto, asyncio, uvloop)")
+    args = parser.parse_args()
+
+    if args.serve:
+        serve(args.serve, args.port, args.http, args.loop)
+        return
+    if args.profile:
+        profile(args.requests * 5)
+        return
+    if args.quick:
+        args.rounds, args.requests, args.server_rounds, args.seconds = 3, 300, 1, 1
+
+    print(f"machine: {machine()}; load average before: {load()}")
+    print(f"request: {len(cookie_header())}-byte Cookie header (8 cookies), page {len(PAGE)} bytes")
+    print()
+    if not args.no_direct:
+        print(
+            f"## Direct ASGI calls ({args.rounds} rounds x {args.requests} requests, interleaved)"
+        )
+        results = direct(args.rounds, args.requests, list(VARIANTS))
+        report_direct(results)
+        print(f"load average: {load()}")
+
+    if args.no_server:
+        return
+    print()
+    if shutil.which("wrk") is None:
+        print("## uvicorn + wrk: skipped (wrk not installed)")
+        return
+    http = args.http
+    if http == "auto":
+        http = "httptools" if importlib.util.find_spec("httptools") else "h11"
+    loop = args.loop
+    if loop == "auto":
+        loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+    variants = ["bare", "consent"] if args.quick else args.server_variants.split(",")
+    print(
+        f"## uvicorn (1 worker, --http {http}, --loop {loop}) + wrk -t1 -c16 -d{args.seconds}s "
+        f"({args.server_rounds} rounds, interleaved)"
+    )
+    report_server(*server_rounds(args.server_rounds, args.seconds, variants, http, loop))
+    print(f"load average after: {load()}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+"""Every benchmark script still runs: ``--quick`` mode, as a subprocess.
+
+Only that it completes and prints its table; speed is measured on demand with the scripts
+themselves (docs/performance.md), never asserted in a test.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from .helpers import ROOT
+
+SCRIPTS = {
+    "hot_path.py": "consent-noinject",
+    "html_path.py": "2 MB",
+    "decisions.py": "sqlite x1 workers",
+    "audit.py": "verify-store",
+}
+
+
+@pytest.mark.parametrize("script", sorted(SCRIPTS))
+def test_benchmark_runs_quick(script: str) -> None:
+    if script == "decisions.py" and shutil.which("wrk") is None:
+        pytest.skip("wrk is not installed")
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), "--quick"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("|--") for line in lines), result.stdout
+    assert any(line.startswith("|") and SCRIPTS[script] in line for line in lines), result.stdout

@@ -1,0 +1,302 @@
+"""The shortcuts taken for speed give the same answers as the full way.
+
+Caches in the middleware (per Cookie header, per Set-Cookie name and attributes), the HTML
+rewriter's whole-document path, group commit in the stores, and export/verify working on the
+body text of sealed receipts.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from starlette.types import Message, Receive, Scope, Send
+
+from consent import ConsentMiddleware
+from consent import middleware as mw_module
+from consent.audit import _Fast, export, verify_file, verify_store
+from consent.cookies import is_deletion
+from consent.html import HtmlRewriter
+from consent.receipts import ReceiptSigner
+from consent.store import open_store
+from consent.store.base import ReceiptRow
+
+from .conftest import TEST_KEY, execute_sql, make_receipt
+from .helpers import EXAMPLE_POLICY
+
+KEY = "test-secret-key-0123456789"
+SIGNER = ReceiptSigner([TEST_KEY])
+
+
+# --------------------------------------------------------------------------- middleware
+
+
+def _scope(cookie: bytes | None) -> Scope:
+    headers = [(b"host", b"testserver")]
+    if cookie is not None:
+        headers.append((b"cookie", cookie))
+    return {
+        "type": "http",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/",
+        "root_path": "",
+        "query_string": b"",
+        "headers": headers,
+    }
+
+
+async def _call(mw: ConsentMiddleware, scope: Scope) -> tuple[Scope, list[Message]]:
+    seen: list[Scope] = []
+    sent: list[Message] = []
+
+    async def app(inner: Scope, receive: Receive, send: Send) -> None:
+        seen.append(inner)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"text/plain"),
+                    (b"set-cookie", b"px_uid=1; Max-Age=60"),
+                    (b"set-cookie", b"stats_vid=2; Expires=Wed, 01 Jan 2031 00:00:00 GMT"),
+                    (b"Set-Cookie", b"session=3"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    mw.app = app
+    await mw(scope, receive, send)
+    return seen[0], sent
+
+
+def _middleware() -> ConsentMiddleware:
+    async def placeholder(scope: Scope, receive: Receive, send: Send) -> None:
+        raise AssertionError("replaced per call")
+
+    return ConsentMiddleware(placeholder, policy=EXAMPLE_POLICY, secret_key=KEY, store="memory://")
+
+
+def test_cached_header_view_still_rechecks_the_cookie_lifetime(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    mw = _middleware()
+    state = mw.cookie.decision({"analytics"}, receipt_id="r-1", subject_id="s-1")
+    header = f"consent={mw.cookie.dumps(state)}; stats_vid=v; px_uid=p".encode()
+    inner, _ = anyio.run(_call, mw, _scope(header))
+    assert inner["state"]["consent"].allows("analytics")
+    assert header in mw._views  # the header was cached
+
+    later = time.time() + mw.cookie.lifetime + 10
+    monkeypatch.setattr(time, "time", lambda: later)
+    inner, _ = anyio.run(_call, mw, _scope(header))
+    assert not inner["state"]["consent"].decided  # expired although the view is cached
+    cookies = [v for k, v in inner["headers"] if k == b"cookie"]
+    assert cookies == [header.split(b"; ")[0]]  # analytics and marketing cookies dropped
+
+
+def test_metrics_count_every_request_with_a_cached_view() -> None:
+    mw = _middleware()
+    for _ in range(3):
+        anyio.run(_call, mw, _scope(b"mystery=1; px_uid=2"))
+    snapshot = mw.metrics.snapshot()
+    assert snapshot["blocked_request"] == {"(undeclared)": 3, "marketing": 3}
+    assert snapshot["blocked_response"] == {"analytics": 3, "marketing": 3}
+    assert snapshot["undeclared"] == {"mystery": 3}
+
+
+def test_header_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(mw_module, "_VIEW_CACHE_LIMIT", 8)
+    mw = _middleware()
+
+    async def many() -> None:
+        for i in range(30):
+            await _call(mw, _scope(f"session=s{i}".encode()))
+
+    anyio.run(many)
+    assert len(mw._views) <= 8
+
+
+def test_set_cookie_filter_same_answers_on_repeat() -> None:
+    mw = _middleware()
+    first = anyio.run(_call, mw, _scope(None))[1][0]["headers"]
+    second = anyio.run(_call, mw, _scope(None))[1][0]["headers"]
+    assert first == second == [(b"content-type", b"text/plain"), (b"Set-Cookie", b"session=3")]
+
+
+def test_deletion_check_caches_attributes_but_not_the_time() -> None:
+    value = b"a=1; Path=/; Expires=Wed, 01 Jan 2031 00:00:00 GMT"
+    assert is_deletion(value, now=1_700_000_000) is False
+    assert is_deletion(b"b=2; Path=/; Expires=Wed, 01 Jan 2031 00:00:00 GMT", now=2e9) is True
+    assert is_deletion(b"c; Max-Age=0") is True
+    assert is_deletion(b"max-age=0") is False  # no attributes at all
+
+
+# --------------------------------------------------------------------------- HTML
+
+_FRAGMENTS = [
+    b"<head>",
+    b"</head>",
+    b"<body>",
+    b"<title>a<b></title>",
+    b"<style>x</style>",
+    b"<script>s()</script>",
+    b'<script type="text/plain" data-consent="analytics" src="/a.js"></script>',
+    b'<img data-consent="analytics" data-src="/p.gif">',
+    b"<iframe src=y></iframe>",
+    b"<!-- <script> -->",
+    b"<textarea></head></textarea>",
+    b"text",
+    b"<a title='<body>'>",
+    b"<script",
+    b"</title",
+    b"<",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    parts=st.lists(st.sampled_from(_FRAGMENTS), max_size=20),
+    granted=st.sampled_from([(), ("analytics",)]),
+    body_start=st.sampled_from([b"", b"<noscript>form</noscript>"]),
+)
+def test_whole_document_rewrite_equals_streaming(
+    parts: list[bytes], granted: tuple[str, ...], body_start: bytes
+) -> None:
+    doc = b"".join(parts)
+
+    def rewriter() -> HtmlRewriter:
+        return HtmlRewriter(
+            head_start=b"<HS>", head_end=b"<HE>", body_start=body_start, granted=granted
+        )
+
+    whole = rewriter()
+    streamed = rewriter()
+    out = b"".join(streamed.feed(doc[i : i + 7]) for i in range(0, len(doc), 7))
+    assert whole.rewrite(doc) == out + streamed.close()
+    assert whole.changed == streamed.changed
+
+
+def test_every_gated_tag_of_a_large_document_is_activated() -> None:
+    row = b"<p>text</p>" * 30 + b'<img data-consent="analytics" data-src="/p.gif">\n'
+    doc = b"<html><head></head><body>" + row * 2000 + b"</body></html>"
+    out = HtmlRewriter(head_end=b"<HE>", granted=("analytics",)).rewrite(doc)
+    assert out.count(b'<img data-consent="analytics" src="/p.gif">') == 2000
+
+
+# --------------------------------------------------------------------------- stores
+
+
+async def _fill_concurrently(url: str, duplicate_of: str | None = None) -> list[Any]:
+    store = open_store(url, SIGNER)
+    results: list[Any] = [None] * 20
+    try:
+
+        async def one(i: int) -> None:
+            receipt = make_receipt(subject_id=f"s{i}")
+            if i == 7 and duplicate_of is not None:
+                receipt = make_receipt(receipt_id=duplicate_of)
+            try:
+                results[i] = await store.append(receipt)
+            except ValueError as exc:
+                results[i] = exc
+
+        async with anyio.create_task_group() as tg:
+            for i in range(20):
+                tg.start_soon(one, i)
+    finally:
+        await store.close()
+    return results
+
+
+def _check_group_commit(url: str) -> None:
+    first = anyio.run(_fill_concurrently, url)
+    assert sorted(r.seq for r in first) == list(range(1, 21))
+    # One rejected receipt in a batch does not take the others down.
+    second = anyio.run(_fill_concurrently, url, first[0].receipt_id)
+    assert isinstance(second[7], ValueError)
+    assert sorted(r.seq for i, r in enumerate(second) if i != 7) == list(range(21, 40))
+    store = open_store(url, SIGNER)
+    result = verify_store(store, SIGNER)
+    assert (result.ok, result.count) == (True, 39), result.message()
+
+
+def test_sqlite_group_commit(tmp_path: Path) -> None:
+    _check_group_commit(f"sqlite:///{tmp_path / 'c.db'}")
+
+
+@pytest.mark.postgres
+def test_postgres_group_commit(pg_url: str) -> None:
+    _check_group_commit(pg_url)
+
+
+# --------------------------------------------------------------------------- audit
+
+
+def _sealed_store(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+
+    async def fill() -> None:
+        store = open_store(url, SIGNER)
+        try:
+            for i in range(5):
+                await store.append(
+                    make_receipt(subject_id=f'odd "subject" \\ {i}', page="/ü\u2028")
+                )
+        finally:
+            await store.close()
+
+    anyio.run(fill)
+    return url
+
+
+def test_export_lines_written_from_the_body_match_the_parsed_receipts(tmp_path: Path) -> None:
+    url = _sealed_store(tmp_path)
+    store = open_store(url, SIGNER)
+    for signer in (SIGNER, None):
+        out = io.StringIO()
+        assert export(store, out, signer=signer) == 5
+        lines = out.getvalue().split("\n")[:-1]  # (U+2028 in a value is not a line end)
+        for line, row in zip(lines, store.iter_raw(), strict=False):
+            assert json.loads(line) == row.to_stored().to_dict()
+            assert _Fast(signer).line(row) is not None
+        path = tmp_path / "export.jsonl"
+        path.write_text(out.getvalue(), encoding="utf-8")
+        assert verify_file(path, SIGNER).ok
+
+
+def test_rows_the_fast_path_cannot_prove_take_the_full_way(tmp_path: Path) -> None:
+    url = _sealed_store(tmp_path)
+    store = open_store(url, SIGNER)
+    rows = list(store.iter_raw())
+    fast = _Fast(SIGNER)
+    assert all(fast.verified(r) for r in rows)
+    row = rows[2]
+    edited = [
+        ReceiptRow(**{**row.__dict__, "event": "refused"}),
+        ReceiptRow(**{**row.__dict__, "timestamp": row.timestamp + 1}),
+        ReceiptRow(**{**row.__dict__, "body": row.body.replace("given", "refused")}),
+        ReceiptRow(**{**row.__dict__, "kid": "0" * 12}),
+    ]
+    assert not any(fast.verified(r) for r in edited)
+    assert [fast.line(r) is None for r in edited] == [False, False, True, True]
+
+    execute_sql(url, "UPDATE consent_receipts SET event = 'refused' WHERE seq = 3")
+    result = verify_store(store, SIGNER)
+    assert not result.ok
+    assert result.seq == 3
+    assert "event differs from the signed body" in result.reason
