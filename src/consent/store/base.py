@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from ..receipts import (
     GENESIS_HASH,
@@ -277,3 +277,26 @@ class StoreBase:
     ) -> Iterator[StoredReceipt]:
         for row in self.iter_raw(since, until, event, max_seq=max_seq):
             yield row.to_stored()
+
+
+def range_filter(
+    placeholder: str,
+    since: int | None,
+    until: int | None,
+    event: str | None,
+    max_seq: int | None,
+) -> tuple[str, list[Any]]:
+    """The ``WHERE`` clause (or ``""``) and parameters selecting receipts for export/verify;
+    ``placeholder`` is the driver's parameter mark (``?`` for SQLite, ``%s`` for psycopg)."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    for condition, value in (
+        ("ts >= ", since),
+        ("ts < ", until),
+        ("event = ", event),
+        ("seq <= ", max_seq),
+    ):
+        if value is not None:
+            clauses.append(condition + placeholder)
+            params.append(value)
+    return (f" WHERE {' AND '.join(clauses)}" if clauses else ""), params

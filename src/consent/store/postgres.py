@@ -32,6 +32,7 @@ from .base import (
     StoreUnavailable,
     last_link,
     link,
+    range_filter,
     redact_url,
 )
 
@@ -400,21 +401,7 @@ class PostgresStore(StoreBase):
         *,
         max_seq: int | None = None,
     ) -> Iterator[ReceiptRow]:
-        clauses: list[str] = []
-        params: list[Any] = []
-        if since is not None:
-            clauses.append("ts >= %s")
-            params.append(since)
-        if until is not None:
-            clauses.append("ts < %s")
-            params.append(until)
-        if event is not None:
-            clauses.append("event = %s")
-            params.append(event)
-        if max_seq is not None:
-            clauses.append("seq <= %s")
-            params.append(max_seq)
-        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        where, params = range_filter("%s", since, until, event, max_seq)
         query = f"SELECT {_COLUMNS} FROM consent_receipts{where} ORDER BY seq"
         # A server-side cursor: rows arrive in batches, memory stays flat.
         with (

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 import anyio.to_thread
 
 from ..receipts import ChainHead, Checkpoint, Receipt, ReceiptSigner, StoredReceipt
-from .base import ChainState, ReceiptRow, StoreBase, StoreUnavailable, last_link, link
+from .base import ChainState, ReceiptRow, StoreBase, StoreUnavailable, last_link, link, range_filter
 
 __all__ = ["SQLiteStore", "path_from_url"]
 
@@ -432,21 +432,7 @@ class SQLiteStore(StoreBase):
         *,
         max_seq: int | None = None,
     ) -> Iterator[ReceiptRow]:
-        clauses: list[str] = []
-        params: list[Any] = []
-        if since is not None:
-            clauses.append("ts >= ?")
-            params.append(since)
-        if until is not None:
-            clauses.append("ts < ?")
-            params.append(until)
-        if event is not None:
-            clauses.append("event = ?")
-            params.append(event)
-        if max_seq is not None:
-            clauses.append("seq <= ?")
-            params.append(max_seq)
-        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        where, params = range_filter("?", since, until, event, max_seq)
         with self._sync_conn() as conn:
             cursor = conn.execute(
                 f"SELECT {_COLUMNS} FROM consent_receipts{where} ORDER BY seq", params
