@@ -300,3 +300,25 @@ def range_filter(
             clauses.append(condition + placeholder)
             params.append(value)
     return (f" WHERE {' AND '.join(clauses)}" if clauses else ""), params
+
+
+def chain_state_from_row(found: Any) -> ChainState:
+    """The chain head and purge checkpoint from the ``consent_chain`` row (or ``None``)."""
+    if found is None:
+        return ChainState()
+    h_seq, h_hash, h_kid, h_sig, c_seq, c_hash, c_count, c_before, c_time, c_kid, c_sig = found
+    head = None
+    if h_seq is not None:
+        head = ChainHead(seq=int(h_seq), hash=h_hash, kid=h_kid, signature=h_sig)
+    checkpoint = None
+    if c_seq is not None:
+        checkpoint = Checkpoint(
+            seq=int(c_seq),
+            hash=c_hash,
+            count=int(c_count),
+            before=int(c_before),
+            time=int(c_time),
+            kid=c_kid,
+            signature=c_sig,
+        )
+    return ChainState(head=head, checkpoint=checkpoint)

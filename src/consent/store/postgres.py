@@ -24,12 +24,13 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool
 
-from ..receipts import ChainHead, Checkpoint, Receipt, ReceiptSigner, StoredReceipt
+from ..receipts import Checkpoint, Receipt, ReceiptSigner, StoredReceipt
 from .base import (
     ChainState,
     ReceiptRow,
     StoreBase,
     StoreUnavailable,
+    chain_state_from_row,
     last_link,
     link,
     range_filter,
@@ -118,27 +119,6 @@ def _row(values: Any) -> ReceiptRow:
         prev_hash=str(prev_hash),
         hash=str(hash_),
     )
-
-
-def _state(found: Any) -> ChainState:
-    if found is None:
-        return ChainState()
-    h_seq, h_hash, h_kid, h_sig, c_seq, c_hash, c_count, c_before, c_time, c_kid, c_sig = found
-    head = None
-    if h_seq is not None:
-        head = ChainHead(seq=int(h_seq), hash=h_hash, kid=h_kid, signature=h_sig)
-    checkpoint = None
-    if c_seq is not None:
-        checkpoint = Checkpoint(
-            seq=int(c_seq),
-            hash=c_hash,
-            count=int(c_count),
-            before=int(c_before),
-            time=int(c_time),
-            kid=c_kid,
-            signature=c_sig,
-        )
-    return ChainState(head=head, checkpoint=checkpoint)
 
 
 def _newest(found: Any) -> tuple[int, str] | None:
@@ -324,7 +304,7 @@ class PostgresStore(StoreBase):
             out: list[StoredReceipt] = []
             async with conn.transaction():
                 await conn.execute("SELECT pg_advisory_xact_lock(%s)", (CHAIN_LOCK,))
-                state = _state(await (await conn.execute(_SELECT_CHAIN)).fetchone())
+                state = chain_state_from_row(await (await conn.execute(_SELECT_CHAIN)).fetchone())
                 newest = _newest(await (await conn.execute(_SELECT_NEWEST)).fetchone())
                 last = last_link(state, newest)
                 head = None
@@ -416,7 +396,7 @@ class PostgresStore(StoreBase):
 
     def chain_state(self) -> ChainState:
         with self._sync_conn() as conn:
-            return _state(conn.execute(_SELECT_CHAIN).fetchone())
+            return chain_state_from_row(conn.execute(_SELECT_CHAIN).fetchone())
 
     def count(self) -> int:
         with self._sync_conn() as conn:
@@ -446,7 +426,7 @@ class PostgresStore(StoreBase):
             deleted = conn.execute(
                 "DELETE FROM consent_receipts WHERE seq <= %s", (last[0],)
             ).rowcount
-            state = _state(conn.execute(_SELECT_CHAIN).fetchone())
+            state = chain_state_from_row(conn.execute(_SELECT_CHAIN).fetchone())
             previous = state.checkpoint.count if state.checkpoint else 0
             checkpoint = Checkpoint.make(
                 seq=last[0],

@@ -25,8 +25,17 @@ from typing import Any, TypeVar
 
 import anyio.to_thread
 
-from ..receipts import ChainHead, Checkpoint, Receipt, ReceiptSigner, StoredReceipt
-from .base import ChainState, ReceiptRow, StoreBase, StoreUnavailable, last_link, link, range_filter
+from ..receipts import Checkpoint, Receipt, ReceiptSigner, StoredReceipt
+from .base import (
+    ChainState,
+    ReceiptRow,
+    StoreBase,
+    StoreUnavailable,
+    chain_state_from_row,
+    last_link,
+    link,
+    range_filter,
+)
 
 __all__ = ["SQLiteStore", "path_from_url"]
 
@@ -121,25 +130,9 @@ def _row(values: tuple[Any, ...]) -> ReceiptRow:
 
 
 def _chain_state(conn: sqlite3.Connection) -> ChainState:
-    found = conn.execute(f"SELECT {_CHAIN_COLUMNS} FROM consent_chain WHERE id = 1").fetchone()
-    if found is None:
-        return ChainState()
-    h_seq, h_hash, h_kid, h_sig, c_seq, c_hash, c_count, c_before, c_time, c_kid, c_sig = found
-    head = None
-    if h_seq is not None:
-        head = ChainHead(seq=int(h_seq), hash=h_hash, kid=h_kid, signature=h_sig)
-    checkpoint = None
-    if c_seq is not None:
-        checkpoint = Checkpoint(
-            seq=int(c_seq),
-            hash=c_hash,
-            count=int(c_count),
-            before=int(c_before),
-            time=int(c_time),
-            kid=c_kid,
-            signature=c_sig,
-        )
-    return ChainState(head=head, checkpoint=checkpoint)
+    return chain_state_from_row(
+        conn.execute(f"SELECT {_CHAIN_COLUMNS} FROM consent_chain WHERE id = 1").fetchone()
+    )
 
 
 def _newest(conn: sqlite3.Connection) -> tuple[int, str] | None:
