@@ -415,9 +415,13 @@ def test_prefix_resolved_against_root_path(db: str) -> None:
         )
 
 
-def test_receipt_json_is_serialisable(client: TestClient) -> None:
-    posted = client.post("/_consent", json={"accept": "all"}, headers=SAME_ORIGIN).json()
-    json.dumps(posted)
+def test_the_signed_body_says_what_the_answer_says(client: TestClient) -> None:
+    posted = client.post("/_consent", json={"accept": ["analytics"]}, headers=SAME_ORIGIN).json()
+    receipt = posted["receipt"]
+    body = json.loads(receipt["body"])
+    for field in ("receipt_id", "subject_id", "event", "granted", "refused", "revision", "method"):
+        assert body[field] == receipt[field], field
+    assert body["granted"] == ["analytics"]
 
 
 # --------------------------------------------------------------------------- languages

@@ -35,7 +35,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.types import Receive, Scope, Send
 
 from .classify import Classifier
-from .cookies import cookie_pairs, deletion_variants
+from .cookies import cookie_pairs
 from .declaration import declaration_data, render_html
 from .i18n import pick_language, ui_strings
 from .policy import Policy
@@ -547,18 +547,8 @@ class ConsentEndpoints:
         for value in headers.getlist("cookie"):
             for name, _raw in cookie_pairs(value.encode("latin-1")):
                 found = self.classifier.match(name)
-                if found is None or found[0] not in denied or found[1].third_party:
-                    continue
-                rule = found[1]
-                out.extend(
-                    deletion_variants(
-                        name,
-                        path=rule.path,
-                        domains=rule.domains,
-                        secure=secure,
-                        partitioned=rule.partitioned,
-                    )
-                )
+                if found is not None and found[0] in denied:
+                    out.extend(found[1].deletions(name, secure=secure))
         return out
 
     # ------------------------------------------------------------------ receipts, declaration, assets

@@ -28,7 +28,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .classify import Classifier, Match
-from .cookies import cookie_pairs, deletion_variants, is_deletion, set_cookie_name
+from .cookies import cookie_pairs, is_deletion, set_cookie_name
 from .endpoints import ConsentEndpoints, consent_form
 from .html import (
     HtmlResponder,
@@ -174,17 +174,9 @@ class _CookieView:
             dropped = True
             blocked.append(category)
             if category in denied:
-                rule = found[1]
-                if not rule.third_party:
-                    expire.extend(
-                        deletion_variants(
-                            cname,
-                            path=rule.path,
-                            domains=rule.domains,
-                            secure=secure,
-                            partitioned=rule.partitioned,
-                        )
-                    )
+                deletions = found[1].deletions(cname, secure=secure)
+                if deletions:
+                    expire.extend(deletions)
                     expired.append(category)
         return _Outcome(
             b"; ".join(kept),
@@ -448,7 +440,8 @@ class ConsentMiddleware:
         return view
 
     def _state_from_view(self, view: _CookieView) -> tuple[ConsentState, str | None]:
-        """:meth:`_state_from` on a cached header view."""
+        """The visitor's state from the consent cookie(s) of a cached header view; the first
+        valid one wins, and a validly signed stale one still lends its subject id."""
         subject: str | None = None
         loads = self.cookie.loads
         for text in view.consent:
@@ -466,24 +459,6 @@ class ConsentMiddleware:
         expired = self.metrics.expired
         for category in outcome.expired:
             expired[category] += 1
-
-    def _state_from(self, pairs: list[tuple[str, bytes]]) -> tuple[ConsentState, str | None]:
-        """The visitor's state from the consent cookie(s); the first valid one wins."""
-        subject: str | None = None
-        cookie_name = self.cookie_name
-        for cname, raw in pairs:
-            if cname != cookie_name:
-                continue
-            value = raw[len(cname) + 1 :].strip(b' \t"')
-            try:
-                text = value.decode("ascii")
-            except UnicodeDecodeError:
-                continue
-            state, sub = self.cookie.loads(text)
-            if state.decided:
-                return state, state.subject_id
-            subject = subject or sub
-        return self._no_decision, subject
 
     def _filter_set_cookies(
         self, message: Message, allowed: frozenset[str], expire: Sequence[bytes]

@@ -25,6 +25,8 @@ from pydantic import (
     model_validator,
 )
 
+from .cookies import deletion_variants
+
 __all__ = [
     "CONSENT_MODE_TYPES",
     "Category",
@@ -242,6 +244,15 @@ class CookieRule(_Model):
         if isinstance(self.domain, str):
             return (self.domain,)
         return tuple(self.domain)
+
+    def deletions(self, name: str, *, secure: bool) -> list[bytes]:
+        """``Set-Cookie`` values that expire ``name`` (a cookie this rule covers) everywhere
+        the rule says it lives; none for third-party cookies, which this site cannot touch."""
+        if self.third_party:
+            return []
+        return deletion_variants(
+            name, path=self.path, domains=self.domains, secure=secure, partitioned=self.partitioned
+        )
 
     def compiled(self) -> re.Pattern[str]:
         """A regex matching exactly the names this rule covers."""

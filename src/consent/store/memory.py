@@ -22,6 +22,7 @@ class _Log:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.rows: list[ReceiptRow] = []
+        self.ids: set[str] = set()
         self.state = ChainState()
 
 
@@ -51,11 +52,12 @@ class MemoryStore(StoreBase):
         signer = self._require_signer()
         log = self._log
         with log.lock:
-            if any(row.receipt_id == receipt.receipt_id for row in log.rows):
+            if receipt.receipt_id in log.ids:
                 raise ValueError(f"duplicate receipt id {receipt.receipt_id}")
             last_row = (log.rows[-1].seq, log.rows[-1].hash) if log.rows else None
             stored, head = link(receipt, signer, last_link(log.state, last_row))
             log.rows.append(ReceiptRow.from_stored(stored))
+            log.ids.add(receipt.receipt_id)
             log.state = replace(log.state, head=head)
         return stored
 
@@ -123,7 +125,3 @@ class MemoryStore(StoreBase):
             del log.rows[:n]
             log.state = replace(log.state, checkpoint=checkpoint)
         return n
-
-    # Test helpers: direct access to the rows, to simulate tampering.
-    def _rows(self) -> list[ReceiptRow]:
-        return self._log.rows
