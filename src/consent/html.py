@@ -706,62 +706,100 @@ _BODY_VALIDATORS: Final = frozenset(
 )
 
 
+_CONTENT_HEADERS: Final = frozenset(
+    {b"content-type", b"content-encoding", b"content-range", b"content-disposition"}
+)
+# Content-Type value -> whether it is text/html (a site sends few distinct values).
+_html_types: dict[bytes, bool] = {}
+
+
+def _is_html_type(value: bytes | bytearray) -> bool:
+    if type(value) is not bytes:
+        value = bytes(value)  # a bytearray cannot be a dict key
+    found = _html_types.get(value)
+    if found is None:
+        found = value.split(b";", 1)[0].strip().lower() == b"text/html"
+        if len(_html_types) < 256:
+            _html_types[value] = found
+    return found
+
+
 def html_rewrite_applies(method: str, start: Message) -> bool:
     """Whether a response can be rewritten: an uncompressed ``text/html`` body that the
     browser will parse as a document (not HEAD, not 1xx/204/205/206/304, not a download
     with ``Content-Disposition: attachment``, not a ``Content-Range`` part)."""
-    if method.upper() == "HEAD":
+    if method != "GET" and method.upper() == "HEAD":
         return False
-    try:
-        status = int(start.get("status", 200))
-    except (TypeError, ValueError):
-        return False
+    status = start.get("status", 200)
+    if type(status) is not int:
+        try:
+            status = int(status)
+        except (TypeError, ValueError):
+            return False
     if status < 200 or status in _NO_BODY_STATUS:
         return False
     html = None
     for name, value in start.get("headers", ()):
-        if type(name) is not bytes and not isinstance(name, bytes | bytearray):
-            return False
-        if type(value) is not bytes and not isinstance(value, bytes | bytearray):
-            return False
+        if type(name) is not bytes or type(value) is not bytes:
+            if not (isinstance(name, bytes | bytearray) and isinstance(value, bytes | bytearray)):
+                return False
+            name, value = bytes(name), bytes(value)
         lname = name.lower()
+        if lname not in _CONTENT_HEADERS:
+            continue
         if lname == b"content-type":
             if html is None:
-                html = value.split(b";", 1)[0].strip().lower() == b"text/html"
+                html = _is_html_type(value)
         elif lname == b"content-encoding":
             for coding in value.split(b","):
                 if coding.strip().lower() not in (b"", b"identity"):
                     return False
         elif lname == b"content-range" or (
-            lname == b"content-disposition"
-            and value.split(b";", 1)[0].strip().lower() == b"attachment"
+            value.split(b";", 1)[0].strip().lower() == b"attachment"
         ):
             return False
     return bool(html)
 
 
+#: Headers that a rewritten body invalidates: its length and its validators.
+BODY_BOUND_HEADERS: Final = _BODY_VALIDATORS | {b"content-length"}
+
+
 def _fix_headers(
-    headers: Iterable[Any], *, content_length: int | None, body_changed: bool
+    headers: Iterable[Any],
+    *,
+    content_length: int | bytes | None,
+    body_changed: bool,
+    extra: Sequence[tuple[bytes, bytes]] = (),
 ) -> list[tuple[bytes, bytes]]:
     """Rebuild the header list: one correct ``Content-Length`` (in place of the first
-    one) or none, validators dropped when the body changed.  Every other header keeps
-    its name, value and position; ``Set-Cookie`` headers are never merged."""
+    one) or none, validators dropped when the body changed, ``extra`` appended.  Every
+    other header keeps its name, value and position; ``Set-Cookie`` headers are never
+    merged."""
     out: list[tuple[bytes, bytes]] = []
-    length_done = content_length is None
+    if content_length is None:
+        length = None
+    elif type(content_length) is bytes:
+        length = content_length
+    else:
+        length = str(content_length).encode("ascii")
     for name, value in headers:
         if type(name) is not bytes:
             name = bytes(name)
         lname = name.lower()
-        if lname == b"content-length":
-            if not length_done:
-                out.append((name, str(content_length).encode("ascii")))
-                length_done = True
-            continue
-        if body_changed and lname in _BODY_VALIDATORS:
-            continue
+        if lname in BODY_BOUND_HEADERS:
+            if lname == b"content-length":
+                if length is not None:
+                    out.append((name, length))
+                    length = None
+                continue
+            if body_changed:
+                continue
         out.append((name, value if type(value) is bytes else bytes(value)))
-    if not length_done:
-        out.append((b"content-length", str(content_length).encode("ascii")))
+    if length is not None:
+        out.append((b"content-length", length))
+    if extra:
+        out.extend(extra)
     return out
 
 
@@ -770,22 +808,113 @@ _STREAM: Final = 1  # start sent, body being rewritten
 _PASS: Final = 2  # body passed through untouched (pathsend / zerocopysend)
 _DONE: Final = 3
 
+DocumentKey = tuple[bytes, bytes, bytes, bytes, frozenset[str]]
+
+
+class DocumentCache:
+    """Rewritten whole documents, so a page that many visitors are sent is tokenized once.
+
+    The rewrite of a single-message body is a pure function of the body and of what is
+    inserted (the head and body insertions and the granted categories); the cache is keyed
+    on all of them, so a hit returns exactly what rewriting would.  Pages that differ per
+    visitor simply miss.  Bounded: documents of at most ``max_document`` bytes, and at most
+    ``max_bytes`` of documents and their rewrites in all (the oldest entries are dropped
+    first).  Safe to share between threads (dict operations; a lost race only recomputes).
+    """
+
+    __slots__ = ("_entries", "_size", "max_bytes", "max_document")
+
+    def __init__(self, *, max_bytes: int = 8 << 20, max_document: int = 64 << 10) -> None:
+        self.max_bytes = max_bytes
+        self.max_document = max_document
+        self._entries: dict[DocumentKey, tuple[bytes, bool, bytes]] = {}
+        self._size = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: DocumentKey) -> tuple[bytes, bool, bytes] | None:
+        """``(rewritten body, whether it differs from the original, its length as bytes)``."""
+        return self._entries.get(key)
+
+    def put(self, key: DocumentKey, value: tuple[bytes, bool, bytes]) -> None:
+        cost = len(key[0]) + len(value[0]) + 200
+        if cost > self.max_bytes:
+            return
+        entries = self._entries
+        while entries and self._size + cost > self.max_bytes:
+            # Drop the oldest entry (dicts keep insertion order).
+            try:
+                old = next(iter(entries))
+                gone = entries.pop(old)
+            except (KeyError, RuntimeError, StopIteration):
+                break
+            self._size -= len(old[0]) + len(gone[0]) + 200
+        if key not in entries:
+            entries[key] = value
+            self._size += cost
+
+
+def rewrite_document(
+    body: bytes,
+    *,
+    head_start: bytes,
+    head_end: bytes,
+    body_start: bytes,
+    granted: frozenset[str],
+    cache: DocumentCache | None = None,
+) -> tuple[bytes, bool, bytes]:
+    """A whole document rewritten (or taken from ``cache``): ``(new body, whether it differs
+    from ``body``, its length as ``Content-Length`` bytes)``."""
+    if cache is None or len(body) > cache.max_document:
+        return _rewritten(body, head_start, head_end, body_start, granted)
+    key = (body, head_start, head_end, body_start, granted)
+    hit = cache.get(key)
+    if hit is None:
+        hit = _rewritten(body, head_start, head_end, body_start, granted)
+        cache.put(key, hit)
+    return hit
+
+
+def _rewritten(
+    body: bytes, head_start: bytes, head_end: bytes, body_start: bytes, granted: frozenset[str]
+) -> tuple[bytes, bool, bytes]:
+    rewriter = HtmlRewriter(
+        head_start=head_start, head_end=head_end, body_start=body_start, granted=granted
+    )
+    out = rewriter.rewrite(body)
+    return out, rewriter.changed, str(len(out)).encode("ascii")
+
 
 class HtmlResponder:
     """Wraps ``send`` for one HTML response; feed it the start message, then the rest.
 
     * The start message is held until the first body message.  If that message is also
-      the last one, the body is rewritten at once and ``Content-Length`` set to its new
-      length; ``ETag`` and body digests are dropped only if the body really changed.
+      the last one, the body is rewritten at once (or taken from ``cache``) and
+      ``Content-Length`` set to its new length; ``ETag`` and body digests are dropped only
+      if the body really changed.
     * Otherwise the response is streamed: ``Content-Length`` is removed (the server then
       uses chunked encoding) and ``ETag``/digests are always dropped, since the body may
       change after the headers are gone.
     * ``http.response.pathsend`` / ``http.response.zerocopysend`` cannot be rewritten:
       the original start message is sent unchanged and the body passes through.
     * Any other message (trailers, extensions) is passed through in order.
+
+    ``extra_headers`` are appended to the start message's headers when it is sent.
     """
 
-    __slots__ = ("_mode", "_rewriter", "_send", "_start")
+    __slots__ = (
+        "_body_start",
+        "_cache",
+        "_extra",
+        "_granted",
+        "_head_end",
+        "_head_start",
+        "_mode",
+        "_rewriter",
+        "_send",
+        "_start",
+    )
 
     def __init__(
         self,
@@ -795,21 +924,49 @@ class HtmlResponder:
         head_end: bytes,
         body_start: bytes,
         granted: frozenset[str],
+        cache: DocumentCache | None = None,
+        extra_headers: Sequence[tuple[bytes, bytes]] = (),
     ) -> None:
         self._send = send
-        self._rewriter = HtmlRewriter(
-            head_start=head_start, head_end=head_end, body_start=body_start, granted=granted
-        )
+        self._head_start = head_start
+        self._head_end = head_end
+        self._body_start = body_start
+        self._granted = granted
+        self._cache = cache
+        self._extra = extra_headers
+        self._rewriter: HtmlRewriter | None = None
         self._start: Message | None = None
         self._mode = _PENDING
 
-    async def _send_start(self, *, content_length: int | None, body_changed: bool) -> None:
+    def _new_rewriter(self) -> HtmlRewriter:
+        rewriter = self._rewriter = HtmlRewriter(
+            head_start=self._head_start,
+            head_end=self._head_end,
+            body_start=self._body_start,
+            granted=self._granted,
+        )
+        return rewriter
+
+    async def _send_start(self, *, content_length: int | bytes | None, body_changed: bool) -> None:
         start = self._start
         assert start is not None
         headers = _fix_headers(
-            start.get("headers", ()), content_length=content_length, body_changed=body_changed
+            start.get("headers", ()),
+            content_length=content_length,
+            body_changed=body_changed,
+            extra=self._extra,
         )
-        await self._send({**start, "headers": headers})
+        start = dict(start)
+        start["headers"] = headers
+        await self._send(start)
+
+    async def _send_original_start(self) -> None:
+        start = self._start
+        assert start is not None
+        if self._extra:
+            start = dict(start)
+            start["headers"] = [*start.get("headers", ()), *self._extra]
+        await self._send(start)
 
     async def __call__(self, message: Message) -> None:
         kind = message.get("type")
@@ -825,9 +982,9 @@ class HtmlResponder:
             return
         if kind in ("http.response.pathsend", "http.response.zerocopysend"):
             if mode == _PENDING:
-                assert self._start is not None
-                await self._send(self._start)
+                await self._send_original_start()
             elif mode == _STREAM:
+                assert self._rewriter is not None
                 rest = self._rewriter.close()
                 if rest:
                     await self._send(
@@ -838,23 +995,32 @@ class HtmlResponder:
             return
         if mode == _PENDING:
             await self._send_start(content_length=None, body_changed=True)
+            self._new_rewriter()
             self._mode = _STREAM
         await self._send(message)
 
     async def _body(self, message: Message) -> None:
-        rewriter = self._rewriter
-        body = bytes(message.get("body", b""))
         more = bool(message.get("more_body", False))
         if self._mode == _PENDING:
             if not more:
-                out = rewriter.rewrite(body)
-                await self._send_start(content_length=len(out), body_changed=rewriter.changed)
+                out, changed, length = rewrite_document(
+                    bytes(message.get("body", b"")),
+                    head_start=self._head_start,
+                    head_end=self._head_end,
+                    body_start=self._body_start,
+                    granted=self._granted,
+                    cache=self._cache,
+                )
+                await self._send_start(content_length=length, body_changed=changed)
                 self._mode = _DONE
                 await self._send({**message, "body": out})
                 return
             await self._send_start(content_length=None, body_changed=True)
+            self._new_rewriter()
             self._mode = _STREAM
-        out = rewriter.feed(body)
+        rewriter = self._rewriter
+        assert rewriter is not None
+        out = rewriter.feed(bytes(message.get("body", b"")))
         if not more:
             out += rewriter.close()
             self._mode = _DONE

@@ -31,10 +31,13 @@ from .classify import Classifier, Match
 from .cookies import cookie_pairs, is_deletion, set_cookie_name
 from .endpoints import ConsentEndpoints, consent_form
 from .html import (
+    BODY_BOUND_HEADERS,
+    DocumentCache,
     HtmlResponder,
     banner_tags,
     consent_mode_default,
     html_rewrite_applies,
+    rewrite_document,
     script_tag,
 )
 from .policy import Policy, load_policy
@@ -46,6 +49,7 @@ logger = logging.getLogger("consent")
 
 Headers = list[tuple[bytes, bytes]]
 _UNDECLARED_LOG_LIMIT = 1000
+_VARY_COOKIE: tuple[tuple[bytes, bytes], ...] = ((b"vary", b"Cookie"),)
 
 
 @dataclass
@@ -97,7 +101,7 @@ class _Outcome:
         dropped: bool,
         blocked: tuple[str, ...],
         undeclared: tuple[str, ...],
-        expire: tuple[bytes, ...],
+        expire: tuple[tuple[bytes, bytes], ...],
         expired: tuple[str, ...],
     ) -> None:
         self.header = header
@@ -183,7 +187,7 @@ class _CookieView:
             dropped,
             tuple(blocked),
             tuple(undeclared),
-            tuple(expire),
+            tuple((b"set-cookie", header) for header in expire),
             tuple(expired),
         )
 
@@ -203,6 +207,8 @@ class Injection:
         self._notice = f"<p>{escape(notice)}</p>" if notice else ""
         self._head_start: dict[frozenset[str], bytes] = {}
         self._head_end: dict[str, bytes] = {}
+        #: Rewritten pages (see :class:`consent.html.DocumentCache`).
+        self.documents = DocumentCache()
 
     def head_start(self, allowed: frozenset[str]) -> bytes:
         """Google Consent Mode: everything denied by default, then what this visitor granted."""
@@ -238,17 +244,34 @@ class Injection:
             f"{self._notice}{form}</div></noscript>"
         ).encode()
 
-    def responder(
-        self, send: Send, scope: Scope, start: Message, state: ConsentState
-    ) -> Send | None:
-        if not html_rewrite_applies(scope.get("method", "GET"), start):
-            return None
+    def document(
+        self, scope: Scope, message: Message, state: ConsentState
+    ) -> tuple[bytes, bool, bytes]:
+        """A page whose body is the one message ``message``, rewritten for this visitor:
+        ``(body, changed, Content-Length)`` (see :func:`consent.html.rewrite_document`)."""
+        allowed = state.allowed
+        root = scope.get("root_path", "")
+        body = message.get("body", b"")
+        return rewrite_document(
+            body if type(body) is bytes else bytes(body),
+            head_start=self._head_start.get(allowed) or self.head_start(allowed),
+            head_end=self._head_end.get(root) or self.head_end(root),
+            body_start=b"" if state.decided else self.body_start(scope, state),
+            granted=allowed,
+            cache=self.documents,
+        )
+
+    def responder(self, send: Send, scope: Scope, state: ConsentState) -> HtmlResponder:
+        """A ``send`` wrapper that rewrites an HTML response streamed in several messages
+        (call it with the start message, then with everything that follows)."""
         return HtmlResponder(
             send,
             head_start=self.head_start(state.allowed),
             head_end=self.head_end(scope.get("root_path", "")),
             body_start=self.body_start(scope, state),
             granted=state.allowed,
+            cache=self.documents,
+            extra_headers=_VARY_COOKIE,
         )
 
 
@@ -351,7 +374,7 @@ class ConsentMiddleware:
 
         # --- request side: keep only allowed cookies
         allowed = state.allowed
-        expire: Sequence[bytes] = ()
+        expire: Sequence[tuple[bytes, bytes]] = ()
         headers = scope["headers"]
         if view is not None and view.items:
             outcome = view.outcome(state, scope.get("scheme") in ("https", "wss"), self)
@@ -378,27 +401,43 @@ class ConsentMiddleware:
             self.metrics.websockets += 1
 
         filter_headers = self._filter_set_cookies
+        page_headers = self._page_headers
         injection = self.injection
         html_send: Send | None = None
+        held: Message | None = None  # an HTML page's start message, until its first body
 
         async def send_filtered(message: Message) -> None:
-            nonlocal html_send
+            nonlocal html_send, held
+            if held is not None:
+                start, held = held, None
+                assert injection is not None
+                if message["type"] == "http.response.body" and not message.get("more_body"):
+                    # The whole page in one message (the usual case): rewrite it at once.
+                    out, changed, length = injection.document(scope, message, state)
+                    start = dict(start)
+                    start["headers"] = page_headers(
+                        start.get("headers") or (), allowed, expire, length, changed
+                    )
+                    await send(start)
+                    message = dict(message)
+                    message["body"] = out
+                    await send(message)
+                    return
+                html_send = injection.responder(send, scope, state)
+                await html_send(filter_headers(start, allowed, expire))
             if html_send is not None:
                 await html_send(message)
                 return
             mtype = message["type"]
             if mtype == "http.response.start" or mtype == "websocket.http.response.start":
+                if (
+                    injection is not None
+                    and mtype == "http.response.start"
+                    and html_rewrite_applies(scope.get("method", "GET"), message)
+                ):
+                    held = message  # its headers are filtered when it is sent
+                    return
                 message = filter_headers(message, allowed, expire)
-                if injection is not None and mtype == "http.response.start":
-                    html_send = injection.responder(send, scope, message, state)
-                    if html_send is not None:
-                        # The page now depends on the consent cookie: caches must not mix visitors.
-                        message = {
-                            **message,
-                            "headers": [*message.get("headers", ()), (b"vary", b"Cookie")],
-                        }
-                        await html_send(message)
-                        return
             elif mtype == "websocket.accept" and (message.get("headers") or expire):
                 message = filter_headers(message, allowed, expire)
             await send(message)
@@ -461,51 +500,96 @@ class ConsentMiddleware:
             expired[category] += 1
 
     def _filter_set_cookies(
-        self, message: Message, allowed: frozenset[str], expire: Sequence[bytes]
+        self, message: Message, allowed: frozenset[str], expire: Sequence[tuple[bytes, bytes]]
     ) -> Message:
-        """A copy of a response-start message without disallowed ``Set-Cookie`` headers."""
+        """A copy of a response-start message without disallowed ``Set-Cookie`` headers, and
+        with ``expire`` appended."""
         headers = message.get("headers") or []
+        keep = self._keep_set_cookie
         out: Headers | None = None
-        names = self._set_names
-        for i, (name, value) in enumerate(headers):
-            if len(name) != 10 or name.lower() != b"set-cookie":
-                if out is not None:
-                    out.append((name, value))
-                continue
-            # The name is what precedes the first "=" of the first ";"-part (RFC 6265bis 5.6);
-            # the few distinct names a site sets are classified once.
-            semi = value.find(b";")
-            first = value if semi < 0 else value[:semi]
-            eq = first.find(b"=")
-            key = first[:eq] if eq >= 0 else b";"
-            known = names.get(key)
-            if known is None:
-                cname = set_cookie_name(value)
-                known = (
-                    cname,
-                    self.classifier.match(cname),
-                    cname == self.cookie_name and bool(cname),
-                )
-                if len(names) < _NAME_CACHE_LIMIT:
-                    names[key] = known
-            if known[2] or (known[1] is not None and known[1][0] in allowed):
-                allowed_here = True
-            else:
-                allowed_here = self._set_cookie_allowed(known[0], value, allowed)
-            if allowed_here:
-                if out is not None:
-                    out.append((name, value))
-                continue
-            if out is None:
-                out = list(headers[:i])
+        i = -1
+        for name, value in headers:
+            i += 1
+            if (
+                name == b"set-cookie" or (len(name) == 10 and name.lower() == b"set-cookie")
+            ) and not keep(value, allowed):
+                if out is None:
+                    out = list(headers[:i])
+            elif out is not None:
+                out.append((name, value))
         if not expire and out is None:
             return message
         if out is None:
             out = list(headers)
-        out.extend((b"set-cookie", header) for header in expire)
+        out.extend(expire)
         message = dict(message)
         message["headers"] = out
         return message
+
+    def _page_headers(
+        self,
+        headers: Sequence[tuple[bytes, bytes]],
+        allowed: frozenset[str],
+        expire: Sequence[tuple[bytes, bytes]],
+        length: bytes,
+        changed: bool,
+    ) -> Headers:
+        """The headers of a page rewritten whole, in one pass: ``Set-Cookie`` filtered as by
+        :meth:`_filter_set_cookies`, one ``Content-Length`` of the new ``length`` (in place of
+        the first), body validators dropped if the body ``changed``, then ``expire`` and
+        ``Vary: Cookie`` (the page depends on the consent cookie: caches must not mix
+        visitors)."""
+        keep = self._keep_set_cookie
+        out: Headers = []
+        pending: bytes | None = length
+        for name, value in headers:
+            if type(name) is not bytes:
+                name = bytes(name)
+            lname = name.lower()
+            if lname == b"set-cookie":
+                if keep(value, allowed):
+                    out.append((name, value))
+            elif lname in BODY_BOUND_HEADERS:
+                if lname == b"content-length":
+                    if pending is not None:
+                        out.append((name, pending))
+                        pending = None
+                elif not changed:
+                    out.append((name, value))
+            else:
+                out.append((name, value if type(value) is bytes else bytes(value)))
+        if expire:
+            out.extend(expire)
+        if pending is not None:
+            out.append((b"content-length", pending))
+        out.append(_VARY_COOKIE[0])
+        return out
+
+    def _keep_set_cookie(self, value: bytes, allowed: frozenset[str]) -> bool:
+        """Whether one ``Set-Cookie`` value may reach the browser (counting it if not)."""
+        if type(value) is not bytes:
+            value = bytes(value)
+        # The name is what precedes the first "=" of the first ";"-part (RFC 6265bis 5.6);
+        # the few distinct names a site sets are classified once.
+        key, eq, _ = value.partition(b"=")
+        if not eq or key.find(b";") >= 0:  # (find: "in" tries an int first)
+            key = b";"  # no "=" in the first ";"-part: a nameless cookie
+        known = self._set_names.get(key)
+        if known is None:
+            cname = set_cookie_name(value)
+            known = (cname, self.classifier.match(cname), cname == self.cookie_name and bool(cname))
+            if len(self._set_names) < _NAME_CACHE_LIMIT:
+                self._set_names[key] = known
+        if known[2]:
+            return True
+        match = known[1]
+        if match is None:
+            return self._set_cookie_allowed(known[0], value, allowed)
+        category = match[0]
+        if category in allowed or is_deletion(value):
+            return True
+        self._count_blocked(category, "response")
+        return False
 
     def _set_cookie_allowed(self, cname: str, value: bytes, allowed: frozenset[str]) -> bool:
         if cname == self.cookie_name and cname:

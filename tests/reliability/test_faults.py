@@ -21,6 +21,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from consent.store.postgres import RETRY_INTERVAL
+
 from ..pg import ExternalPg, PgServer
 from .harness import (
     Launch,
@@ -219,7 +221,12 @@ def wait_until_recording(server: Server, timeout: float = 30) -> tuple[int, floa
                 "/_consent", json={"accept": []}, headers={"Origin": server.base}
             )
             if response.status_code == 200:
-                return refused, time.monotonic() - started
+                resumed = time.monotonic() - started
+                # That answer came from one worker. A worker whose last connection attempt
+                # failed refuses at once for RETRY_INTERVAL before trying again; wait that out
+                # so the check that follows measures every worker.
+                time.sleep(RETRY_INTERVAL + 0.5)
+                return refused, resumed
             assert response.status_code == 503, response.text
             refused += 1
             assert time.monotonic() - started < timeout, "recording did not resume"
