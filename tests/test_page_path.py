@@ -15,7 +15,7 @@ import pytest
 from starlette.types import Message, Receive, Scope, Send
 
 from consent import ConsentMiddleware
-from consent.html import DocumentCache, HtmlRewriter, rewrite_document
+from consent.html import DocumentCache, HtmlRewriter, csp_script_nonce, rewrite_document
 
 from .helpers import EXAMPLE_POLICY
 
@@ -197,3 +197,45 @@ def test_unusual_header_types_do_not_break_the_page() -> None:
     assert b"/_consent/banner.js" in body
     assert by_name[b"content-length"] == [str(len(body)).encode()]
     assert by_name[b"set-cookie"] == [b"sessionid=s1; Path=/"]
+
+
+@pytest.mark.parametrize(
+    ("policy", "nonce"),
+    [
+        (b"default-src 'self'; script-src 'self' 'nonce-abc123'", "abc123"),
+        (b"script-src-elem 'nonce-elem1'; script-src 'nonce-other'", "elem1"),
+        (b"default-src 'nonce-dflt+/='", "dflt+/="),
+        (b"script-src 'self'; default-src 'nonce-unused'", ""),  # script-src governs
+        (b"style-src 'nonce-style'", ""),
+        (b"SCRIPT-SRC 'NONCE-Upper'", "Upper"),
+        (b"script-src 'self', script-src 'nonce-second'", "second"),  # two policies
+        (b"script-src 'nonce-first'; script-src 'nonce-ignored'", "first"),
+        (b"script-src 'nonce-<bad>'", ""),
+        (b"", ""),
+    ],
+)
+def test_csp_script_nonce(policy: bytes, nonce: str) -> None:
+    assert csp_script_nonce(policy) == nonce
+
+
+@pytest.mark.parametrize("chunks", [1, 3])
+def test_injected_tags_carry_the_pages_csp_nonce(chunks: int) -> None:
+    mw = _middleware()
+    assert mw.injection is not None
+    headers = [
+        *HEADERS,
+        (b"content-security-policy-report-only", b"script-src 'nonce-reportonly'"),
+        (b"content-security-policy", b"default-src 'self'; script-src 'self' 'nonce-r4nd0m'"),
+    ]
+    by_name, _, body = _serve(mw, _scope(None), PAGE, chunks=chunks, headers=headers)
+    assert body.count(b'nonce="r4nd0m"') == 3  # Consent Mode script, stylesheet, banner script
+    assert b"reportonly" not in body
+    assert by_name[b"content-security-policy"]  # the policy itself is passed on untouched
+    assert len(mw.injection.documents) == 0  # a page with a fresh nonce is not worth keeping
+
+    only_reported = [*HEADERS, (b"content-security-policy-report-only", b"script-src 'nonce-q'")]
+    _, _, body = _serve(mw, _scope(None), PAGE, chunks=chunks, headers=only_reported)
+    assert body.count(b'nonce="q"') == 3
+
+    _, _, plain = _serve(mw, _scope(None), PAGE, chunks=chunks)
+    assert b"nonce=" not in plain

@@ -81,13 +81,12 @@ def is_deletion(value: bytes, now: float | None = None) -> bool:
     ``Max-Age``) an ``Expires`` date in the past. Deletions always pass the filter: removing a
     cookie never needs consent."""
     # Attributes start at the first ";": the name and value before it never count.
-    semi = value.find(b";")
-    if semi < 0:
+    _, semi, attrs = value.partition(b";")
+    if not semi:
         return False
-    attrs = value[semi:]
     found = _attrs_cache.get(attrs)
     if found is None:
-        found = _deletion_attrs(attrs)
+        found = _deletion_attrs(semi + attrs)
         if len(attrs) <= _ATTRS_MAX:
             if len(_attrs_cache) >= _ATTRS_CACHE_LIMIT:
                 _attrs_cache.clear()

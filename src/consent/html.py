@@ -707,7 +707,14 @@ _BODY_VALIDATORS: Final = frozenset(
 
 
 _CONTENT_HEADERS: Final = frozenset(
-    {b"content-type", b"content-encoding", b"content-range", b"content-disposition"}
+    {
+        b"content-type",
+        b"content-encoding",
+        b"content-range",
+        b"content-disposition",
+        b"content-security-policy",
+        b"content-security-policy-report-only",
+    }
 )
 # Content-Type value -> whether it is text/html (a site sends few distinct values).
 _html_types: dict[bytes, bool] = {}
@@ -728,21 +735,29 @@ def html_rewrite_applies(method: str, start: Message) -> bool:
     """Whether a response can be rewritten: an uncompressed ``text/html`` body that the
     browser will parse as a document (not HEAD, not 1xx/204/205/206/304, not a download
     with ``Content-Disposition: attachment``, not a ``Content-Range`` part)."""
+    return html_page_nonce(method, start) is not None
+
+
+def html_page_nonce(method: str, start: Message) -> str | None:
+    """``None`` when the response cannot be rewritten (see :func:`html_rewrite_applies`);
+    otherwise the nonce its ``Content-Security-Policy`` allows scripts with (see
+    :func:`csp_script_nonce`), or ``""`` when it has none."""
     if method != "GET" and method.upper() == "HEAD":
-        return False
+        return None
     status = start.get("status", 200)
     if type(status) is not int:
         try:
             status = int(status)
         except (TypeError, ValueError):
-            return False
+            return None
     if status < 200 or status in _NO_BODY_STATUS:
-        return False
+        return None
     html = None
+    nonce = report_only = ""
     for name, value in start.get("headers", ()):
         if type(name) is not bytes or type(value) is not bytes:
             if not (isinstance(name, bytes | bytearray) and isinstance(value, bytes | bytearray)):
-                return False
+                return None
             name, value = bytes(name), bytes(value)
         lname = name.lower()
         if lname not in _CONTENT_HEADERS:
@@ -753,12 +768,44 @@ def html_rewrite_applies(method: str, start: Message) -> bool:
         elif lname == b"content-encoding":
             for coding in value.split(b","):
                 if coding.strip().lower() not in (b"", b"identity"):
-                    return False
+                    return None
+        elif lname == b"content-security-policy":
+            nonce = nonce or csp_script_nonce(value)
+        elif lname == b"content-security-policy-report-only":
+            report_only = report_only or csp_script_nonce(value)
         elif lname == b"content-range" or (
             value.split(b";", 1)[0].strip().lower() == b"attachment"
         ):
-            return False
-    return bool(html)
+            return None
+    if not html:
+        return None
+    # An enforced policy's nonce first; a report-only one keeps its reports quiet.
+    return nonce or report_only
+
+
+_NONCE = re.compile(rb"'nonce-([A-Za-z0-9+/_=-]+)'", re.IGNORECASE)
+# Which directive governs a <script> element: the first of these that the policy has.
+_SCRIPT_DIRECTIVES: Final = (b"script-src-elem", b"script-src", b"default-src")
+
+
+def csp_script_nonce(policy: bytes) -> str:
+    """The nonce a ``Content-Security-Policy`` header value allows ``<script>`` elements with
+    (from ``script-src-elem``, else ``script-src``, else ``default-src``), or ``""``.
+    Injected tags carry it, so a strict policy does not block the banner."""
+    for serialized in policy.split(b","):  # one header may carry several policies
+        directives: dict[bytes, bytes] = {}
+        for part in serialized.split(b";"):
+            words = part.strip().split(None, 1)
+            if words:
+                # The first occurrence of a directive wins (CSP3 "parse a serialized policy").
+                directives.setdefault(words[0].lower(), words[1] if len(words) > 1 else b"")
+        for directive in _SCRIPT_DIRECTIVES:
+            if directive in directives:
+                match = _NONCE.search(directives[directive])
+                if match:
+                    return match.group(1).decode("ascii")
+                break
+    return ""
 
 
 #: Headers that a rewritten body invalidates: its length and its validators.

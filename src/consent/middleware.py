@@ -36,7 +36,7 @@ from .html import (
     HtmlResponder,
     banner_tags,
     consent_mode_default,
-    html_rewrite_applies,
+    html_page_nonce,
     rewrite_document,
     script_tag,
 )
@@ -210,18 +210,25 @@ class Injection:
         #: Rewritten pages (see :class:`consent.html.DocumentCache`).
         self.documents = DocumentCache()
 
-    def head_start(self, allowed: frozenset[str]) -> bytes:
+    def head_start(self, allowed: frozenset[str], nonce: str = "") -> bytes:
         """Google Consent Mode: everything denied by default, then what this visitor granted."""
         if not self._types:
             return b""
+        if nonce:
+            return script_tag(self._consent_mode(allowed), nonce=nonce).encode()
         cached = self._head_start.get(allowed)
         if cached is None:
-            granted = [t for t, cats in self._types.items() if all(c in allowed for c in cats)]
-            cached = script_tag(consent_mode_default(sorted(self._types), sorted(granted))).encode()
+            cached = script_tag(self._consent_mode(allowed)).encode()
             self._head_start[allowed] = cached
         return cached
 
-    def head_end(self, root_path: str) -> bytes:
+    def _consent_mode(self, allowed: frozenset[str]) -> str:
+        granted = [t for t, cats in self._types.items() if all(c in allowed for c in cats)]
+        return consent_mode_default(sorted(self._types), sorted(granted))
+
+    def head_end(self, root_path: str, nonce: str = "") -> bytes:
+        if nonce:
+            return banner_tags(root_path + self.prefix, nonce=nonce).encode()
         cached = self._head_end.get(root_path)
         if cached is None:
             cached = banner_tags(root_path + self.prefix).encode()
@@ -245,13 +252,23 @@ class Injection:
         ).encode()
 
     def document(
-        self, scope: Scope, message: Message, state: ConsentState
+        self, scope: Scope, message: Message, state: ConsentState, nonce: str = ""
     ) -> tuple[bytes, bool, bytes]:
         """A page whose body is the one message ``message``, rewritten for this visitor:
-        ``(body, changed, Content-Length)`` (see :func:`consent.html.rewrite_document`)."""
+        ``(body, changed, Content-Length)`` (see :func:`consent.html.rewrite_document`).
+        ``nonce``: the page's CSP script nonce, given to the injected tags."""
         allowed = state.allowed
         root = scope.get("root_path", "")
         body = message.get("body", b"")
+        if nonce:
+            # A nonce is new on every response, and so is the page: nothing worth caching.
+            return rewrite_document(
+                body if type(body) is bytes else bytes(body),
+                head_start=self.head_start(allowed, nonce),
+                head_end=self.head_end(root, nonce),
+                body_start=self.body_start(scope, state),
+                granted=allowed,
+            )
         return rewrite_document(
             body if type(body) is bytes else bytes(body),
             head_start=self._head_start.get(allowed) or self.head_start(allowed),
@@ -261,16 +278,18 @@ class Injection:
             cache=self.documents,
         )
 
-    def responder(self, send: Send, scope: Scope, state: ConsentState) -> HtmlResponder:
+    def responder(
+        self, send: Send, scope: Scope, state: ConsentState, nonce: str = ""
+    ) -> HtmlResponder:
         """A ``send`` wrapper that rewrites an HTML response streamed in several messages
         (call it with the start message, then with everything that follows)."""
         return HtmlResponder(
             send,
-            head_start=self.head_start(state.allowed),
-            head_end=self.head_end(scope.get("root_path", "")),
+            head_start=self.head_start(state.allowed, nonce),
+            head_end=self.head_end(scope.get("root_path", ""), nonce),
             body_start=self.body_start(scope, state),
             granted=state.allowed,
-            cache=self.documents,
+            cache=None if nonce else self.documents,
             extra_headers=_VARY_COOKIE,
         )
 
@@ -405,15 +424,16 @@ class ConsentMiddleware:
         injection = self.injection
         html_send: Send | None = None
         held: Message | None = None  # an HTML page's start message, until its first body
+        nonce = ""  # the page's CSP script nonce, for the tags injected into it
 
         async def send_filtered(message: Message) -> None:
-            nonlocal html_send, held
+            nonlocal html_send, held, nonce
             if held is not None:
                 start, held = held, None
                 assert injection is not None
                 if message["type"] == "http.response.body" and not message.get("more_body"):
                     # The whole page in one message (the usual case): rewrite it at once.
-                    out, changed, length = injection.document(scope, message, state)
+                    out, changed, length = injection.document(scope, message, state, nonce)
                     start = dict(start)
                     start["headers"] = page_headers(
                         start.get("headers") or (), allowed, expire, length, changed
@@ -423,20 +443,19 @@ class ConsentMiddleware:
                     message["body"] = out
                     await send(message)
                     return
-                html_send = injection.responder(send, scope, state)
+                html_send = injection.responder(send, scope, state, nonce)
                 await html_send(filter_headers(start, allowed, expire))
             if html_send is not None:
                 await html_send(message)
                 return
             mtype = message["type"]
             if mtype == "http.response.start" or mtype == "websocket.http.response.start":
-                if (
-                    injection is not None
-                    and mtype == "http.response.start"
-                    and html_rewrite_applies(scope.get("method", "GET"), message)
-                ):
-                    held = message  # its headers are filtered when it is sent
-                    return
+                if injection is not None and mtype == "http.response.start":
+                    page = html_page_nonce(scope.get("method", "GET"), message)
+                    if page is not None:
+                        held = message  # its headers are filtered when it is sent
+                        nonce = page
+                        return
                 message = filter_headers(message, allowed, expire)
             elif mtype == "websocket.accept" and (message.get("headers") or expire):
                 message = filter_headers(message, allowed, expire)
@@ -572,7 +591,7 @@ class ConsentMiddleware:
         # The name is what precedes the first "=" of the first ";"-part (RFC 6265bis 5.6);
         # the few distinct names a site sets are classified once.
         key, eq, _ = value.partition(b"=")
-        if not eq or key.find(b";") >= 0:  # (find: "in" tries an int first)
+        if not eq or key.partition(b";")[1]:
             key = b";"  # no "=" in the first ";"-part: a nameless cookie
         known = self._set_names.get(key)
         if known is None:

@@ -55,7 +55,7 @@ def open_page(context: BrowserContext, url: str) -> Page:
     """A new tab showing ``url``, once the banner has loaded the visitor's state."""
     page = context.new_page()
     page.goto(url)
-    page.wait_for_function("window.consent && window.consent.state !== null")
+    page.wait_for_function("() => window.consent && window.consent.state !== null")
     return page
 
 
@@ -237,7 +237,7 @@ def test_accept_all_runs_gated_content_without_reload(
     page.click("#consent-accept-all")
 
     # Without a reload: the gated scripts ran once, the iframe and the pixel got their src.
-    page.wait_for_function("window.__statsRan === 1 && window.__pixelRan === 1")
+    page.wait_for_function("() => window.__statsRan === 1 && window.__pixelRan === 1")
     expect(page.locator("#consent-banner")).to_have_count(0)
     expect(page.locator("#consent-settings")).to_be_visible()
     assert page.get_attribute("iframe[data-consent]", "src") == (
@@ -262,7 +262,7 @@ def test_accept_all_runs_gated_content_without_reload(
     assert re.search(r'<script data-consent="analytics" src="/static/stats.js">', source), source
     assert 'type="text/plain"' not in source
     assert 'src="/video-platform/embed/pacing-in-daily-life"' in source
-    page.wait_for_function("window.__statsRan === 1")
+    page.wait_for_function("() => window.__statsRan === 1")
     page.evaluate("window.consent.ready")
     expect(page.locator("#consent-banner")).to_have_count(0)
     expect(page.locator("#consent-settings")).to_be_visible()
@@ -274,7 +274,7 @@ def test_withdrawing_analytics_expires_its_cookies(
 ) -> None:
     page = open_page(context, demo.url + ARTICLE)
     page.click("#consent-accept-all")
-    page.wait_for_function("window.__statsRan === 1")
+    page.wait_for_function("() => window.__statsRan === 1")
     page.reload()  # the server now sets stats_vid too
     wait_for_cookies(context, page, ANALYTICS)
 
@@ -365,7 +365,7 @@ def test_keyboard_only(context: BrowserContext, demo: DemoServer, screenshots: P
     assert posted.value.status == 200
     expect(dialog).to_have_count(0)
     assert focused(page)["id"] == "consent-settings"  # the focus is not lost
-    page.wait_for_function("window.__statsRan === 1")
+    page.wait_for_function("() => window.__statsRan === 1")
     assert page.evaluate("typeof window.__pixelRan") == "undefined"
 
     receipt = page.evaluate(
@@ -468,7 +468,7 @@ def test_gpc_keeps_marketing_refused(
     page = open_page(context, demo.url + ARTICLE)
     assert page.evaluate("window.consent.state.gpc") is True
     page.click("#consent-accept-all")
-    page.wait_for_function("window.__statsRan === 1")
+    page.wait_for_function("() => window.__statsRan === 1")
     page.reload()
     page.evaluate("window.consent.ready")
     left = names(context)
@@ -525,7 +525,7 @@ def test_the_demo_never_contacts_another_host(context: BrowserContext, demo: Dem
     context.on("request", lambda r: hosts.add(r.url.split("/")[2] if "://" in r.url else r.url))
     page = open_page(context, demo.url + ARTICLE)
     page.click("#consent-accept-all")
-    page.wait_for_function("window.__statsRan === 1 && window.__pixelRan === 1")
+    page.wait_for_function("() => window.__statsRan === 1 && window.__pixelRan === 1")
     page.frame_locator("iframe[data-consent]").locator("#player").wait_for()
     for path in ("/", "/newsletter", "/contact", "/cookie-policy"):
         page.goto(demo.url + path)
@@ -541,3 +541,38 @@ def test_forms_work_with_only_necessary_cookies(context: BrowserContext, demo: D
         page.get_by_role("button", name="Subscribe").click()
     expect(page.locator("main [role=status]")).to_contain_text("confirm the link")
     assert names(context) == {"consent", "csrftoken", "session"}
+
+
+def test_strict_content_security_policy_lets_the_injected_tags_run(
+    demo: DemoServer, context: BrowserContext
+) -> None:
+    """The clinic sends a nonce-based CSP with every page; the middleware gives the tags it
+    injects that nonce, so the inline Consent Mode default runs and nothing is refused."""
+    page = context.new_page()
+    page.add_init_script(
+        "window.__cspViolations = [];"
+        "document.addEventListener('securitypolicyviolation',"
+        " e => window.__cspViolations.push(e.violatedDirective + ' ' + e.blockedURI));"
+    )
+    response = page.goto(demo.url + ARTICLE)
+    assert response is not None
+    policy = response.headers["content-security-policy"]
+    nonce = re.search(r"'nonce-([^']+)'", policy)
+    assert nonce, policy
+    page.wait_for_function("() => window.consent && window.consent.state !== null")
+    # The injected inline script and the banner's tags carry this response's nonce.
+    carried = page.eval_on_selector_all(
+        "script[nonce], link[nonce]", "els => els.map(e => e.nonce || e.getAttribute('nonce'))"
+    )
+    assert len(carried) >= 3, carried
+    assert set(carried) == {nonce.group(1)}
+    # The inline Consent Mode default ran: everything denied until the visitor decides.
+    default = page.evaluate(
+        "() => Array.from(window.dataLayer || []).map(a => Array.from(a))"
+        ".find(a => a[0] === 'consent' && a[1] === 'default')"
+    )
+    assert default is not None
+    assert default[2]["analytics_storage"] == "denied"
+    page.click("#consent-accept-all")
+    page.wait_for_function("() => window.__statsRan === 1 && window.__pixelRan === 1")
+    assert page.evaluate("() => window.__cspViolations") == []
