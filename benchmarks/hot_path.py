@@ -2,6 +2,7 @@
 
     python benchmarks/hot_path.py [--quick] [--rounds N] [--requests N] [--no-server|--no-direct]
     python benchmarks/hot_path.py --profile          # where the middleware's time goes
+    python benchmarks/hot_path.py --instructions     # instructions per request (valgrind)
 
 The page: a Starlette route returning a small HTML page (about 1.6 KB, with a gated analytics
 script) and setting three cookies: ``sessionid`` (necessary, HttpOnly), ``stats_vid``
@@ -437,6 +438,79 @@ def profile(requests: int) -> None:
         pstats.Stats(prof).sort_stats("cumulative").print_stats(40)
 
 
+# ------------------------------------------------------------ part 3: instruction counts
+
+
+def _count_run(variant: str, requests: int) -> None:
+    """Body of one counted process: 50 warm-up requests, then ``requests`` more."""
+    app = build(variant)
+    scope = make_scope(cookie_header())
+
+    async def run() -> None:
+        await _batch(app, scope, 50)
+        if requests:
+            await _batch(app, scope, requests)
+
+    asyncio.run(run())
+
+
+def _instructions(variant: str, requests: int) -> int:
+    """Instructions executed by a process serving ``requests`` requests (callgrind)."""
+    command = [
+        "valgrind",
+        "--tool=callgrind",
+        "--callgrind-out-file=/dev/null",
+        sys.executable,
+        __file__,
+        "--count-run",
+        variant,
+        "--requests",
+        str(requests),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    found = re.search(r"Collected : (\d+)", done.stderr)
+    if found is None:
+        raise RuntimeError(f"no instruction count from callgrind:\n{done.stderr[-2000:]}")
+    return int(found.group(1))
+
+
+def instructions(requests: int) -> None:
+    """Instructions per request of each variant: a steady measure on a noisy machine.
+
+    Each variant runs twice under ``valgrind --tool=callgrind``, with 0 and with ``requests``
+    requests after the same start-up; the difference divided by ``requests`` is the cost of one
+    request. Instructions are not time (memory stalls and branch misses are not counted), so
+    this complements the timings rather than replacing them.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    if shutil.which("valgrind") is None:
+        print("## Instructions per request: skipped (valgrind not installed)")
+        return
+    print(f"## Instructions per request (callgrind, {requests} requests after the same start-up)")
+    jobs = [(v, n) for v in VARIANTS for n in (0, requests)]
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        counts = dict(zip(jobs, pool.map(lambda job: _instructions(*job), jobs), strict=True))
+    per = {v: (counts[(v, requests)] - counts[(v, 0)]) / requests for v in VARIANTS}
+    bare, session = per["bare"], per["session"] - per["bare"]
+    rows = [
+        (
+            v,
+            f"{per[v]:,.0f}",
+            f"{per[v] / bare:.3f}",
+            "-" if v == "bare" else f"{per[v] - bare:,.0f}",
+            "-" if v in ("bare", "session") else f"{(per[v] - bare) / session:.2f}",
+        )
+        for v in VARIANTS
+    ]
+    print(
+        table(
+            ["variant", "instructions/request", "x bare", "added", "added / session's added"],
+            rows,
+        )
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a few seconds, for smoke tests")
@@ -452,6 +526,12 @@ def main() -> None:
         help="comma-separated variants for the uvicorn + wrk part",
     )
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="instructions per request under callgrind (steady on a noisy machine; ~2 min)",
+    )
+    parser.add_argument("--count-run", help=argparse.SUPPRESS)
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=8000, help=argparse.SUPPRESS)
     parser.add_argument("--http", default="auto", help="uvicorn --http (auto, h11, httptools)")
@@ -461,8 +541,15 @@ def main() -> None:
     if args.serve:
         serve(args.serve, args.port, args.http, args.loop)
         return
+    if args.count_run:
+        _count_run(args.count_run, args.requests)
+        return
     if args.profile:
         profile(args.requests * 5)
+        return
+    if args.instructions:
+        print(f"machine: {machine()}; load average before: {load()}")
+        instructions(100 if args.quick else 1000)
         return
     if args.quick:
         args.rounds, args.requests, args.server_rounds, args.seconds = 3, 300, 1, 1
