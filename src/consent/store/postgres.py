@@ -32,7 +32,7 @@ from .base import (
     StoreUnavailable,
     chain_state_from_row,
     last_link,
-    link,
+    link_all,
     range_filter,
     redact_url,
 )
@@ -301,20 +301,13 @@ class PostgresStore(StoreBase):
         signer: ReceiptSigner,
     ) -> None:
         async def write(conn: psycopg.AsyncConnection[Any]) -> list[StoredReceipt]:
-            out: list[StoredReceipt] = []
             async with conn.transaction():
                 await conn.execute("SELECT pg_advisory_xact_lock(%s)", (CHAIN_LOCK,))
                 state = chain_state_from_row(await (await conn.execute(_SELECT_CHAIN)).fetchone())
                 newest = _newest(await (await conn.execute(_SELECT_NEWEST)).fetchone())
-                last = last_link(state, newest)
-                head = None
-                for receipt, _ in batch:
-                    stored, head = link(receipt, signer, last)
-                    out.append(stored)
-                    last = (stored.seq, stored.hash)
+                out, head = link_all([r for r, _ in batch], signer, last_link(state, newest))
                 async with conn.cursor() as cur:
                     await cur.executemany(_INSERT, [_receipt_params(stored) for stored in out])
-                assert head is not None
                 await conn.execute(_UPSERT_HEAD, (head.seq, head.hash, head.kid, head.signature))
             return out
 

@@ -33,7 +33,7 @@ from .base import (
     StoreUnavailable,
     chain_state_from_row,
     last_link,
-    link,
+    link_all,
     range_filter,
 )
 
@@ -173,30 +173,26 @@ def _write(
     receipts: list[Receipt], signer: ReceiptSigner, conn: sqlite3.Connection
 ) -> list[StoredReceipt]:
     """Seal and insert ``receipts`` in chain order, in one transaction; move the head once."""
-    out: list[StoredReceipt] = []
     with _write_transaction(conn):
-        last = last_link(_chain_state(conn), _newest(conn))
-        head = None
-        for receipt in receipts:
-            stored, head = link(receipt, signer, last)
-            conn.execute(
-                f"INSERT INTO consent_receipts ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
+        out, head = link_all(receipts, signer, last_link(_chain_state(conn), _newest(conn)))
+        conn.executemany(
+            f"INSERT INTO consent_receipts ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            [
                 (
                     stored.seq,
-                    receipt.receipt_id,
-                    receipt.subject_id,
-                    receipt.timestamp,
-                    receipt.event,
+                    stored.receipt.receipt_id,
+                    stored.receipt.subject_id,
+                    stored.receipt.timestamp,
+                    stored.receipt.event,
                     stored.body,
                     stored.kid,
                     stored.signature,
                     stored.prev_hash,
                     stored.hash,
-                ),
-            )
-            last = (stored.seq, stored.hash)
-            out.append(stored)
-        assert head is not None
+                )
+                for stored in out
+            ],
+        )
         conn.execute(
             "INSERT INTO consent_chain (id, head_seq, head_hash, head_kid, head_signature)"
             " VALUES (1, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
