@@ -429,8 +429,11 @@ class ConsentEndpoints:
         if media == "application/json":
             try:
                 data = json.loads(body)
-                # JSON may escape lone surrogates ("\ud800") that no UTF-8 text can hold.
-                json.dumps(data, ensure_ascii=False).encode("utf-8")
+                # JSON may hold lone surrogates ("\ud800", or raw in UTF-8/16/32, which
+                # json.loads lets through) that no UTF-8 text can hold. A plain ASCII body
+                # without escapes or NULs (any UTF-16/32 body has NULs) cannot: skip the check.
+                if b"\\" in body or b"\x00" in body or not body.isascii():
+                    json.dumps(data, ensure_ascii=False).encode("utf-8")
             except (ValueError, UnicodeDecodeError, RecursionError) as exc:
                 raise BadRequest(400, "malformed JSON body", str(exc)) from None
             if not isinstance(data, dict) or "accept" not in data:

@@ -141,6 +141,21 @@ def _newest(conn: sqlite3.Connection) -> tuple[int, str] | None:
     return None if values is None else (int(values[0]), str(values[1]))
 
 
+# Where the next receipt links, in one statement (the chain row may not exist yet).
+_POSITION = (
+    f"SELECT {_CHAIN_COLUMNS},"
+    " (SELECT seq FROM consent_receipts ORDER BY seq DESC LIMIT 1),"
+    " (SELECT hash FROM consent_receipts ORDER BY seq DESC LIMIT 1)"
+    " FROM (SELECT 1) LEFT JOIN consent_chain ON consent_chain.id = 1"
+)
+
+
+def _position(conn: sqlite3.Connection) -> tuple[int, str]:
+    found = conn.execute(_POSITION).fetchone()
+    newest = None if found[-2] is None else (int(found[-2]), str(found[-1]))
+    return last_link(chain_state_from_row(found[:-2]), newest)
+
+
 @contextlib.contextmanager
 def _write_transaction(conn: sqlite3.Connection) -> Iterator[None]:
     conn.execute("BEGIN IMMEDIATE")
@@ -174,7 +189,7 @@ def _write(
 ) -> list[StoredReceipt]:
     """Seal and insert ``receipts`` in chain order, in one transaction; move the head once."""
     with _write_transaction(conn):
-        out, head = link_all(receipts, signer, last_link(_chain_state(conn), _newest(conn)))
+        out, head = link_all(receipts, signer, _position(conn))
         conn.executemany(
             f"INSERT INTO consent_receipts ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
             [
