@@ -22,6 +22,7 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from consent import ConsentMiddleware
+from consent.endpoints import _uuid4_hex
 from consent.policy import load_policy
 from consent.receipts import (
     ChainHead,
@@ -225,3 +226,8 @@ def test_decided_state_text_of_an_undecided_state(mw: ConsentMiddleware) -> None
     state = endpoints.cookie.no_decision
     text = endpoints.decided_state_text(state, "en", "/x")
     assert json.loads(text) == endpoints.state_json(state, None, "en", "/x")
+
+
+@given(st.binary(min_size=16, max_size=16))
+def test_uuid4_hex_is_uuid4(random: bytes) -> None:
+    assert _uuid4_hex(random) == uuid.UUID(bytes=random, version=4).hex

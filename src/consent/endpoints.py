@@ -21,11 +21,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import time
-import uuid
 from collections.abc import Sequence
 from html import escape
 from importlib import resources
+from json.encoder import encode_basestring as _json_str
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -48,7 +49,7 @@ from .receipts import (
     to_kantara,
     truncate_ip,
 )
-from .state import ConsentCookie, ConsentState, new_subject_id
+from .state import ConsentCookie, ConsentState
 from .store import ReceiptStore, StoreUnavailable, open_store
 
 __all__ = ["MAX_BODY", "ConsentEndpoints"]
@@ -78,6 +79,30 @@ class _JSONAnswer(Response):
             (b"content-type", b"application/json"),
             *raw_headers,
         ]
+
+
+class _RequestHeaders(Headers):
+    """Starlette's request headers with ``get`` answered from a dict (first value wins, as
+    in Headers): a decision looks up about ten of them."""
+
+    def __init__(self, scope: Scope) -> None:
+        super().__init__(scope=scope)
+        first: dict[bytes, bytes] = {}
+        for name, value in self._list:
+            first.setdefault(name, value)
+        self._first = first
+
+    def get(self, key: str, default: Any = None) -> Any:
+        value = self._first.get(key.lower().encode("latin-1"))
+        return default if value is None else value.decode("latin-1")
+
+
+def _uuid4_hex(random: bytes) -> str:
+    """``uuid.UUID(bytes=random, version=4).hex`` (16 random bytes), without the UUID object."""
+    b = bytearray(random)
+    b[6] = (b[6] & 0x0F) | 0x40  # version 4
+    b[8] = (b[8] & 0x3F) | 0x80  # RFC 4122 variant
+    return b.hex()
 
 
 def stored_receipt_json(stored: StoredReceipt, receipt: Receipt) -> str:
@@ -357,8 +382,8 @@ class ConsentEndpoints:
         tail, categories = parts
         allowed = state.allowed
         return (
-            f'{{"decided":true,"granted":{_JSON(sorted(state.granted))}'
-            f',"denied":{_JSON(sorted(state.denied))}'
+            f'{{"decided":true,"granted":[{",".join(map(_json_str, sorted(state.granted)))}]'
+            f',"denied":[{",".join(map(_json_str, sorted(state.denied)))}]'
             f',"revision":{_JSON(self.policy.short_revision)}'
             f',"receipt_id":{_JSON(state.receipt_id)}'
             f',"decided_at":{_JSON(state.decided_at)},"expires":{_JSON(state.expires_at)}'
@@ -510,7 +535,7 @@ class ConsentEndpoints:
     async def post_decision(
         self, scope: Scope, receive: Receive, state: ConsentState, subject: str | None
     ) -> Response:
-        headers = Headers(scope=scope)
+        headers = _RequestHeaders(scope)
         self._check_origin(scope, headers)
         body = await self._read_body(scope, receive, headers)
         granted, extra, is_form = self._parse_decision(headers.get("content-type", ""), body)
@@ -528,7 +553,7 @@ class ConsentEndpoints:
     async def delete_decision(
         self, scope: Scope, state: ConsentState, subject: str | None
     ) -> Response:
-        headers = Headers(scope=scope)
+        headers = _RequestHeaders(scope)
         self._check_origin(scope, headers)
         return await self._record(
             scope,
@@ -556,9 +581,11 @@ class ConsentEndpoints:
         is_form: bool,
         extra: dict[str, Any],
     ) -> Response:
-        subject_id = state.subject_id or subject or new_subject_id()
+        random = os.urandom(32)  # one call for both ids
+        subject_id = state.subject_id or subject or _uuid4_hex(random[16:])
         now = int(time.time())
-        receipt_id = str(uuid.uuid4())
+        h = _uuid4_hex(random[:16])
+        receipt_id = f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
         new_state = self.cookie.decision(
             granted, receipt_id=receipt_id, subject_id=subject_id, decided_at=now
         )
