@@ -21,6 +21,7 @@ import hashlib
 import hmac
 import ipaddress
 import json
+import operator
 import os
 import re
 import time as _time
@@ -326,6 +327,8 @@ _STR_FIELDS = (
     "language",
 )
 _OPT_FIELDS = ("page", "ip", "user_agent")
+_str_fields = operator.itemgetter(*_STR_FIELDS)
+_opt_fields = operator.itemgetter(*_OPT_FIELDS)
 _STR_ONLY = {str}
 _STR_OR_NONE = {str, type(None)}
 
@@ -342,8 +345,8 @@ def _canonical_fast(receipt: Receipt) -> str | None:
         or type(granted) is not list
         or type(refused) is not list
         or type(d["purposes"]) is not list
-        or {type(d[name]) for name in _STR_FIELDS} != _STR_ONLY
-        or not {type(d[name]) for name in _OPT_FIELDS} <= _STR_OR_NONE
+        or set(map(type, _str_fields(d))) != _STR_ONLY
+        or not set(map(type, _opt_fields(d))) <= _STR_OR_NONE
         or not set(map(type, granted + refused)) <= _STR_ONLY
     ):
         return None
