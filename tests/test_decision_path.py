@@ -22,7 +22,7 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from consent import ConsentMiddleware
-from consent.endpoints import _uuid4_hex
+from consent.endpoints import _uuid4_hex, stored_receipt_json
 from consent.policy import load_policy
 from consent.receipts import (
     ChainHead,
@@ -231,3 +231,16 @@ def test_decided_state_text_of_an_undecided_state(mw: ConsentMiddleware) -> None
 @given(st.binary(min_size=16, max_size=16))
 def test_uuid4_hex_is_uuid4(random: bytes) -> None:
     assert _uuid4_hex(random) == uuid.UUID(bytes=random, version=4).hex
+
+
+def test_stored_receipt_json_splices_only_what_it_sealed() -> None:
+    signer = ReceiptSigner([KEY])
+    receipt = make_receipt(page="/ü\u2028\"'")
+    stored = StoredReceipt.seal(receipt, seq=3, prev_hash="b" * 64, signer=signer)
+    spliced = stored_receipt_json(stored, receipt)
+    assert json.loads(spliced) == stored.to_dict()
+    # Another store's row (its receipt object is not the one passed): the general path.
+    other = make_receipt(receipt_id=receipt.receipt_id, page="/ü\u2028\"'")
+    assert stored_receipt_json(stored, other) == json.dumps(
+        stored.to_dict(), ensure_ascii=False, separators=(",", ":")
+    )
