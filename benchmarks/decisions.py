@@ -15,6 +15,11 @@ Configurations: SQLite with 1 and 2 workers (one file), PostgreSQL with 2 worker
 throwaway cluster started as in ``tests/pg.py``, but with ``fsync=on``). After each
 configuration the receipts in the store are counted and the chain verified.
 
+Besides requests per second, the workers' CPU time per request is reported (from ``/proc``,
+so Linux only; PostgreSQL's own processes are not counted): on a shared machine it moves much
+less than throughput does, and its ratio is what the throughput ratio tends to when the
+workers are CPU-bound.
+
 Not a test: the numbers depend on the machine.
 """
 
@@ -24,6 +29,7 @@ import argparse
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -144,10 +150,24 @@ def start_server(store: str, workers: int, port: int) -> list[subprocess.Popen[b
         listener.close()
 
 
+def cpu_seconds(procs: list[subprocess.Popen[bytes]]) -> float:
+    """User + system CPU time the worker processes (all their threads) used so far; 0.0
+    where /proc is not available."""
+    total = 0.0
+    for proc in procs:
+        try:
+            fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def run_config(
     name: str, store: str, workers: int, rounds: int, seconds: int
-) -> tuple[list[float], list[float], int]:
-    """(echo req/s per round, consent req/s per round, consent requests answered)."""
+) -> tuple[list[float], list[float], int, list[float], list[float]]:
+    """(echo req/s per round, consent req/s per round, consent requests answered, and the
+    workers' CPU microseconds per echo and per consent request, per round)."""
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "post.lua"
@@ -155,6 +175,8 @@ def run_config(
         procs = start_server(store, workers, port)
         echo: list[float] = []
         consent: list[float] = []
+        echo_cpu: list[float] = []
+        consent_cpu: list[float] = []
         answered = 0
         try:
             wait_for_port(port, procs[0])
@@ -163,17 +185,21 @@ def run_config(
             for r in range(rounds):
                 order = ("/echo", "/_consent") if r % 2 == 0 else ("/_consent", "/echo")
                 for path in order:
+                    before = cpu_seconds(procs)
                     rps, total = wrk(port, path, seconds, script)
+                    cpu = (cpu_seconds(procs) - before) / max(total, 1) * 1e6
                     if path == "/echo":
                         echo.append(rps)
+                        echo_cpu.append(cpu)
                     else:
                         consent.append(rps)
+                        consent_cpu.append(cpu)
                         answered += total
         finally:
             for proc in procs:
                 stop(proc)
     print(f"  {name}: done", file=sys.stderr)
-    return echo, consent, answered
+    return echo, consent, answered, echo_cpu, consent_cpu
 
 
 def check_store(store: str) -> tuple[int, str]:
@@ -253,7 +279,7 @@ def main() -> None:
                     print(f"  {config}: skipped (no PostgreSQL binaries)")
                     continue
             try:
-                echo, consent, answered = run_config(
+                echo, consent, answered, echo_cpu, consent_cpu = run_config(
                     config, store, int(workers), args.rounds, args.seconds
                 )
                 count, chain = check_store(store)
@@ -261,12 +287,15 @@ def main() -> None:
                 if server is not None:
                     server.destroy()
             ratio = [c / e for c, e in zip(consent, echo, strict=True)]
+            cpu_ratio = [e / c for c, e in zip(consent_cpu, echo_cpu, strict=True) if c > 0]
             rows.append(
                 [
                     f"{kind} x{workers} workers",
                     fmt3(echo, ".0f"),
                     fmt3(consent, ".0f"),
                     fmt3(ratio, ".2f"),
+                    f"{statistics.median(echo_cpu):.0f} / {statistics.median(consent_cpu):.0f}",
+                    fmt3(cpu_ratio, ".2f") if cpu_ratio else "-",
                     f"{count} / {answered} {chain}",
                 ]
             )
@@ -277,6 +306,8 @@ def main() -> None:
                 "echo req/s min / median / max",
                 "decisions/s min / median / max",
                 "decisions / echo",
+                "worker CPU µs per echo / decision",
+                "echo CPU / decision CPU",
                 "receipts stored / answered",
             ],
             rows,

@@ -347,3 +347,47 @@ async def test_unreadable_row_is_a_store_fault(tmp_path: Path) -> None:
         await store.close()
     result = verify_store(store, SIGNER)
     assert (result.ok, result.first_bad) == (False, stored.receipt_id)
+
+
+def _exists(path: str | Path) -> bool:
+    return Path(path).exists()
+
+
+async def test_appends_queue_on_the_lock_file(tmp_path: Path) -> None:
+    import fcntl
+    import threading
+    import time
+
+    path = tmp_path / "queue.db"
+    store = SQLiteStore(f"sqlite:///{path}", ReceiptSigner([TEST_KEY]))
+    await store.append(make_receipt())
+    lock = Path(f"{path}-lock")
+    assert _exists(lock)
+
+    # Another writer holds the queue: the append waits for it, then records.
+    fd = os.open(lock, os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    threading.Timer(0.3, os.close, (fd,)).start()
+    started = time.monotonic()
+    stored = await store.append(make_receipt())
+    assert time.monotonic() - started >= 0.25
+    assert stored.seq == 2
+    await store.close()
+
+
+async def test_appends_go_ahead_without_the_lock_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "nolock.db"
+    real_open = os.open
+
+    def refuse_lock(name: str, *args: object) -> int:
+        if str(name).endswith("-lock"):
+            raise PermissionError(name)
+        return real_open(name, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "open", refuse_lock)
+    store = SQLiteStore(f"sqlite:///{path}", ReceiptSigner([TEST_KEY]))
+    assert (await store.append(make_receipt())).seq == 1
+    assert not _exists(f"{path}-lock")
+    await store.close()

@@ -21,11 +21,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import time
-import uuid
 from collections.abc import Sequence
 from html import escape
 from importlib import resources
+from json.encoder import encode_basestring as _json_str
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -48,7 +49,7 @@ from .receipts import (
     to_kantara,
     truncate_ip,
 )
-from .state import ConsentCookie, ConsentState, new_subject_id
+from .state import ConsentCookie, ConsentState
 from .store import ReceiptStore, StoreUnavailable, open_store
 
 __all__ = ["MAX_BODY", "ConsentEndpoints"]
@@ -57,6 +58,68 @@ logger = logging.getLogger("consent")
 
 MAX_BODY = 16 * 1024
 _NO_STORE = {"Cache-Control": "no-store", "Vary": "Cookie"}
+
+# JSON exactly as JSONResponse renders it (compact, UTF-8 as is).
+_JSON = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+_CACHE_LIMIT = 64
+
+
+class _JSONAnswer(Response):
+    """A JSON answer whose body is already rendered (the decision's answer is spliced together
+    from pre-rendered parts instead of being built as a dict and serialised)."""
+
+    def __init__(self, body: bytes, raw_headers: list[tuple[bytes, bytes]]) -> None:
+        self.status_code = 200
+        self.background = None
+        self.body = body
+        self.raw_headers = [
+            (b"cache-control", b"no-store"),
+            (b"vary", b"Cookie"),
+            (b"content-length", str(len(body)).encode("latin-1")),
+            (b"content-type", b"application/json"),
+            *raw_headers,
+        ]
+
+
+class _RequestHeaders(Headers):
+    """Starlette's request headers with ``get`` answered from a dict (first value wins, as
+    in Headers): a decision looks up about ten of them."""
+
+    def __init__(self, scope: Scope) -> None:
+        super().__init__(scope=scope)
+        first: dict[bytes, bytes] = {}
+        for name, value in self._list:
+            first.setdefault(name, value)
+        self._first = first
+
+    def get(self, key: str, default: Any = None) -> Any:
+        value = self._first.get(key.lower().encode("latin-1"))
+        return default if value is None else value.decode("latin-1")
+
+
+def _uuid4_hex(random: bytes) -> str:
+    """``uuid.UUID(bytes=random, version=4).hex`` (16 random bytes), without the UUID object."""
+    b = bytearray(random)
+    b[6] = (b[6] & 0x0F) | 0x40  # version 4
+    b[8] = (b[8] & 0x3F) | 0x80  # RFC 4122 variant
+    return b.hex()
+
+
+def stored_receipt_json(stored: StoredReceipt, receipt: Receipt) -> str:
+    """``json.dumps(stored.to_dict())`` as JSONResponse renders it (keys in another order).
+
+    When ``stored`` seals ``receipt`` (its body is the receipt's canonical JSON, which holds
+    every field of ``to_dict()`` but the chain ones), the body is reused instead of dumping the
+    receipt again.
+    """
+    body = stored.body
+    if stored.receipt is not receipt or type(stored.seq) is not int or body[-1:] != "}":
+        return _JSON(stored.to_dict())
+    return (
+        f"{body[:-1]},"
+        f'"seq":{stored.seq},"kid":{_JSON(stored.kid)},"signature":{_JSON(stored.signature)},'
+        f'"prev_hash":{_JSON(stored.prev_hash)},"hash":{_JSON(stored.hash)},"body":{_JSON(body)}}}'
+    )
 
 
 class BadRequest(Exception):
@@ -134,6 +197,22 @@ class ConsentEndpoints:
             self._cookie_tail += f"; Domain={settings.domain}"
         self._cookie_tail += f"; HttpOnly; SameSite={settings.samesite.capitalize()}"
         self._purposes_shown = [(key, cat.title, cat.necessary) for key, cat in policy.ordered()]
+        # Every receipt names the same controller and shows the same categories: those parts
+        # are validated once here and shared (they are frozen).
+        c = self.site.controller
+        self._controller = Controller(
+            name=c.name, email=c.email, address=c.address, url=c.url, phone=c.phone
+        )
+        self._purposes = {
+            (key, granted): Purpose(key=key, title=title, necessary=necessary, granted=granted)
+            for key, title, necessary in self._purposes_shown
+            for granted in (False, True)
+        }
+        # (query string, Accept-Language) -> language
+        self._languages: dict[tuple[bytes, bytes | None], str] = {}
+        # (language, prefix) -> what a decided state's JSON holds after its own fields, and
+        # each category's JSON when granted and when not
+        self._state_parts: dict[tuple[str, str], tuple[str, list[tuple[str, str, str]]]] = {}
         self._gpc_json = json.dumps({"gpc": True, "lastUpdate": self.site.gpc.last_update}).encode()
         # language -> declaration_data(): the policy never changes, and every decision answers
         # with the state JSON built from it.
@@ -222,46 +301,96 @@ class ConsentEndpoints:
     # ------------------------------------------------------------------ GET state
 
     def _language(self, scope: Scope) -> str:
-        return language_of(scope, self.site.language)
+        query: bytes = scope.get("query_string", b"")
+        accept: bytes | None = None
+        for name, value in scope.get("headers", ()):
+            if name == b"accept-language":
+                accept = value
+                break
+        found = self._languages.get((query, accept))
+        if found is None:
+            found = language_of(scope, self.site.language)
+            if len(self._languages) < 4 * _CACHE_LIMIT:
+                self._languages[(query, accept)] = found
+        return found
 
-    def state_json(
-        self, state: ConsentState, subject: str | None, language: str, prefix: str
-    ) -> dict[str, Any]:
+    def _declaration(self, language: str) -> dict[str, Any]:
         decl = self._declarations.get(language)
         if decl is None:
             decl = declaration_data(self.policy, language)
-            if len(self._declarations) < 64:
+            if len(self._declarations) < _CACHE_LIMIT:
                 self._declarations[language] = decl
-        categories = []
-        for cat in decl["categories"]:
-            key = cat["key"]
-            categories.append(
-                {
-                    "key": key,
-                    "title": cat["title"],
-                    "description": cat["description"],
-                    "necessary": cat["necessary"],
-                    "granted": state.allows(key),
-                    "sale_or_share": cat["sale_or_share"],
-                    "consent_mode": cat["consent_mode"],
-                    "cookies": [
-                        {k: c[k] for k in ("name", "vendor", "purpose", "duration")}
-                        for c in cat["cookies"]
-                    ],
-                }
-            )
+        return decl
+
+    def _categories(self, language: str, granted: Any) -> list[dict[str, Any]]:
+        """The categories as the state JSON lists them; ``granted(key)`` says which are on."""
+        return [
+            {
+                "key": cat["key"],
+                "title": cat["title"],
+                "description": cat["description"],
+                "necessary": cat["necessary"],
+                "granted": granted(cat["key"]),
+                "sale_or_share": cat["sale_or_share"],
+                "consent_mode": cat["consent_mode"],
+                "cookies": [
+                    {k: c[k] for k in ("name", "vendor", "purpose", "duration")}
+                    for c in cat["cookies"]
+                ],
+            }
+            for cat in self._declaration(language)["categories"]
+        ]
+
+    def _site_json(self, language: str, prefix: str) -> dict[str, Any]:
+        """The state JSON's fields that depend on the site, the language and the prefix only."""
         return {
-            **state.to_json(),
-            "revision": self.policy.short_revision,
-            "revision_changed": (not state.decided) and subject is not None,
             "language": language,
             "notice": self.site.notice_for(language),
             "policy_url": self.site.policy_url,
             "controller": self.site.controller.model_dump(mode="json"),
             "jurisdiction": self.site.jurisdiction,
             "prefix": prefix,
-            "categories": categories,
         }
+
+    def state_json(
+        self, state: ConsentState, subject: str | None, language: str, prefix: str
+    ) -> dict[str, Any]:
+        return {
+            **state.to_json(),
+            "revision": self.policy.short_revision,
+            "revision_changed": (not state.decided) and subject is not None,
+            **self._site_json(language, prefix),
+            "categories": self._categories(language, state.allows),
+        }
+
+    def decided_state_text(self, state: ConsentState, language: str, prefix: str) -> str:
+        """``state_json(state, ...)`` of a decided state, rendered as JSONResponse would, from
+        parts rendered once per language and prefix."""
+        if not state.decided:
+            return _JSON(self.state_json(state, None, language, prefix))
+        parts = self._state_parts.get((language, prefix))
+        if parts is None:
+            site = _JSON(self._site_json(language, prefix))
+            off = self._categories(language, lambda key: False)
+            on = self._categories(language, lambda key: True)
+            parts = (
+                ',"revision_changed":false,' + site[1:-1] + ',"categories":[',
+                [(a["key"], _JSON(a), _JSON(b)) for a, b in zip(off, on, strict=True)],
+            )
+            if len(self._state_parts) < _CACHE_LIMIT:
+                self._state_parts[(language, prefix)] = parts
+        tail, categories = parts
+        allowed = state.allowed
+        return (
+            f'{{"decided":true,"granted":[{",".join(map(_json_str, sorted(state.granted)))}]'
+            f',"denied":[{",".join(map(_json_str, sorted(state.denied)))}]'
+            f',"revision":{_JSON(self.policy.short_revision)}'
+            f',"receipt_id":{_JSON(state.receipt_id)}'
+            f',"decided_at":{_JSON(state.decided_at)},"expires":{_JSON(state.expires_at)}'
+            f',"gpc":{"true" if state.gpc else "false"}{tail}'
+            + ",".join(on if key in allowed else off for key, off, on in categories)
+            + "]}"
+        )
 
     def _public_prefix(self, scope: Scope) -> str:
         return str(scope.get("root_path", "")) + self.prefix
@@ -325,8 +454,11 @@ class ConsentEndpoints:
         if media == "application/json":
             try:
                 data = json.loads(body)
-                # JSON may escape lone surrogates ("\ud800") that no UTF-8 text can hold.
-                json.dumps(data, ensure_ascii=False).encode("utf-8")
+                # JSON may hold lone surrogates ("\ud800", or raw in UTF-8/16/32, which
+                # json.loads lets through) that no UTF-8 text can hold. A plain ASCII body
+                # without escapes or NULs (any UTF-16/32 body has NULs) cannot: skip the check.
+                if b"\\" in body or b"\x00" in body or not body.isascii():
+                    json.dumps(data, ensure_ascii=False).encode("utf-8")
             except (ValueError, UnicodeDecodeError, RecursionError) as exc:
                 raise BadRequest(400, "malformed JSON body", str(exc)) from None
             if not isinstance(data, dict) or "accept" not in data:
@@ -403,7 +535,7 @@ class ConsentEndpoints:
     async def post_decision(
         self, scope: Scope, receive: Receive, state: ConsentState, subject: str | None
     ) -> Response:
-        headers = Headers(scope=scope)
+        headers = _RequestHeaders(scope)
         self._check_origin(scope, headers)
         body = await self._read_body(scope, receive, headers)
         granted, extra, is_form = self._parse_decision(headers.get("content-type", ""), body)
@@ -421,7 +553,7 @@ class ConsentEndpoints:
     async def delete_decision(
         self, scope: Scope, state: ConsentState, subject: str | None
     ) -> Response:
-        headers = Headers(scope=scope)
+        headers = _RequestHeaders(scope)
         self._check_origin(scope, headers)
         return await self._record(
             scope,
@@ -449,9 +581,11 @@ class ConsentEndpoints:
         is_form: bool,
         extra: dict[str, Any],
     ) -> Response:
-        subject_id = state.subject_id or subject or new_subject_id()
+        random = os.urandom(32)  # one call for both ids
+        subject_id = state.subject_id or subject or _uuid4_hex(random[16:])
         now = int(time.time())
-        receipt_id = str(uuid.uuid4())
+        h = _uuid4_hex(random[:16])
+        receipt_id = f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
         new_state = self.cookie.decision(
             granted, receipt_id=receipt_id, subject_id=subject_id, decided_at=now
         )
@@ -462,34 +596,32 @@ class ConsentEndpoints:
         ip = None
         if site.receipts.ip == "truncate" and client:
             ip = truncate_ip(str(client[0]))
-        receipt = Receipt(
+        user_agent = None
+        if site.receipts.user_agent:
+            user_agent = headers.get("user-agent", "")[:512] or None
+        language = self._language(scope)
+        allowed = new_state.allowed
+        purposes = self._purposes
+        # Every value below is already what Receipt's validators would make of it (a fresh
+        # UUID, sorted keys, a truncated address, capped texts, the shared controller and
+        # purposes validated in __init__), so the receipt is not validated a second time.
+        receipt = Receipt.model_construct(
             receipt_id=receipt_id,
             subject_id=subject_id,
             timestamp=now,
-            event=event,  # type: ignore[arg-type]
+            event=event,
             granted=sorted(new_state.granted),
             refused=sorted(new_state.denied),
             revision=self.policy.revision,
             policy_url=site.policy_url,
-            method=method,  # type: ignore[arg-type]
+            method=method,
             jurisdiction=site.jurisdiction,
-            language=self._language(scope),
-            controller=Controller(
-                name=site.controller.name,
-                email=site.controller.email,
-                address=site.controller.address,
-                url=site.controller.url,
-                phone=site.controller.phone,
-            ),
-            purposes=[
-                Purpose(key=key, title=title, necessary=necessary, granted=new_state.allows(key))
-                for key, title, necessary in self._purposes_shown
-            ],
+            language=language,
+            controller=self._controller,
+            purposes=[purposes[key, key in allowed] for key, _, _ in self._purposes_shown],
             page=(page or None) and page[:2000],
             ip=ip,
-            user_agent=headers.get("user-agent", "")[:512] or None
-            if site.receipts.user_agent
-            else None,
+            user_agent=user_agent,
             gpc=state.gpc,
         )
         try:
@@ -513,28 +645,24 @@ class ConsentEndpoints:
         )
         if secure:
             cookie_header += "; Secure"
-        expire = self._expiry_for(headers, new_state.denied, secure)
+        set_cookies = [(b"set-cookie", cookie_header.encode("latin-1"))]
+        set_cookies.extend(
+            (b"set-cookie", h) for h in self._expiry_for(headers, new_state.denied, secure)
+        )
 
-        response: Response
         if is_form and "application/json" not in headers.get("accept", ""):
-            response = RedirectResponse(_safe_next(extra.get("next"), headers), status_code=303)
-        else:
-            body = self.state_json(
-                new_state, subject_id, receipt.language, self._public_prefix(scope)
+            response: Response = RedirectResponse(
+                _safe_next(extra.get("next"), headers), status_code=303
             )
-            response = JSONResponse(
-                {
-                    "receipt_id": receipt_id,
-                    "event": event,
-                    "state": body,
-                    "receipt": stored.to_dict(),
-                },
-                headers=_NO_STORE,
-            )
-        response.raw_headers.append((b"set-cookie", cookie_header.encode("latin-1")))
-        response.raw_headers.extend((b"set-cookie", h) for h in expire)
-        response.headers["Cache-Control"] = "no-store"
-        return response
+            response.raw_headers.extend(set_cookies)
+            response.headers["Cache-Control"] = "no-store"
+            return response
+        answer = (
+            f'{{"receipt_id":{_JSON(receipt_id)},"event":{_JSON(event)},"state":'
+            f"{self.decided_state_text(new_state, language, self._public_prefix(scope))},"
+            f'"receipt":{stored_receipt_json(stored, receipt)}}}'
+        )
+        return _JSONAnswer(answer.encode("utf-8"), set_cookies)
 
     def _secure(self, scope: Scope) -> bool:
         setting = self.site.consent_cookie.secure

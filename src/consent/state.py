@@ -13,10 +13,15 @@ lifetime is checked again on every hit.
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
+import json
 import os
+import struct
 import time
 import uuid
+import zlib
 from collections.abc import Iterable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
@@ -118,11 +123,19 @@ def new_subject_id() -> str:
     return uuid.uuid4().hex
 
 
+_COMPACT_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def _b64(data: bytes) -> bytes:
+    return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+
 class ConsentCookie:
     """Encodes and verifies the signed consent cookie for one policy."""
 
     __slots__ = (
         "_cache",
+        "_key",
         "_no_decision",
         "_serializer",
         "lifetime",
@@ -146,6 +159,15 @@ class ConsentCookie:
         self._cache: dict[str, tuple[ConsentState | None, str | None, int]] = {}
         # Frozen, so one instance serves every request without a decision.
         self._no_decision = ConsentState(necessary=self.necessary)
+        # The signing key as itsdangerous derives it, for dumps() (None: let itsdangerous sign).
+        self._key: bytes | None = self._serializer.make_signer().derive_key()
+        probe = {"r": self.revision, "g": ["x"], "i": "probe", "s": "probe"}
+        try:
+            same = self._serializer.loads(self.dumps(probe)) == probe
+        except BadData:
+            same = False
+        if not same:  # an itsdangerous that signs differently: use it as it is
+            self._key = None
 
     @property
     def no_decision(self) -> ConsentState:
@@ -174,14 +196,31 @@ class ConsentCookie:
             expires_at=at + self.lifetime,
         )
 
-    def dumps(self, state: ConsentState) -> str:
-        payload = {
-            "r": self.revision,
-            "g": sorted(state.granted),
-            "i": state.receipt_id,
-            "s": state.subject_id,
-        }
-        return self._serializer.dumps(payload)
+    def dumps(self, state: ConsentState | dict[str, Any]) -> str:
+        """The signed cookie value for ``state`` (a state, or the cookie's payload)."""
+        payload = (
+            state
+            if isinstance(state, dict)
+            else {
+                "r": self.revision,
+                "g": sorted(state.granted),
+                "i": state.receipt_id,
+                "s": state.subject_id,
+            }
+        )
+        key = self._key
+        if key is None:
+            return self._serializer.dumps(payload)
+        # What URLSafeTimedSerializer.dumps writes, byte for byte (compact JSON, compressed
+        # when that is shorter, URL-safe base64, timestamp, HMAC-SHA256 under the derived
+        # key), without deriving the key again for every cookie.
+        data = _COMPACT_JSON(payload).encode("utf-8")
+        deflate = zlib.compressobj(6, zlib.DEFLATED, 15, 8)  # zlib.compress's defaults, but
+        compressed = deflate.compress(data) + deflate.flush()  # a third of its time here
+        value = b"." + _b64(compressed) if len(compressed) < len(data) - 1 else _b64(data)
+        value += b"." + _b64(struct.pack(">Q", int(time.time())).lstrip(b"\x00"))
+        signature = _b64(hmac.digest(key, value, "sha256"))
+        return (value + b"." + signature).decode("ascii")
 
     def loads(self, value: str, now: float | None = None) -> tuple[ConsentState, str | None]:
         """Verify a cookie value: ``(state, subject_id)``.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -24,6 +24,7 @@ __all__ = [
     "StoreUnavailable",
     "last_link",
     "link",
+    "link_all",
     "redact_url",
 ]
 
@@ -126,6 +127,25 @@ def link(
     last_seq, last_hash = last
     stored = StoredReceipt.seal(receipt, seq=last_seq + 1, prev_hash=last_hash, signer=signer)
     return stored, ChainHead.make(stored.seq, stored.hash, signer)
+
+
+def link_all(
+    receipts: Sequence[Receipt],
+    signer: ReceiptSigner,
+    last: tuple[int, str],
+) -> tuple[list[StoredReceipt], ChainHead]:
+    """Seal ``receipts`` one after the other after ``last``; returns the rows and the head
+    after the last one (signed once: only the final head is ever written)."""
+    if not receipts:
+        raise ValueError("nothing to link")
+    seq, prev_hash = last
+    out: list[StoredReceipt] = []
+    for receipt in receipts:
+        seq += 1
+        stored = StoredReceipt.seal(receipt, seq=seq, prev_hash=prev_hash, signer=signer)
+        prev_hash = stored.hash
+        out.append(stored)
+    return out, ChainHead.make(seq, prev_hash, signer)
 
 
 def redact_url(url: str) -> str:

@@ -32,7 +32,7 @@ from .base import (
     StoreUnavailable,
     chain_state_from_row,
     last_link,
-    link,
+    link_all,
     range_filter,
     redact_url,
 )
@@ -89,6 +89,13 @@ _CHAIN_COLUMNS = (
 )
 _SELECT_CHAIN = f"SELECT {_CHAIN_COLUMNS} FROM consent_chain WHERE id = 1"
 _SELECT_NEWEST = "SELECT seq, hash FROM consent_receipts ORDER BY seq DESC LIMIT 1"
+# The chain row (or NULLs) and the newest receipt's seq and hash, in one statement.
+_SELECT_POSITION = (
+    f"SELECT {_CHAIN_COLUMNS},"
+    " (SELECT seq FROM consent_receipts ORDER BY seq DESC LIMIT 1),"
+    " (SELECT hash FROM consent_receipts ORDER BY seq DESC LIMIT 1)"
+    " FROM (SELECT 1) AS one LEFT JOIN consent_chain ON consent_chain.id = 1"
+)
 _INSERT = f"INSERT INTO consent_receipts ({_COLUMNS}) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
 _UPSERT_HEAD = (
     "INSERT INTO consent_chain (id, head_seq, head_hash, head_kid, head_signature)"
@@ -301,20 +308,15 @@ class PostgresStore(StoreBase):
         signer: ReceiptSigner,
     ) -> None:
         async def write(conn: psycopg.AsyncConnection[Any]) -> list[StoredReceipt]:
-            out: list[StoredReceipt] = []
             async with conn.transaction():
                 await conn.execute("SELECT pg_advisory_xact_lock(%s)", (CHAIN_LOCK,))
-                state = chain_state_from_row(await (await conn.execute(_SELECT_CHAIN)).fetchone())
-                newest = _newest(await (await conn.execute(_SELECT_NEWEST)).fetchone())
-                last = last_link(state, newest)
-                head = None
-                for receipt, _ in batch:
-                    stored, head = link(receipt, signer, last)
-                    out.append(stored)
-                    last = (stored.seq, stored.hash)
+                found = await (await conn.execute(_SELECT_POSITION)).fetchone()
+                assert found is not None
+                state = chain_state_from_row(found[:-2])
+                newest = _newest(found[-2:]) if found[-2] is not None else None
+                out, head = link_all([r for r, _ in batch], signer, last_link(state, newest))
                 async with conn.cursor() as cur:
                     await cur.executemany(_INSERT, [_receipt_params(stored) for stored in out])
-                assert head is not None
                 await conn.execute(_UPSERT_HEAD, (head.seq, head.hash, head.kid, head.signature))
             return out
 
