@@ -706,16 +706,41 @@ _BODY_VALIDATORS: Final = frozenset(
 )
 
 
-_CONTENT_HEADERS: Final = frozenset(
-    {
-        b"content-type",
-        b"content-encoding",
-        b"content-range",
-        b"content-disposition",
-        b"content-security-policy",
-        b"content-security-policy-report-only",
-    }
-)
+# Response header names the rewriting looks at, by kind. ``HEADER_KINDS`` maps a header name as
+# sent (any case) to its kind; names not seen before are added by ``header_kind`` (bounded), so
+# the loops over a response's headers do one dict lookup per header.
+H_OTHER: Final = 0
+H_SET_COOKIE: Final = 1
+H_CONTENT_LENGTH: Final = 2
+H_VALIDATOR: Final = 3
+H_CONTENT_TYPE: Final = 4
+H_CONTENT_ENCODING: Final = 5
+H_CSP: Final = 6
+H_CSP_REPORT_ONLY: Final = 7
+H_CONTENT_RANGE: Final = 8
+H_CONTENT_DISPOSITION: Final = 9
+_KNOWN_KINDS: Final = {
+    b"set-cookie": H_SET_COOKIE,
+    b"content-length": H_CONTENT_LENGTH,
+    **dict.fromkeys(_BODY_VALIDATORS, H_VALIDATOR),
+    b"content-type": H_CONTENT_TYPE,
+    b"content-encoding": H_CONTENT_ENCODING,
+    b"content-security-policy": H_CSP,
+    b"content-security-policy-report-only": H_CSP_REPORT_ONLY,
+    b"content-range": H_CONTENT_RANGE,
+    b"content-disposition": H_CONTENT_DISPOSITION,
+}
+HEADER_KINDS: dict[bytes, int] = dict(_KNOWN_KINDS)
+
+
+def header_kind(name: bytes) -> int:
+    """The kind of a response header name not yet in ``HEADER_KINDS`` (and remember it)."""
+    kind = _KNOWN_KINDS.get(name.lower(), H_OTHER)
+    if len(HEADER_KINDS) < 512:
+        HEADER_KINDS[bytes(name)] = kind
+    return kind
+
+
 # Content-Type value -> whether it is text/html (a site sends few distinct values).
 _html_types: dict[bytes, bool] = {}
 
@@ -754,28 +779,29 @@ def html_page_nonce(method: str, start: Message) -> str | None:
         return None
     html = None
     nonce = report_only = ""
+    kinds = HEADER_KINDS
     for name, value in start.get("headers", ()):
         if type(name) is not bytes or type(value) is not bytes:
             if not (isinstance(name, bytes | bytearray) and isinstance(value, bytes | bytearray)):
                 return None
             name, value = bytes(name), bytes(value)
-        lname = name.lower()
-        if lname not in _CONTENT_HEADERS:
+        kind = kinds.get(name)
+        if kind is None:
+            kind = header_kind(name)
+        if kind < H_CONTENT_TYPE:
             continue
-        if lname == b"content-type":
+        if kind == H_CONTENT_TYPE:
             if html is None:
                 html = _is_html_type(value)
-        elif lname == b"content-encoding":
+        elif kind == H_CONTENT_ENCODING:
             for coding in value.split(b","):
                 if coding.strip().lower() not in (b"", b"identity"):
                     return None
-        elif lname == b"content-security-policy":
+        elif kind == H_CSP:
             nonce = nonce or csp_script_nonce(value)
-        elif lname == b"content-security-policy-report-only":
+        elif kind == H_CSP_REPORT_ONLY:
             report_only = report_only or csp_script_nonce(value)
-        elif lname == b"content-range" or (
-            value.split(b";", 1)[0].strip().lower() == b"attachment"
-        ):
+        elif kind == H_CONTENT_RANGE or (value.split(b";", 1)[0].strip().lower() == b"attachment"):
             return None
     if not html:
         return None
@@ -869,13 +895,19 @@ class DocumentCache:
     first).  Safe to share between threads (dict operations; a lost race only recomputes).
     """
 
-    __slots__ = ("_entries", "_size", "max_bytes", "max_document")
+    __slots__ = ("_entries", "_recent", "_size", "max_bytes", "max_document")
 
     def __init__(self, *, max_bytes: int = 8 << 20, max_document: int = 64 << 10) -> None:
         self.max_bytes = max_bytes
         self.max_document = max_document
         self._entries: dict[DocumentKey, tuple[bytes, bool, bytes]] = {}
         self._size = 0
+        # Per set of insertions, the document last found: a page asked for again and again is
+        # recognised by comparing its bytes, without hashing them. (At most 32 entries, which
+        # may outlive their place in ``_entries``: at most 32 documents more than the budget.)
+        self._recent: dict[
+            tuple[bytes, bytes, bytes, frozenset[str]], tuple[bytes, tuple[bytes, bool, bytes]]
+        ] = {}
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -883,6 +915,30 @@ class DocumentCache:
     def get(self, key: DocumentKey) -> tuple[bytes, bool, bytes] | None:
         """``(rewritten body, whether it differs from the original, its length as bytes)``."""
         return self._entries.get(key)
+
+    def rewrite(
+        self,
+        body: bytes,
+        head_start: bytes,
+        head_end: bytes,
+        body_start: bytes,
+        granted: frozenset[str],
+    ) -> tuple[bytes, bool, bytes]:
+        """What :func:`rewrite_document` returns for these arguments, from the cache when it
+        holds it, else rewritten now and kept."""
+        inserts = (head_start, head_end, body_start, granted)
+        recent = self._recent.get(inserts)
+        if recent is not None and recent[0] == body:
+            return recent[1]
+        key = (body, head_start, head_end, body_start, granted)
+        hit = self._entries.get(key)
+        if hit is None:
+            hit = _rewritten(body, head_start, head_end, body_start, granted)
+            self.put(key, hit)
+        if len(self._recent) >= 32:
+            self._recent.clear()
+        self._recent[inserts] = (body, hit)
+        return hit
 
     def put(self, key: DocumentKey, value: tuple[bytes, bool, bytes]) -> None:
         cost = len(key[0]) + len(value[0]) + 200
@@ -915,12 +971,7 @@ def rewrite_document(
     from ``body``, its length as ``Content-Length`` bytes)``."""
     if cache is None or len(body) > cache.max_document:
         return _rewritten(body, head_start, head_end, body_start, granted)
-    key = (body, head_start, head_end, body_start, granted)
-    hit = cache.get(key)
-    if hit is None:
-        hit = _rewritten(body, head_start, head_end, body_start, granted)
-        cache.put(key, hit)
-    return hit
+    return cache.rewrite(body, head_start, head_end, body_start, granted)
 
 
 def _rewritten(

@@ -31,11 +31,15 @@ from .classify import Classifier, Match
 from .cookies import cookie_pairs, is_deletion, set_cookie_name
 from .endpoints import ConsentEndpoints, consent_form
 from .html import (
-    BODY_BOUND_HEADERS,
+    H_CONTENT_LENGTH,
+    H_SET_COOKIE,
+    H_VALIDATOR,
+    HEADER_KINDS,
     DocumentCache,
     HtmlResponder,
     banner_tags,
     consent_mode_default,
+    header_kind,
     html_page_nonce,
     rewrite_document,
     script_tag,
@@ -561,21 +565,21 @@ class ConsentMiddleware:
         keep = self._keep_set_cookie
         out: Headers = []
         pending: bytes | None = length
+        kinds = HEADER_KINDS
         for name, value in headers:
             if type(name) is not bytes:
                 name = bytes(name)
-            lname = name.lower()
-            if lname == b"set-cookie":
+            kind = kinds.get(name)
+            if kind is None:
+                kind = header_kind(name)
+            if kind == H_SET_COOKIE:
                 if keep(value, allowed):
                     out.append((name, value))
-            elif lname in BODY_BOUND_HEADERS:
-                if lname == b"content-length":
-                    if pending is not None:
-                        out.append((name, pending))
-                        pending = None
-                elif not changed:
-                    out.append((name, value))
-            else:
+            elif kind == H_CONTENT_LENGTH:
+                if pending is not None:
+                    out.append((name, pending))
+                    pending = None
+            elif kind != H_VALIDATOR or not changed:
                 out.append((name, value if type(value) is bytes else bytes(value)))
         if expire:
             out.extend(expire)
