@@ -239,3 +239,19 @@ def test_injected_tags_carry_the_pages_csp_nonce(chunks: int) -> None:
 
     _, _, plain = _serve(mw, _scope(None), PAGE, chunks=chunks)
     assert b"nonce=" not in plain
+
+
+def test_pages_alternating_for_one_visitor_each_get_their_own_rewrite() -> None:
+    cache = DocumentCache()
+    inserts: dict[str, Any] = {
+        "head_start": b"<HS>",
+        "head_end": b"<HE>",
+        "body_start": b"",
+        "granted": frozenset({"analytics"}),
+    }
+    one = PAGE
+    two = PAGE.replace(b"Opening hours", b"Opening hourz")  # same length, one byte differs
+    for doc in (one, two, one, two, bytes(bytearray(one))):
+        expected = HtmlRewriter(**inserts).rewrite(doc)
+        assert rewrite_document(doc, cache=cache, **inserts)[0] == expected
+    assert len(cache) == 2
