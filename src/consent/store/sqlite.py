@@ -27,6 +27,7 @@ import anyio.to_thread
 
 from ..receipts import Checkpoint, Receipt, ReceiptSigner, StoredReceipt
 from .base import (
+    VALUES_BATCH,
     ChainState,
     ReceiptRow,
     StoreBase,
@@ -432,6 +433,25 @@ class SQLiteStore(StoreBase):
             )
             while batch := cursor.fetchmany(500):
                 yield from map(_row, batch)
+
+    def iter_values(
+        self,
+        since: int | None = None,
+        until: int | None = None,
+        event: str | None = None,
+        *,
+        max_seq: int | None = None,
+    ) -> Iterator[list[tuple[Any, ...]]]:
+        """The rows as sqlite3 returns them, in batches (see ``StoreBase.iter_values``)."""
+        where, params = range_filter("?", since, until, event, max_seq)
+        with self._sync_conn() as conn:
+            cursor = conn.execute(
+                f"SELECT {_COLUMNS} FROM consent_receipts{where} ORDER BY seq", params
+            )
+            while batch := cursor.fetchmany(VALUES_BATCH):
+                yield batch
+
+    row_from_values = staticmethod(_row)
 
     def chain_state(self) -> ChainState:
         with self._sync_conn() as conn:
