@@ -51,8 +51,7 @@ def test_export_matches_the_row_by_row_lines(tmp_path: Path) -> None:
     # Unusual rows: a tampered body, a bad signature, a hash with a quote, a blob body.
     execute_sql(
         url,
-        "UPDATE consent_receipts SET body = replace(body, 'subject-4', 'subject-X')"
-        " WHERE seq = 5",
+        "UPDATE consent_receipts SET body = replace(body, 'subject-4', 'subject-X') WHERE seq = 5",
         "UPDATE consent_receipts SET signature = 'x' || signature WHERE seq = 9",
         "UPDATE consent_receipts SET hash = 'a\"b' WHERE seq = 12",
         "UPDATE consent_receipts SET body = CAST(body AS BLOB) WHERE seq = 15",
