@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 from pathlib import Path
+from typing import Any
 
 import anyio
+import pytest
 
+from consent import audit
 from consent.audit import _Fast, _line, export, verify_store
 from consent.receipts import ReceiptSigner
 from consent.store import open_store
@@ -110,3 +114,145 @@ def test_a_bad_row_in_the_middle_of_a_batch(tmp_path: Path) -> None:
     message = _finding(url, "UPDATE consent_receipts SET hash = 'x' WHERE seq = 25")
     assert "(seq 25): hash does not match" in message
     assert verify_store(open_store(url, SIGNER), SIGNER).count == 24
+
+
+# --------------------------------------------------------------------------- two processes
+
+
+def _parallel(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two processes from 20 receipts on, in chunks of 8 seqs."""
+    monkeypatch.setattr(audit, "_PARALLEL_MIN_ROWS", 20)
+    monkeypatch.setattr(audit, "_CHUNK_ROWS", 8)
+
+
+@pytest.fixture(scope="module")
+def log_60(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    base = tmp_path_factory.mktemp("log60")
+    _store(base, 60)
+    return base / "log.db"
+
+
+def _copy(log: Path, tmp_path: Path) -> str:
+    target = tmp_path / "copy.db"
+    shutil.copyfile(log, target)
+    return f"sqlite:///{target}"
+
+
+def _export_file(url: str, path: Path, workers: int, signer: ReceiptSigner | None) -> bytes:
+    with open(path, "w", encoding="utf-8", newline="") as out:
+        out.write("")
+        assert export(open_store(url, SIGNER), out, signer=signer, workers=workers) == 60
+    return path.read_bytes()
+
+
+def test_export_in_two_processes_writes_the_same_file(
+    log_60: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _parallel(monkeypatch)
+    url = _copy(log_60, tmp_path)
+    # Unusual rows in chunks of both processes (chunks: ..8, 9..16 helper, 17..24, ...).
+    execute_sql(
+        url,
+        "UPDATE consent_receipts SET signature = 'x' || signature WHERE seq IN (5, 12, 41)",
+        "UPDATE consent_receipts SET body = CAST(body AS BLOB) WHERE seq = 13",
+    )
+    written: list[set[int]] = []
+    finish = audit._Helper.finish
+
+    def record(helper: audit._Helper) -> None:
+        finish(helper)
+        written.append(set(helper.written))
+
+    monkeypatch.setattr(audit._Helper, "finish", record)
+    for signer in (SIGNER, None):
+        one = _export_file(url, tmp_path / "one.jsonl", 1, signer)
+        two = _export_file(url, tmp_path / "two.jsonl", 2, signer)
+        assert written.pop() == {0, 1, 2, 3}  # the helper wrote its four chunks
+        assert one == two
+        assert one.count(b"\n") == 61
+        text = io.StringIO()  # not a file: one process
+        export(open_store(url, SIGNER), text, signer=signer, workers=2)
+        assert text.getvalue().encode() == one
+
+
+def test_export_when_the_helper_fails(
+    log_60: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _parallel(monkeypatch)
+    url = _copy(log_60, tmp_path)
+    one = _export_file(url, tmp_path / "one.jsonl", 1, SIGNER)
+    store = open_store(url, SIGNER)
+    store.url = f"sqlite:///{tmp_path / 'missing.db'}"  # the helper cannot open it
+    with open(tmp_path / "two.jsonl", "w", encoding="utf-8", newline="") as out:
+        assert export(store, out, signer=SIGNER, workers=2) == 60
+    assert (tmp_path / "two.jsonl").read_bytes() == one
+
+
+def _verify_both(url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    one = verify_store(open_store(url, SIGNER), SIGNER, workers=1)
+    joined: list[bool] = []
+    join = audit._Chain.join
+
+    def record(chain: audit._Chain, *args: Any) -> bool:
+        joined.append(join(chain, *args))
+        return joined[-1]
+
+    monkeypatch.setattr(audit._Chain, "join", record)
+    two = verify_store(open_store(url, SIGNER), SIGNER, workers=2)
+    if two.ok:
+        assert joined == [True] * 4  # the helper's four chunks, taken as checked there
+    assert (one.ok, one.count, one.message()) == (two.ok, two.count, two.message())
+    return two.message()
+
+
+@pytest.mark.parametrize(
+    ("statements", "expected"),
+    [
+        ((), "OK: 60 receipts verified"),
+        # in a helper chunk (9..16, 25..32, 41..48), first and second half of the log
+        (
+            ("UPDATE consent_receipts SET event = 'x' WHERE seq = 14",),
+            "(seq 14): event differs from the signed body",
+        ),
+        (
+            ("UPDATE consent_receipts SET body = body || ' ' WHERE seq = 45",),
+            "(seq 45): signature does not match the receipt body (receipt edited)",
+        ),
+        (("DELETE FROM consent_receipts WHERE seq = 41",), "(seq 42): seq 41 missing"),
+        (("DELETE FROM consent_receipts WHERE seq = 48",), "(seq 49): seq 48 missing"),
+        (
+            ("DELETE FROM consent_receipts WHERE seq BETWEEN 9 AND 16",),
+            "(seq 17): seq 9..16 missing",
+        ),
+        (("UPDATE consent_receipts SET hash = 'h' WHERE seq = 32",), "(seq 32): hash does not"),
+        # in one of this process's chunks, and at the edges of the log
+        (("UPDATE consent_receipts SET prev_hash = 'p' WHERE seq = 20",), "(seq 20): hash"),
+        (("DELETE FROM consent_receipts WHERE seq = 60",), "log truncated"),
+        (("UPDATE consent_chain SET head_seq = 50",), "(seq 51): receipt after the signed"),
+    ],
+)
+def test_verify_in_two_processes_finds_the_same(
+    log_60: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    statements: tuple[str, ...],
+    expected: str,
+) -> None:
+    _parallel(monkeypatch)
+    url = _copy(log_60, tmp_path)
+    if statements:
+        execute_sql(url, *statements)
+    assert expected in _verify_both(url, monkeypatch)
+
+
+def test_verify_when_the_helper_fails(
+    log_60: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _parallel(monkeypatch)
+    url = _copy(log_60, tmp_path)
+    execute_sql(url, "UPDATE consent_receipts SET event = 'x' WHERE seq = 46")
+    store = open_store(url, SIGNER)
+    store.url = f"sqlite:///{tmp_path / 'missing.db'}"
+    result = verify_store(store, SIGNER, workers=2)
+    assert "(seq 46): event differs" in result.message()
+    assert result.count == 45

@@ -10,13 +10,19 @@ from __future__ import annotations
 
 import argparse
 import binascii
+import codecs
+import contextlib
 import csv
 import hashlib
 import hmac
 import json
 import os
+import queue
 import re
+import stat
+import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -165,16 +171,21 @@ def _batches(
     event: str | None = None,
     *,
     max_seq: int | None = None,
+    min_seq: int | None = None,
 ) -> tuple[Iterator[list[Values]], Callable[[Values], ReceiptRow]]:
     """The store's rows in batches of value tuples, and how to turn one into a ReceiptRow."""
     iter_values = getattr(store, "iter_values", None)
     row_from = getattr(store, "row_from_values", None)
     if iter_values is not None and row_from is not None:
-        return iter_values(since, until, event, max_seq=max_seq), row_from
+        if min_seq is None:
+            return iter_values(since, until, event, max_seq=max_seq), row_from
+        return iter_values(since, until, event, max_seq=max_seq, min_seq=min_seq), row_from
 
     def batches() -> Iterator[list[Values]]:
         batch: list[Values] = []
         for row in store.iter_raw(since, until, event, max_seq=max_seq):
+            if min_seq is not None and row.seq < min_seq:
+                continue
             batch.append(row_values(row))
             if len(batch) == VALUES_BATCH:
                 yield batch
@@ -420,6 +431,7 @@ def export(
     event: str | None = None,
     *,
     signer: ReceiptSigner | None = None,
+    workers: int | None = None,
 ) -> int:
     """Write the log to ``out``, oldest first, streaming; returns the number of receipts.
 
@@ -428,6 +440,9 @@ def export(
     exclusive. A complete JSON Lines export (no filter) ends with one ``{"chain_head": ...}``
     line holding the signed head and purge checkpoint, which lets ``verify --file`` prove
     that nothing is missing.
+
+    ``workers``: how many processes may share the work on a large log (None: one per CPU,
+    at most two; the output is the same).
     """
     if fmt not in ("jsonl", "csv"):
         raise ValueError(f"unknown export format {fmt!r}: use jsonl or csv")
@@ -457,20 +472,18 @@ def export(
             count += 1
         return count
     fast = _Fast(signer)
-    signed_line = fast.signed_line
     write = out.write
-    batches, row_from = _batches(store, start, end, event, max_seq=max_seq)
-    for batch in batches:
-        lines = list(map(signed_line, batch))
-        if None in lines:
-            for index, line in enumerate(lines):
-                if line is None:
-                    lines[index] = _line(row_from(batch[index]), fast)
-        # Written a few rows at a time: fewer calls than one per line, and blocks small
-        # enough (under 128 KiB) for malloc to reuse instead of mapping fresh pages.
-        for i in range(0, len(lines), _WRITE_ROWS):
-            write("".join(lines[i : i + _WRITE_ROWS]))  # type: ignore[arg-type]
-        count += len(lines)
+    plan = _plan(store, state, workers, every=2, tail=False)
+    counted = None
+    if plan is not None:
+        # This process writes its chunks and places the helper's: every other one.
+        counted = _export_parallel(store, out, fast, signer, plan, start, end, event)
+    if counted is not None:
+        count = counted
+    else:
+        for n, block in _export_blocks(store, fast, start, end, event, None, max_seq):
+            write(block)
+            count += n
     if complete and (state.head is not None or state.checkpoint is not None):
         trailer = {
             "chain_head": state.head.to_dict() if state.head else None,
@@ -480,7 +493,33 @@ def export(
     return count
 
 
+# Lines per block written: fewer calls than one per line, and blocks small enough (under
+# 128 KiB) for malloc to reuse instead of mapping fresh pages for each.
 _WRITE_ROWS = 32
+
+
+def _export_blocks(
+    store: ReceiptStore,
+    fast: _Fast,
+    since: int | None,
+    until: int | None,
+    event: str | None,
+    min_seq: int | None,
+    max_seq: int | None,
+) -> Iterator[tuple[int, str]]:
+    """The export lines of the rows from ``min_seq`` to ``max_seq`` (both inclusive, None:
+    no limit), streamed in blocks of text: ``(number of lines, text)``."""
+    signed_line = fast.signed_line
+    batches, row_from = _batches(store, since, until, event, max_seq=max_seq, min_seq=min_seq)
+    for batch in batches:
+        lines = list(map(signed_line, batch))
+        if None in lines:
+            for index, line in enumerate(lines):
+                if line is None:
+                    lines[index] = _line(row_from(batch[index]), fast)
+        for i in range(0, len(lines), _WRITE_ROWS):
+            block = lines[i : i + _WRITE_ROWS]
+            yield len(block), "".join(block)  # type: ignore[arg-type]
 
 
 def _line(row: ReceiptRow, fast: _Fast) -> str:
@@ -675,6 +714,25 @@ class _Chain:
             self.last = (last[0], last[9], last[1])
             self.count += count
 
+    def join(self, summary: _Summary | None, store: ReceiptStore) -> bool:
+        """Take the helper's summary of a chunk whose rows all passed :meth:`_Fast.check`
+        and link one to the next (:func:`_check_chunk`); False when there is none or the
+        chunk does not follow on from the rows so far (then check the chunk again here)."""
+        if summary is None:
+            return False
+        count, first, last_seq, last_hash, last_id = summary
+        if first is None:
+            return True  # no rows in that range
+        first = tuple(first)  # (a list, through JSON)
+        previous = (self.last[0], self.last[1]) if self.last else self.start
+        if previous is None or first[0] != previous[0] + 1 or first[8] != previous[1]:
+            return False
+        if self.first_row is None:
+            self.first_row = _batches(store)[1](first)
+        self.last = (last_seq, last_hash, last_id)
+        self.count += count
+        return True
+
     def end(self) -> tuple[int, str]:
         if self.last is not None:
             return self.last[0], self.last[1]
@@ -717,17 +775,41 @@ def _result(exc: _Broken, count: int) -> VerifyResult:
     )
 
 
-def verify_store(store: ReceiptStore, signer: ReceiptSigner) -> VerifyResult:
-    """Verify the whole log held by ``store`` (raises StoreUnavailable when unreachable)."""
+def verify_store(
+    store: ReceiptStore, signer: ReceiptSigner, *, workers: int | None = None
+) -> VerifyResult:
+    """Verify the whole log held by ``store`` (raises StoreUnavailable when unreachable).
+
+    ``workers``: how many processes may share the work on a large log (None: one per CPU,
+    at most two; the result is the same).
+    """
     state = store.chain_state()
     chain = _Chain(signer, state.start())
     try:
         if state.checkpoint is not None and not state.checkpoint.verify(signer):
             raise _Broken("the purge checkpoint signature does not verify (checkpoint edited)")
         head = state.head
-        batches, row_from = _batches(store)
-        for batch in batches:
-            chain.add_batch(batch, row_from, head)
+        plan = _plan(store, state, workers, every=2, tail=True)
+        if plan is None:
+            batches, row_from = _batches(store)
+            for batch in batches:
+                chain.add_batch(batch, row_from, head)
+        else:
+            # Two processes: the helper checks its chunks (its share of seq ranges) the quick
+            # way; this one checks the others, then takes each of the helper's in order,
+            # where it links to the one before. A chunk the helper could not prove, or that
+            # does not link, is checked here again, the usual way: the first finding and its
+            # message are the same as in one process.
+            helper = _Helper(store, signer, "verify", plan)
+            try:
+                for low, high, remote in plan:
+                    if remote and chain.join(helper.next(), store):
+                        continue
+                    batches, row_from = _batches(store, max_seq=high, min_seq=low)
+                    for batch in batches:
+                        chain.add_batch(batch, row_from, head)
+            finally:
+                helper.close()
         _check_head(head, chain, signer)
     except _Broken as exc:
         return _result(exc, chain.count)
@@ -880,6 +962,335 @@ def verify_file(path: str | Path, signer: ReceiptSigner) -> VerifyResult:
         if first in ("{", "\n", ""):
             return _verify_jsonl(lines, signer)
         return _verify_csv(lines, signer)
+
+
+# --------------------------------------------------------------------------- two processes
+#
+# On a large log, export and verify start a helper process (``python -c``: nothing is
+# inherited but what it is sent) and give it some chunks of seq ranges. It opens the store
+# from its URL and works through its chunks in order while this process does the others.
+# Anything unexpected in the helper (an error, a crash) leaves its chunks to this process:
+# the outcome never depends on it.
+#
+# verify: the helper checks its chunks the quick way and sends a summary of each (one JSON
+# line); this process checks the others, then takes each of the helper's in order where it
+# links on. export: the helper reports the size of each of its chunks, this process answers
+# with the file offset to write it at (it knows where every earlier chunk ends), and the
+# helper writes it there itself (os.pwrite on the same file), so no export data goes
+# through a pipe.
+
+_PARALLEL_MIN_ROWS = 200_000  # below this, starting a process costs more than it saves
+_CHUNK_ROWS = 4096  # seqs per chunk (about 12 MB of export)
+_AHEAD = 4  # chunk results the helper may send before this process takes them
+
+# (min_seq, max_seq, done by the helper); None: no limit on that side.
+_Plan = list[tuple[int | None, int | None, bool]]
+# A chunk checked by the helper: (rows, first row's values, last seq, last hash, last id).
+_Summary = tuple[int, "Values | None", int, str, str]
+
+
+def _plan(
+    store: ReceiptStore, state: Any, workers: int | None, *, every: int, tail: bool
+) -> _Plan | None:
+    """The chunks of seq ranges (the helper takes all but one of every ``every``), or None
+    to do everything in this process. The first chunk has no lower limit (rows before the
+    start of the log are read too) and, with ``tail``, a last one takes whatever follows
+    the head."""
+    if workers is None:
+        workers = min(os.cpu_count() or 1, 2)
+    head = state.head
+    if workers < 2 or head is None or not getattr(store, "shared_reads", False):
+        return None
+    low = state.start()[0] + 1
+    if head.seq - low + 1 < _PARALLEL_MIN_ROWS:
+        return None
+    plan: _Plan = [(None, low + _CHUNK_ROWS - 1, False)]
+    first = low + _CHUNK_ROWS
+    while first <= head.seq:
+        last = min(first + _CHUNK_ROWS - 1, head.seq)
+        plan.append((first, last, len(plan) % every != 0))
+        first = last + 1
+    if tail:
+        plan.append((head.seq + 1, None, False))
+    return plan
+
+
+def _check_chunk(store: ReceiptStore, fast: _Fast, low: int, high: int) -> _Summary | None:
+    """The helper's check of one chunk: its summary when every row passes
+    :meth:`_Fast.check` and links to the one before it, else None."""
+    batches, _ = _batches(store, max_seq=high, min_seq=low)
+    check = fast.check
+    first: Values | None = None
+    last_seq, last_hash, last_id = 0, "", ""
+    count = 0
+    for batch in batches:
+        for values in batch:
+            seq = values[0]
+            if type(seq) is not int or not check(values):
+                return None
+            if first is None:
+                first = values
+            elif seq != last_seq + 1 or values[8] != last_hash:
+                return None
+            last_seq, last_hash, last_id = seq, values[9], values[1]
+            count += 1
+    return count, first, last_seq, last_hash, last_id
+
+
+def _chunk_bytes(
+    store: ReceiptStore,
+    fast: _Fast,
+    since: int | None,
+    until: int | None,
+    event: str | None,
+    low: int | None,
+    high: int | None,
+) -> tuple[int, list[bytes]]:
+    """The export of one chunk: its number of lines and its blocks of UTF-8 text."""
+    count, blocks = 0, []
+    for n, block in _export_blocks(store, fast, since, until, event, low, high):
+        count += n
+        blocks.append(block.encode("utf-8"))
+    return count, blocks
+
+
+def _pwrite(fd: int, blocks: list[bytes], offset: int) -> None:
+    for block in blocks:
+        view = memoryview(block)
+        while view:
+            written = os.pwrite(fd, view, offset)
+            view = view[written:]
+            offset += written
+
+
+def _helper_main() -> None:
+    """The helper process: reads its task as one JSON line on stdin, then works through its
+    chunks, reporting on stdout (one line each, see the section comment); ``E <message>``
+    ends it after an error."""
+    out = sys.stdout.buffer
+    stdin = sys.stdin.buffer
+
+    def say(line: str) -> None:
+        out.write(line.encode() + b"\n")
+        out.flush()
+
+    try:
+        task = json.loads(stdin.readline())
+        keys = task["keys"]
+        signer = ReceiptSigner(keys) if keys else None
+        store = open_store(task["url"], signer)
+        fast = _Fast(signer)
+        if task["task"] == "verify":
+            for low, high in task["chunks"]:
+                say(json.dumps(_check_chunk(store, fast, low, high)))
+            return
+        fd = task["fd"]
+        since, until, event = task["since"], task["until"], task["event"]
+        pending: tuple[int, list[bytes]] | None = None
+        # One chunk ahead: the next one is made while this process places the last.
+        for index, (low, high) in enumerate([*task["chunks"], (None, None)]):
+            if low is not None:
+                count, blocks = _chunk_bytes(store, fast, since, until, event, low, high)
+                say(f"S {count} {sum(map(len, blocks))}")
+            if pending is not None:
+                offset = stdin.readline()
+                if not offset:
+                    return  # this process stopped
+                _pwrite(fd, pending[1], int(offset))
+                say(f"W {pending[0]}")
+            pending = (index, blocks) if low is not None else None
+        say("D")
+    except Exception as exc:
+        with contextlib.suppress(Exception):  # else the other side is gone
+            say(f"E {type(exc).__name__}: {exc}")
+
+
+class _Helper:
+    """The helper process, and a thread reading what it reports into a short queue."""
+
+    def __init__(
+        self,
+        store: ReceiptStore,
+        signer: ReceiptSigner | None,
+        task: str,
+        plan: _Plan,
+        since: int | None = None,
+        until: int | None = None,
+        event: str | None = None,
+        fd: int | None = None,
+    ) -> None:
+        chunks = [(low, high) for low, high, remote in plan if remote]
+        # This very package, wherever it was imported from.
+        where = str(Path(__file__).resolve().parent.parent)
+        code = f"import sys; sys.path.insert(0, {where!r}); import consent.audit as a; a._helper_main()"
+        self._process = subprocess.Popen(
+            [sys.executable, "-c", code],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            pass_fds=() if fd is None else (fd,),
+        )
+        assert self._process.stdin is not None
+        assert self._process.stdout is not None
+        self._stdin, self._stdout = self._process.stdin, self._process.stdout
+        # The keys go through the pipe: not on a command line, not in the environment.
+        keys = list(signer._keys.values()) if signer is not None else None
+        request: dict[str, Any] = {"task": task, "url": store.url, "keys": keys, "fd": fd}
+        request.update(chunks=chunks, since=since, until=until, event=event)
+        self.written: set[int] = set()  # export: chunks the helper wrote
+        self.done = False  # the helper finished all its chunks
+        self._results: queue.Queue[Any] = queue.Queue(maxsize=_AHEAD)
+        self._stop = threading.Event()
+        self._failed = False
+        self._thread: threading.Thread | None = None
+        if self._send(json.dumps(request)):
+            self._thread = threading.Thread(target=self._read, args=(task,), daemon=True)
+            self._thread.start()
+        else:  # it died at once: its chunks are done here
+            self._failed = True
+
+    def _send(self, line: str) -> bool:
+        try:
+            self._stdin.write(line.encode() + b"\n")
+            self._stdin.flush()
+        except OSError:
+            return False
+        return True
+
+    def _read(self, task: str) -> None:
+        try:
+            for line in self._stdout:
+                if task == "verify":
+                    if not self._put(json.loads(line)):
+                        return
+                    continue
+                kind, _, rest = line.decode().rstrip("\n").partition(" ")
+                if kind == "S":
+                    rows, size = map(int, rest.split())
+                    if not self._put((rows, size)):
+                        return
+                elif kind == "W":
+                    self.written.add(int(rest))
+                elif kind == "D":
+                    self.done = True
+                    return
+                else:
+                    break  # an error
+        except (OSError, ValueError):
+            pass
+        self._put(_FAILED)
+
+    def _put(self, item: Any) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._results.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def next(self) -> Any:
+        """What the helper reports for its next chunk, or None: then do that chunk here
+        (and, after a failure, every later one)."""
+        if self._failed:
+            return None
+        item = self._results.get()
+        if item is _FAILED:
+            self._failed = True
+            return None
+        return item
+
+    def place(self, offset: int) -> None:
+        """export: where the helper is to write the chunk it reported last."""
+        self._send(str(offset))
+
+    def finish(self) -> None:
+        """Wait until the helper has finished (or failed)."""
+        with contextlib.suppress(OSError):
+            self._stdin.close()
+        if self._thread is not None:
+            self._thread.join()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._process.poll() is None:
+            self._process.kill()
+        self._process.wait()
+        if self._thread is not None:
+            self._thread.join()
+        with contextlib.suppress(OSError):
+            self._stdin.close()
+        self._stdout.close()
+
+
+_FAILED = object()
+
+
+def _file_target(out: TextIO) -> tuple[int, int] | None:
+    """``(fd, offset)`` when ``out`` is a UTF-8 text file that ends where it would be
+    written next (so the export can be written at offsets, by two processes), else None."""
+    try:
+        encoding = codecs.lookup(out.encoding).name
+        if encoding != "utf-8" or os.linesep != "\n" or not out.seekable():
+            return None
+        fd = out.fileno()
+        out.flush()
+        info = os.fstat(fd)
+        offset = out.tell()
+    except (AttributeError, OSError, LookupError, TypeError, ValueError):
+        return None
+    if not stat.S_ISREG(info.st_mode) or info.st_size != offset:
+        return None
+    return fd, offset
+
+
+def _export_parallel(
+    store: ReceiptStore,
+    out: TextIO,
+    fast: _Fast,
+    signer: ReceiptSigner | None,
+    plan: _Plan,
+    since: int | None,
+    until: int | None,
+    event: str | None,
+) -> int | None:
+    """Export with a helper, writing at file offsets; None when ``out`` is not a file."""
+    target = _file_target(out)
+    if target is None:
+        return None
+    fd, offset = target
+    count = 0
+    placed: list[tuple[int, int, int, int]] = []  # helper's chunk, offset, low, high
+    helper = _Helper(store, signer, "export", plan, since, until, event, fd)
+    try:
+        index = 0
+        for low, high, remote in plan:
+            if remote:
+                item = helper.next()
+                if item is not None:
+                    rows, size = item
+                    assert low is not None
+                    assert high is not None
+                    helper.place(offset)
+                    placed.append((index, offset, low, high))
+                    index += 1
+                    offset += size
+                    count += rows
+                    continue
+                index += 1
+            rows, blocks = _chunk_bytes(store, fast, since, until, event, low, high)
+            _pwrite(fd, blocks, offset)
+            offset += sum(map(len, blocks))
+            count += rows
+        helper.finish()
+        for chunk, at, low, high in placed:
+            if chunk not in helper.written:  # the helper stopped before writing it
+                _, blocks = _chunk_bytes(store, fast, since, until, event, low, high)
+                _pwrite(fd, blocks, at)
+    finally:
+        helper.close()
+    out.seek(0, os.SEEK_END)
+    return count
 
 
 def purge(store: ReceiptStore, before: int | str) -> int:

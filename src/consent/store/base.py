@@ -242,6 +242,9 @@ class StoreBase:
     """Shared plumbing: the URL, the signer, and ``iter_rows`` on top of ``iter_raw``."""
 
     url: str
+    # True when another process can open the same log from ``url`` and read it with
+    # ``iter_values`` (export and verification may then split the work).
+    shared_reads = False
 
     def __init__(self, url: str, signer: ReceiptSigner | None) -> None:
         self.url = url
@@ -285,8 +288,10 @@ class StoreBase:
         event: str | None = None,
         *,
         max_seq: int | None = None,
+        min_seq: int | None = None,
     ) -> Iterator[list[tuple[Any, ...]]]:
-        """:meth:`iter_raw` in batches of plain tuples, for export and verification.
+        """:meth:`iter_raw` in batches of plain tuples, for export and verification; with
+        ``min_seq``, only rows from that seq on.
 
         Each tuple holds a row's values in :class:`ReceiptRow` field order, as the database
         returned them; :meth:`row_from_values` turns one into the :class:`ReceiptRow` that
@@ -294,6 +299,8 @@ class StoreBase:
         """
         batch: list[tuple[Any, ...]] = []
         for row in self.iter_raw(since, until, event, max_seq=max_seq):
+            if min_seq is not None and row.seq < min_seq:
+                continue
             batch.append(row_values(row))
             if len(batch) == VALUES_BATCH:
                 yield batch

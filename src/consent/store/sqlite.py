@@ -211,6 +211,8 @@ def _write(
 class SQLiteStore(StoreBase):
     """Receipts in one SQLite file."""
 
+    shared_reads = True
+
     def __init__(self, url: str, signer: ReceiptSigner | None, *, timeout: float = 5.0) -> None:
         super().__init__(url, signer)
         self.path = path_from_url(url)
@@ -441,9 +443,13 @@ class SQLiteStore(StoreBase):
         event: str | None = None,
         *,
         max_seq: int | None = None,
+        min_seq: int | None = None,
     ) -> Iterator[list[tuple[Any, ...]]]:
         """The rows as sqlite3 returns them, in batches (see ``StoreBase.iter_values``)."""
         where, params = range_filter("?", since, until, event, max_seq)
+        if min_seq is not None:
+            where = f"{where} AND seq >= ?" if where else " WHERE seq >= ?"
+            params.append(min_seq)
         with self._sync_conn() as conn:
             cursor = conn.execute(
                 f"SELECT {_COLUMNS} FROM consent_receipts{where} ORDER BY seq", params
