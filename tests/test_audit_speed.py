@@ -173,6 +173,12 @@ def test_export_in_two_processes_writes_the_same_file(
         text = io.StringIO()  # not a file: one process
         export(open_store(url, SIGNER), text, signer=signer, workers=2)
         assert text.getvalue().encode() == one
+        appended = tmp_path / "appended.jsonl"  # appending: one process
+        appended.write_bytes(b"first\n")
+        with open(appended, "a", encoding="utf-8", newline="") as out:
+            export(open_store(url, SIGNER), out, signer=signer, workers=2)
+        assert appended.read_bytes() == b"first\n" + one
+        assert written == []
 
 
 def test_export_when_the_helper_fails(

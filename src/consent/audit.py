@@ -1229,15 +1229,21 @@ _FAILED = object()
 def _file_target(out: TextIO) -> tuple[int, int] | None:
     """``(fd, offset)`` when ``out`` is a UTF-8 text file that ends where it would be
     written next (so the export can be written at offsets, by two processes), else None."""
+    if os.name != "posix":  # (no line-end translation; the fd can be passed to the helper)
+        return None
+    import fcntl
+
     try:
-        encoding = codecs.lookup(out.encoding).name
-        if encoding != "utf-8" or os.linesep != "\n" or not out.seekable():
+        if codecs.lookup(out.encoding).name != "utf-8" or not out.seekable():
             return None
         fd = out.fileno()
         out.flush()
         info = os.fstat(fd)
         offset = out.tell()
+        appending = fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_APPEND
     except (AttributeError, OSError, LookupError, TypeError, ValueError):
+        return None
+    if appending:  # pwrite would append, whatever the offset
         return None
     if not stat.S_ISREG(info.st_mode) or info.st_size != offset:
         return None
@@ -1283,12 +1289,12 @@ def _export_parallel(
             offset += sum(map(len, blocks))
             count += rows
         helper.finish()
-        for chunk, at, low, high in placed:
-            if chunk not in helper.written:  # the helper stopped before writing it
-                _, blocks = _chunk_bytes(store, fast, since, until, event, low, high)
-                _pwrite(fd, blocks, at)
     finally:
-        helper.close()
+        helper.close()  # (ended, or stopped here: it writes nothing more)
+    for chunk, at, low, high in placed:
+        if chunk not in helper.written:  # the helper stopped before writing it
+            _, blocks = _chunk_bytes(store, fast, since, until, event, low, high)
+            _pwrite(fd, blocks, at)
     out.seek(0, os.SEEK_END)
     return count
 
