@@ -262,3 +262,18 @@ def test_verify_when_the_helper_fails(
     result = verify_store(store, SIGNER, workers=2)
     assert "(seq 46): event differs" in result.message()
     assert result.count == 45
+
+
+def test_without_a_helper_process(
+    log_60: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No Python to start (here: a missing executable): everything in this process."""
+    _parallel(monkeypatch)
+    url = _copy(log_60, tmp_path)
+    one = _export_file(url, tmp_path / "one.jsonl", 1, SIGNER)
+    monkeypatch.setattr(audit.sys, "executable", str(tmp_path / "no-python"))
+    assert _export_file(url, tmp_path / "two.jsonl", 2, SIGNER) == one
+    execute_sql(url, "UPDATE consent_receipts SET event = 'x' WHERE seq = 46")
+    result = verify_store(open_store(url, SIGNER), SIGNER, workers=2)
+    assert "(seq 46): event differs" in result.message()
+    assert result.count == 45

@@ -1120,16 +1120,26 @@ class _Helper:
         fd: int | None = None,
     ) -> None:
         chunks = [(low, high) for low, high, remote in plan if remote]
+        self.written: set[int] = set()  # export: chunks the helper wrote
+        self.done = False  # the helper finished all its chunks
+        self._results: queue.Queue[Any] = queue.Queue(maxsize=_AHEAD)
+        self._stop = threading.Event()
+        self._failed = True  # until it has started
+        self._thread: threading.Thread | None = None
         # This very package, wherever it was imported from.
         where = str(Path(__file__).resolve().parent.parent)
         code = f"import sys; sys.path.insert(0, {where!r}); import consent.audit as a; a._helper_main()"
-        self._process = subprocess.Popen(
-            [sys.executable, "-c", code],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            pass_fds=() if fd is None else (fd,),
-        )
+        try:
+            self._process: subprocess.Popen[bytes] | None = subprocess.Popen(
+                [sys.executable, "-c", code],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                pass_fds=() if fd is None else (fd,),
+            )
+        except OSError:  # no helper: every chunk is done here
+            self._process = None
+            return
         assert self._process.stdin is not None
         assert self._process.stdout is not None
         self._stdin, self._stdout = self._process.stdin, self._process.stdout
@@ -1137,17 +1147,10 @@ class _Helper:
         keys = list(signer._keys.values()) if signer is not None else None
         request: dict[str, Any] = {"task": task, "url": store.url, "keys": keys, "fd": fd}
         request.update(chunks=chunks, since=since, until=until, event=event)
-        self.written: set[int] = set()  # export: chunks the helper wrote
-        self.done = False  # the helper finished all its chunks
-        self._results: queue.Queue[Any] = queue.Queue(maxsize=_AHEAD)
-        self._stop = threading.Event()
-        self._failed = False
-        self._thread: threading.Thread | None = None
-        if self._send(json.dumps(request)):
+        if self._send(json.dumps(request)):  # else it died at once
+            self._failed = False
             self._thread = threading.Thread(target=self._read, args=(task,), daemon=True)
             self._thread.start()
-        else:  # it died at once: its chunks are done here
-            self._failed = True
 
     def _send(self, line: str) -> bool:
         try:
@@ -1206,6 +1209,8 @@ class _Helper:
 
     def finish(self) -> None:
         """Wait until the helper has finished (or failed)."""
+        if self._process is None:
+            return
         with contextlib.suppress(OSError):
             self._stdin.close()
         if self._thread is not None:
@@ -1213,6 +1218,8 @@ class _Helper:
 
     def close(self) -> None:
         self._stop.set()
+        if self._process is None:
+            return
         if self._process.poll() is None:
             self._process.kill()
         self._process.wait()
