@@ -1,17 +1,22 @@
 """Export and verification speed of the receipt log, and their peak memory, by log size.
 
     python benchmarks/audit.py [--quick] [--sizes 100000,1000000] [--keep DIR]
+                               [--rounds N] [--before SRC] [--workers N]
 
 For each size a SQLite receipt log is generated with the store's own schema and sealing code
 (each receipt a distinct, realistic receipt: canonical body, HMAC signature, chain hash, and
 the signed chain head at the end), then, each in a fresh subprocess:
 
-* ``export``: ``consent.audit.export`` to a JSON Lines file (what ``consent export`` does);
+* ``export``: ``consent.audit.export`` to a JSON Lines file (what ``consent export -o`` does);
 * ``verify store``: ``consent.audit.verify_store`` (what ``consent verify --store`` does);
 * ``verify file``: ``consent.audit.verify_file`` on that export (``consent verify --file``).
 
-Reports rows/s and the subprocess's peak RSS (``resource.getrusage``), which must not grow
-with the log: everything streams. Not a test: the numbers depend on the machine.
+Reports rows/s (min / median / max over ``--rounds``), rows per CPU second (the measured
+process and its helper process, if any, together) and the peak RSS of the measured process
+and of its helper (``resource.getrusage``), which must not grow with the log: everything
+streams. ``--before SRC`` runs the same tasks with the package found in SRC (an older
+``src/`` directory) too, interleaved round by round with this one. Not a test: the numbers
+depend on the machine.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import os
 import resource
 import sqlite3
 import subprocess
@@ -28,7 +34,7 @@ import time
 import uuid
 from pathlib import Path
 
-from _common import SECRET, load, machine, table
+from _common import SECRET, fmt3, load, machine, table
 
 from consent.receipts import (
     GENESIS_HASH,
@@ -141,40 +147,59 @@ def generate(path: Path, count: int) -> float:
 # ---------------------------------------------------------------------- measured subprocess
 
 
-def child(task: str, db: Path, export_path: Path) -> None:
+def child(task: str, db: Path, export_path: Path, workers: int | None) -> None:
     from consent.audit import export, verify_file, verify_store
     from consent.store import open_store
 
     signer = ReceiptSigner([SECRET])
     store = open_store(f"sqlite:///{db}", signer)
+    options = {} if workers is None else {"workers": workers}
     started, cpu = time.perf_counter(), time.process_time()
     if task == "export":
         # With the key, as `consent export` passes it when CONSENT_SECRET_KEY is set (older
-        # versions of export() took no key).
-        keyed = "signer" in inspect.signature(export).parameters
+        # versions of export() took no key, nor workers).
+        params = inspect.signature(export).parameters
+        if "signer" in params:
+            options["signer"] = signer
+        if "workers" not in params:
+            options.pop("workers", None)
         with open(export_path, "w", encoding="utf-8", newline="") as out:
-            rows = export(store, out, signer=signer) if keyed else export(store, out)
+            rows = export(store, out, **options)  # type: ignore[arg-type]
         ok = True
     elif task == "verify-store":
-        result = verify_store(store, signer)
+        if "workers" not in inspect.signature(verify_store).parameters:
+            options.pop("workers", None)
+        result = verify_store(store, signer, **options)  # type: ignore[arg-type]
         rows, ok = result.count, result.ok
     else:
         result = verify_file(export_path, signer)
         rows, ok = result.count, result.ok
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    helper = resource.getrusage(resource.RUSAGE_CHILDREN)
     print(
-        json.dumps({"rows": rows, "seconds": seconds, "cpu": cpu, "peak_kib": peak_kib, "ok": ok})
+        json.dumps(
+            {
+                "rows": rows,
+                "seconds": seconds,
+                "cpu": cpu + helper.ru_utime + helper.ru_stime,
+                "peak_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                "helper_peak_kib": helper.ru_maxrss,
+                "ok": ok,
+            }
+        )
     )
 
 
-def measure(task: str, db: Path, export_path: Path) -> dict[str, float]:
-    out = subprocess.run(
-        [sys.executable, __file__, "--child", task, str(db), str(export_path)],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+def measure(
+    task: str, db: Path, export_path: Path, src: str | None, workers: int | None
+) -> dict[str, float]:
+    env = dict(os.environ)
+    if src is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [src, env.get("PYTHONPATH")]))
+    command = [sys.executable, __file__, "--child", task, str(db), str(export_path)]
+    if workers is not None:
+        command += ["--workers", str(workers)]
+    out = subprocess.run(command, capture_output=True, text=True, check=True, env=env).stdout
     result: dict[str, float] = json.loads(out.strip().splitlines()[-1])
     return result
 
@@ -197,42 +222,70 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a few seconds, for smoke tests")
     parser.add_argument("--sizes", default="100000,1000000")
     parser.add_argument("--keep", help="directory for the generated logs (default: a temp dir)")
+    parser.add_argument("--rounds", type=int, default=1, help="measurements of each task")
+    parser.add_argument("--before", metavar="SRC", help="also measure the package in SRC")
+    parser.add_argument("--workers", type=int, help="processes for export/verify (default: auto)")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         task, db, export_path = args.child
-        child(task, Path(db), Path(export_path))
+        child(task, Path(db), Path(export_path), args.workers)
         return
     sizes = [int(s) for s in args.sizes.split(",")]
     if args.quick:
         sizes = [2000, 20000]
+    versions: list[tuple[str, str | None]] = [("after", None)]
+    if args.before:
+        versions.insert(0, ("before", str(Path(args.before).resolve())))
 
     print(f"machine: {machine()}; load average before: {load()}")
     print(f"imports alone: peak RSS {baseline_rss() / 1024:.0f} MiB")
+    tasks = ("export", "verify-store", "verify-file")
     rows = []
     with tempfile.TemporaryDirectory(dir=args.keep) as tmp:
         for size in sizes:
             db = Path(tmp) / f"log-{size}.db"
             export_path = Path(tmp) / f"log-{size}.jsonl"
             made = generate(db, size)
-            rows.append([f"{size:,}", "generate", f"{size / made:,.0f}", "-", "-", "-"])
-            for task in ("export", "verify-store", "verify-file"):
-                result = measure(task, db, export_path)
-                assert result["rows"] == size, (task, result)
-                assert result["ok"], (task, result)
-                rows.append(
-                    [
-                        f"{size:,}",
-                        task,
-                        f"{size / result['seconds']:,.0f}",
-                        f"{size / result['cpu']:,.0f}",
-                        f"{result['seconds']:.1f}",
-                        f"{result['peak_kib'] / 1024:.0f}",
-                    ]
-                )
+            rows.append([f"{size:,}", "generate", "", f"{size / made:,.0f}", "-", "-", "-", "-"])
+            results: dict[tuple[str, str], list[dict[str, float]]] = {}
+            for _ in range(args.rounds):
+                for name, src in versions:
+                    for task in tasks:
+                        result = measure(task, db, export_path, src, args.workers)
+                        assert result["rows"] == size, (task, result)
+                        assert result["ok"], (task, result)
+                        results.setdefault((task, name), []).append(result)
+                    export_path.unlink()
+            for task in tasks:
+                for name, _ in versions:
+                    runs = results[(task, name)]
+                    rows.append(
+                        [
+                            f"{size:,}",
+                            task,
+                            name,
+                            fmt3([size / r["seconds"] for r in runs], ",.0f"),
+                            f"{size / min(r['cpu'] for r in runs):,.0f}",
+                            f"{min(r['seconds'] for r in runs):.1f}",
+                            f"{max(r['peak_kib'] for r in runs) / 1024:.0f}",
+                            f"{max(r.get('helper_peak_kib', 0) for r in runs) / 1024:.0f}"
+                            if any(r.get("helper_peak_kib") for r in runs)
+                            else "-",
+                        ]
+                    )
             db.unlink()
-            export_path.unlink()
-    print(table(["receipts", "task", "rows/s", "rows/CPU-s", "seconds", "peak RSS MiB"], rows))
+    headers = [
+        "receipts",
+        "task",
+        "version",
+        "rows/s min / median / max",
+        "rows/CPU-s",
+        "best seconds",
+        "peak RSS MiB",
+        "helper peak RSS MiB",
+    ]
+    print(table(headers, rows))
     print(f"load average after: {load()}")
 
 

@@ -9,15 +9,22 @@ the signed purge checkpoint says it starts. It reports the first receipt at faul
 from __future__ import annotations
 
 import argparse
-import base64
+import binascii
+import codecs
+import contextlib
 import csv
+import hashlib
 import hmac
 import json
 import os
+import queue
 import re
+import stat
+import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from json.encoder import encode_basestring
@@ -39,7 +46,7 @@ from .receipts import (
     format_time,
 )
 from .store import ReceiptStore, StoreUnavailable, open_store
-from .store.base import ReceiptRow
+from .store.base import VALUES_BATCH, ReceiptRow, row_values
 
 __all__ = [
     "CSV_COLUMNS",
@@ -150,47 +157,150 @@ def _json_str(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+# base64 -> base64url (what itsdangerous writes)
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+
+Values = tuple[Any, ...]
+"""A row's values in :class:`ReceiptRow` field order, as the store returned them."""
+
+
+def _batches(
+    store: ReceiptStore,
+    since: int | None = None,
+    until: int | None = None,
+    event: str | None = None,
+    *,
+    max_seq: int | None = None,
+    min_seq: int | None = None,
+) -> tuple[Iterator[list[Values]], Callable[[Values], ReceiptRow]]:
+    """The store's rows in batches of value tuples, and how to turn one into a ReceiptRow."""
+    iter_values = getattr(store, "iter_values", None)
+    row_from = getattr(store, "row_from_values", None)
+    if iter_values is not None and row_from is not None:
+        if min_seq is None:
+            return iter_values(since, until, event, max_seq=max_seq), row_from
+        return iter_values(since, until, event, max_seq=max_seq, min_seq=min_seq), row_from
+
+    def batches() -> Iterator[list[Values]]:
+        batch: list[Values] = []
+        for row in store.iter_raw(since, until, event, max_seq=max_seq):
+            if min_seq is not None and row.seq < min_seq:
+                continue
+            batch.append(row_values(row))
+            if len(batch) == VALUES_BATCH:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    return batches(), lambda values: ReceiptRow(*values)
+
+
 class _Fast:
-    """Signature checks without re-deriving keys, and rows checked on the body text."""
+    """Signature checks without re-deriving keys, and rows checked on the body text.
+
+    The checks take a row's values as the store returned them (:data:`Values`): a value of an
+    unexpected type (a number or a blob where text belongs) makes them answer False, and the
+    caller then takes the full way with the :class:`ReceiptRow`.
+    """
 
     def __init__(self, signer: ReceiptSigner | None) -> None:
         # kid -> the HMAC key itsdangerous derives for receipt signatures (salt RECEIPT_SALT).
         self._keys: dict[str, bytes] = {}
+        # kid -> SHA-256 states after the HMAC inner and outer key pads (RFC 2104): a
+        # signature then costs two copies and the hashing, not a key setup per row.
+        self._pads: dict[str, tuple[Any, Any]] = {}
+        # Where each column was found in the last body (see _has).
+        self._at = [0, 0, 0, 0, 0]
         if signer is not None:
             for kid in signer.kids:
-                self._keys[kid] = signer._signer(kid, RECEIPT_SALT).derive_key()
+                key = signer._signer(kid, RECEIPT_SALT).derive_key()
+                self._keys[kid] = key
+                if len(key) > 64:  # longer than a SHA-256 block: HMAC hashes it first
+                    key = hashlib.sha256(key).digest()
+                key = key.ljust(64, b"\0")
+                self._pads[kid] = (
+                    hashlib.sha256(bytes(b ^ 0x36 for b in key)),
+                    hashlib.sha256(bytes(b ^ 0x5C for b in key)),
+                )
+
+    def _signed(self, body: Any, kid: Any, signature: Any) -> bool:
+        """True when ``signature`` is the receipt signature of ``body`` by key ``kid``."""
+        if type(kid) is not str or type(body) is not str or type(signature) is not str:
+            return False
+        pads = self._pads.get(kid)
+        if pads is None:
+            return False
+        try:
+            inner = pads[0].copy()
+            inner.update(body.encode("utf-8"))
+            outer = pads[1].copy()
+            outer.update(inner.digest())
+            mac = binascii.b2a_base64(outer.digest(), newline=False)
+            return hmac.compare_digest(
+                mac.translate(_URLSAFE).rstrip(b"="), signature.encode("ascii")
+            )
+        except UnicodeEncodeError:
+            return False
 
     def authentic(self, row: ReceiptRow) -> bool:
         """True when the row's body carries a valid receipt signature of a known key."""
-        key = self._keys.get(row.kid)
-        if key is None:
-            return False
-        try:
-            given = row.signature.encode("ascii")
-        except UnicodeEncodeError:
-            return False
-        mac = hmac.digest(key, row.body.encode("utf-8"), "sha256")
-        return hmac.compare_digest(base64.urlsafe_b64encode(mac).rstrip(b"="), given)
+        return self._signed(row.body, row.kid, row.signature)
 
-    def verified(self, row: ReceiptRow) -> bool:
+    def check(self, values: Values) -> bool:
         """Signature, chain hash and columns of a sealed row, checked without parsing.
 
         In a canonical body every top-level key occurs once, none of them occurs inside the
         nested objects, and a quote inside a string is escaped, so ``"event":"given"`` occurs
         in the text exactly when the body's event is ``given``. False means: take the full way.
         """
-        if not self.authentic(row):
+        _, receipt_id, subject_id, ts, event, body, kid, signature, prev_hash, hash_ = values
+        if not self._signed(body, kid, signature):
             return False
-        if chain_hash(row.prev_hash, row.body, row.kid, row.signature) != row.hash:
+        if type(prev_hash) is not str or type(hash_) is not str:
             return False
-        body = row.body
-        ts = row.timestamp
+        try:
+            data = f"{prev_hash}\n{body}\n{kid}\n{signature}".encode()
+        except UnicodeEncodeError:
+            return False
+        if hashlib.sha256(data).hexdigest() != hash_:
+            return False
+        if type(receipt_id) is not str or type(subject_id) is not str or type(event) is not str:
+            return False
+        if type(ts) is not int:
+            return False
+        # Usually written between quotes as they are (nothing to escape).
+        if not _plain(receipt_id + subject_id + event):
+            receipt_id, subject_id, event = (
+                _json_str(receipt_id)[1:-1],
+                _json_str(subject_id)[1:-1],
+                _json_str(event)[1:-1],
+            )
         return (
-            f'"receipt_id":{_json_str(row.receipt_id)}' in body
-            and f'"event":{_json_str(row.event)}' in body
-            and f'"subject_id":{_json_str(row.subject_id)}' in body
-            and (f'"timestamp":{ts},' in body or f'"timestamp":{ts}}}' in body)
+            self._has(body, f'"receipt_id":"{receipt_id}"', 0)
+            and self._has(body, f'"event":"{event}"', 1)
+            and self._has(body, f'"subject_id":"{subject_id}"', 2)
+            and (
+                self._has(body, f'"timestamp":{ts},', 3)
+                or self._has(body, f'"timestamp":{ts}}}', 4)
+            )
         )
+
+    def _has(self, body: str, needle: str, which: int) -> bool:
+        """``needle in body``, looking first where it was in the previous body (sealed
+        bodies share their layout, so it is usually there)."""
+        at = self._at[which]
+        if body.startswith(needle, at):
+            return True
+        at = body.find(needle)
+        if at < 0:
+            return False
+        self._at[which] = at
+        return True
+
+    def verified(self, row: ReceiptRow) -> bool:
+        """:meth:`check` for a :class:`ReceiptRow`."""
+        return self.check(row_values(row))
 
     def fields(self, row: ReceiptRow) -> dict[str, Any] | None:
         """The receipt fields of a row whose body is a canonical receipt object, else None.
@@ -227,6 +337,23 @@ class _Fast:
         if not self.authentic(row) and (self._keys or self.fields(row) is None):
             return None
         return self.text(row)
+
+    def signed_line(self, values: Values) -> str | None:
+        """:meth:`line` of an authentic row of the usual types, straight from its values;
+        None for anything else (then :meth:`line` decides)."""
+        seq, _, _, _, _, body, kid, signature, prev_hash, hash_ = values
+        if not self._signed(body, kid, signature) or type(seq) is not int:
+            return None
+        # kid is a known key id and signature is base64url: both plain. The hashes were not
+        # checked: write them as they are only when they are (ASCII letters and digits).
+        if type(prev_hash) is not str or type(hash_) is not str:
+            return None
+        if not (prev_hash + hash_).encode("utf-8", "replace").isalnum():
+            return None
+        return (
+            f'{body[:-1]},"seq":{seq},"kid":"{kid}","signature":"{signature}",'
+            f'"prev_hash":"{prev_hash}","hash":"{hash_}","body":{encode_basestring(body)}}}\n'
+        )
 
     @staticmethod
     def text(row: ReceiptRow) -> str:
@@ -304,6 +431,7 @@ def export(
     event: str | None = None,
     *,
     signer: ReceiptSigner | None = None,
+    workers: int | None = None,
 ) -> int:
     """Write the log to ``out``, oldest first, streaming; returns the number of receipts.
 
@@ -312,6 +440,9 @@ def export(
     exclusive. A complete JSON Lines export (no filter) ends with one ``{"chain_head": ...}``
     line holding the signed head and purge checkpoint, which lets ``verify --file`` prove
     that nothing is missing.
+
+    ``workers``: how many processes may share the work on a large log (None: one per CPU,
+    at most two; the output is the same).
     """
     if fmt not in ("jsonl", "csv"):
         raise ValueError(f"unknown export format {fmt!r}: use jsonl or csv")
@@ -321,9 +452,9 @@ def export(
     complete = start is None and end is None and event is None
     state = store.chain_state()
     max_seq = state.head.seq if state.head is not None else None
-    rows = store.iter_raw(start, end, event, max_seq=max_seq)
     count = 0
     if fmt == "csv":
+        rows = store.iter_raw(start, end, event, max_seq=max_seq)
         writer = csv.writer(out)
         writer.writerow(CSV_COLUMNS)
         for row in rows:
@@ -342,16 +473,17 @@ def export(
         return count
     fast = _Fast(signer)
     write = out.write
-    for row in rows:
-        line = fast.line(row)
-        if line is None:
-            try:
-                data = row.to_stored().to_dict()
-            except ValueError:
-                data = _raw_fields(row)
-            line = json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n"
-        write(line)
-        count += 1
+    plan = _plan(store, state, workers, every=2, tail=False)
+    counted = None
+    if plan is not None:
+        # This process writes its chunks and places the helper's: every other one.
+        counted = _export_parallel(store, out, fast, signer, plan, start, end, event)
+    if counted is not None:
+        count = counted
+    else:
+        for n, block in _export_blocks(store, fast, start, end, event, None, max_seq):
+            write(block)
+            count += n
     if complete and (state.head is not None or state.checkpoint is not None):
         trailer = {
             "chain_head": state.head.to_dict() if state.head else None,
@@ -359,6 +491,47 @@ def export(
         }
         out.write(json.dumps(trailer, separators=(",", ":")) + "\n")
     return count
+
+
+# Lines per block written: fewer calls than one per line, and blocks small enough (under
+# 128 KiB) for malloc to reuse instead of mapping fresh pages for each.
+_WRITE_ROWS = 32
+
+
+def _export_blocks(
+    store: ReceiptStore,
+    fast: _Fast,
+    since: int | None,
+    until: int | None,
+    event: str | None,
+    min_seq: int | None,
+    max_seq: int | None,
+) -> Iterator[tuple[int, str]]:
+    """The export lines of the rows from ``min_seq`` to ``max_seq`` (both inclusive, None:
+    no limit), streamed in blocks of text: ``(number of lines, text)``."""
+    signed_line = fast.signed_line
+    batches, row_from = _batches(store, since, until, event, max_seq=max_seq, min_seq=min_seq)
+    for batch in batches:
+        lines = list(map(signed_line, batch))
+        if None in lines:
+            for index, line in enumerate(lines):
+                if line is None:
+                    lines[index] = _line(row_from(batch[index]), fast)
+        for i in range(0, len(lines), _WRITE_ROWS):
+            block = lines[i : i + _WRITE_ROWS]
+            yield len(block), "".join(block)  # type: ignore[arg-type]
+
+
+def _line(row: ReceiptRow, fast: _Fast) -> str:
+    """The JSON Lines export of any row (with its line feed)."""
+    line = fast.line(row)
+    if line is None:
+        try:
+            data = row.to_stored().to_dict()
+        except ValueError:
+            data = _raw_fields(row)
+        line = json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n"
+    return line
 
 
 # --------------------------------------------------------------------------- verify
@@ -490,6 +663,76 @@ class _Chain:
         self.count += 1
         return stored
 
+    def add_batch(
+        self,
+        batch: list[Values],
+        row_from: Callable[[Values], ReceiptRow],
+        head: ChainHead | None,
+    ) -> None:
+        """:meth:`add` (strict) for each row of a store, after checking it does not follow
+        the signed ``head``.
+
+        A row that passes :meth:`_Fast.check` and directly follows the previous one (next seq,
+        linked hash) is counted without more ado; any other row takes the full way, which
+        finds whatever is wrong with it.
+        """
+        check = self.fast.check
+        head_seq = head.seq if head is not None else None
+        previous = (self.last[0], self.last[1]) if self.last else self.start
+        last = None
+        count = 0
+        for values in batch:
+            if (
+                previous is not None
+                and values[0] == previous[0] + 1
+                and values[8] == previous[1]
+                and (head_seq is None or values[0] <= head_seq)
+                and type(values[0]) is int
+                and check(values)
+            ):
+                previous = (values[0], values[9])
+                last = values
+                count += 1
+                if self.first_row is None:
+                    self.first_row = row_from(values)
+                continue
+            # The full way, from where the quick one got to.
+            if last is not None:
+                self.last = (last[0], last[9], last[1])
+                self.count += count
+                last, count = None, 0
+            row = row_from(values)
+            if head is not None and row.seq > head.seq:
+                raise _Broken(
+                    f"receipt after the signed chain head (seq {head.seq})",
+                    row.seq,
+                    row.receipt_id,
+                )
+            self.add(row, strict=True)
+            previous = (self.last[0], self.last[1]) if self.last else self.start
+        if last is not None:
+            self.last = (last[0], last[9], last[1])
+            self.count += count
+
+    def join(self, summary: _Summary | None, store: ReceiptStore) -> bool:
+        """Take the helper's summary of a chunk whose rows all passed :meth:`_Fast.check`
+        and link one to the next (:func:`_check_chunk`); False when there is none or the
+        chunk does not follow on from the rows so far (then check the chunk again here)."""
+        if summary is None:
+            return False
+        count, first, last_seq, last_hash, last_id = summary
+        if first is None:
+            return True  # no rows in that range
+        first = tuple(first)  # (a list, through JSON)
+        previous = (self.last[0], self.last[1]) if self.last else self.start
+        if previous is None or first[0] != previous[0] + 1 or first[8] != previous[1]:
+            return False
+        if self.first_row is None:
+            self.first_row = _batches(store)[1](first)
+        self.last = (last_seq, last_hash, last_id)
+        self.count += count
+        return True
+
     def end(self) -> tuple[int, str]:
         if self.last is not None:
             return self.last[0], self.last[1]
@@ -532,22 +775,41 @@ def _result(exc: _Broken, count: int) -> VerifyResult:
     )
 
 
-def verify_store(store: ReceiptStore, signer: ReceiptSigner) -> VerifyResult:
-    """Verify the whole log held by ``store`` (raises StoreUnavailable when unreachable)."""
+def verify_store(
+    store: ReceiptStore, signer: ReceiptSigner, *, workers: int | None = None
+) -> VerifyResult:
+    """Verify the whole log held by ``store`` (raises StoreUnavailable when unreachable).
+
+    ``workers``: how many processes may share the work on a large log (None: one per CPU,
+    at most two; the result is the same).
+    """
     state = store.chain_state()
     chain = _Chain(signer, state.start())
     try:
         if state.checkpoint is not None and not state.checkpoint.verify(signer):
             raise _Broken("the purge checkpoint signature does not verify (checkpoint edited)")
         head = state.head
-        for row in store.iter_raw():
-            if head is not None and row.seq > head.seq:
-                raise _Broken(
-                    f"receipt after the signed chain head (seq {head.seq})",
-                    row.seq,
-                    row.receipt_id,
-                )
-            chain.add(row, strict=True)
+        plan = _plan(store, state, workers, every=2, tail=True)
+        if plan is None:
+            batches, row_from = _batches(store)
+            for batch in batches:
+                chain.add_batch(batch, row_from, head)
+        else:
+            # Two processes: the helper checks its chunks (its share of seq ranges) the quick
+            # way; this one checks the others, then takes each of the helper's in order,
+            # where it links to the one before. A chunk the helper could not prove, or that
+            # does not link, is checked here again, the usual way: the first finding and its
+            # message are the same as in one process.
+            helper = _Helper(store, signer, "verify", plan)
+            try:
+                for low, high, remote in plan:
+                    if remote and chain.join(helper.next(), store):
+                        continue
+                    batches, row_from = _batches(store, max_seq=high, min_seq=low)
+                    for batch in batches:
+                        chain.add_batch(batch, row_from, head)
+            finally:
+                helper.close()
         _check_head(head, chain, signer)
     except _Broken as exc:
         return _result(exc, chain.count)
@@ -700,6 +962,348 @@ def verify_file(path: str | Path, signer: ReceiptSigner) -> VerifyResult:
         if first in ("{", "\n", ""):
             return _verify_jsonl(lines, signer)
         return _verify_csv(lines, signer)
+
+
+# --------------------------------------------------------------------------- two processes
+#
+# On a large log, export and verify start a helper process (``python -c``: nothing is
+# inherited but what it is sent) and give it some chunks of seq ranges. It opens the store
+# from its URL and works through its chunks in order while this process does the others.
+# Anything unexpected in the helper (an error, a crash) leaves its chunks to this process:
+# the outcome never depends on it.
+#
+# verify: the helper checks its chunks the quick way and sends a summary of each (one JSON
+# line); this process checks the others, then takes each of the helper's in order where it
+# links on. export: the helper reports the size of each of its chunks, this process answers
+# with the file offset to write it at (it knows where every earlier chunk ends), and the
+# helper writes it there itself (os.pwrite on the same file), so no export data goes
+# through a pipe.
+
+_PARALLEL_MIN_ROWS = 200_000  # below this, starting a process costs more than it saves
+_CHUNK_ROWS = 4096  # seqs per chunk (about 12 MB of export)
+_AHEAD = 4  # chunk results the helper may send before this process takes them
+
+# (min_seq, max_seq, done by the helper); None: no limit on that side.
+_Plan = list[tuple[int | None, int | None, bool]]
+# A chunk checked by the helper: (rows, first row's values, last seq, last hash, last id).
+_Summary = tuple[int, "Values | None", int, str, str]
+
+
+def _plan(
+    store: ReceiptStore, state: Any, workers: int | None, *, every: int, tail: bool
+) -> _Plan | None:
+    """The chunks of seq ranges (the helper takes all but one of every ``every``), or None
+    to do everything in this process. The first chunk has no lower limit (rows before the
+    start of the log are read too) and, with ``tail``, a last one takes whatever follows
+    the head."""
+    if workers is None:
+        workers = min(os.cpu_count() or 1, 2)
+    head = state.head
+    if workers < 2 or head is None or not getattr(store, "shared_reads", False):
+        return None
+    low = state.start()[0] + 1
+    if head.seq - low + 1 < _PARALLEL_MIN_ROWS:
+        return None
+    plan: _Plan = [(None, low + _CHUNK_ROWS - 1, False)]
+    first = low + _CHUNK_ROWS
+    while first <= head.seq:
+        last = min(first + _CHUNK_ROWS - 1, head.seq)
+        plan.append((first, last, len(plan) % every != 0))
+        first = last + 1
+    if tail:
+        plan.append((head.seq + 1, None, False))
+    return plan
+
+
+def _check_chunk(store: ReceiptStore, fast: _Fast, low: int, high: int) -> _Summary | None:
+    """The helper's check of one chunk: its summary when every row passes
+    :meth:`_Fast.check` and links to the one before it, else None."""
+    batches, _ = _batches(store, max_seq=high, min_seq=low)
+    check = fast.check
+    first: Values | None = None
+    last_seq, last_hash, last_id = 0, "", ""
+    count = 0
+    for batch in batches:
+        for values in batch:
+            seq = values[0]
+            if type(seq) is not int or not check(values):
+                return None
+            if first is None:
+                first = values
+            elif seq != last_seq + 1 or values[8] != last_hash:
+                return None
+            last_seq, last_hash, last_id = seq, values[9], values[1]
+            count += 1
+    return count, first, last_seq, last_hash, last_id
+
+
+def _chunk_bytes(
+    store: ReceiptStore,
+    fast: _Fast,
+    since: int | None,
+    until: int | None,
+    event: str | None,
+    low: int | None,
+    high: int | None,
+) -> tuple[int, list[bytes]]:
+    """The export of one chunk: its number of lines and its blocks of UTF-8 text."""
+    count, blocks = 0, []
+    for n, block in _export_blocks(store, fast, since, until, event, low, high):
+        count += n
+        blocks.append(block.encode("utf-8"))
+    return count, blocks
+
+
+def _pwrite(fd: int, blocks: list[bytes], offset: int) -> None:
+    for block in blocks:
+        view = memoryview(block)
+        while view:
+            written = os.pwrite(fd, view, offset)
+            view = view[written:]
+            offset += written
+
+
+def _helper_main() -> None:
+    """The helper process: reads its task as one JSON line on stdin, then works through its
+    chunks, reporting on stdout (one line each, see the section comment); ``E <message>``
+    ends it after an error."""
+    out = sys.stdout.buffer
+    stdin = sys.stdin.buffer
+
+    def say(line: str) -> None:
+        out.write(line.encode() + b"\n")
+        out.flush()
+
+    try:
+        task = json.loads(stdin.readline())
+        keys = task["keys"]
+        signer = ReceiptSigner(keys) if keys else None
+        store = open_store(task["url"], signer)
+        fast = _Fast(signer)
+        if task["task"] == "verify":
+            for low, high in task["chunks"]:
+                say(json.dumps(_check_chunk(store, fast, low, high)))
+            return
+        fd = task["fd"]
+        since, until, event = task["since"], task["until"], task["event"]
+        pending: tuple[int, list[bytes]] | None = None
+        # One chunk ahead: the next one is made while this process places the last.
+        for index, (low, high) in enumerate([*task["chunks"], (None, None)]):
+            if low is not None:
+                count, blocks = _chunk_bytes(store, fast, since, until, event, low, high)
+                say(f"S {count} {sum(map(len, blocks))}")
+            if pending is not None:
+                offset = stdin.readline()
+                if not offset:
+                    return  # this process stopped
+                _pwrite(fd, pending[1], int(offset))
+                say(f"W {pending[0]}")
+            pending = (index, blocks) if low is not None else None
+        say("D")
+    except Exception as exc:
+        with contextlib.suppress(Exception):  # else the other side is gone
+            say(f"E {type(exc).__name__}: {exc}")
+
+
+class _Helper:
+    """The helper process, and a thread reading what it reports into a short queue."""
+
+    def __init__(
+        self,
+        store: ReceiptStore,
+        signer: ReceiptSigner | None,
+        task: str,
+        plan: _Plan,
+        since: int | None = None,
+        until: int | None = None,
+        event: str | None = None,
+        fd: int | None = None,
+    ) -> None:
+        chunks = [(low, high) for low, high, remote in plan if remote]
+        self.written: set[int] = set()  # export: chunks the helper wrote
+        self.done = False  # the helper finished all its chunks
+        self._results: queue.Queue[Any] = queue.Queue(maxsize=_AHEAD)
+        self._stop = threading.Event()
+        self._failed = True  # until it has started
+        self._thread: threading.Thread | None = None
+        # This very package, wherever it was imported from.
+        where = str(Path(__file__).resolve().parent.parent)
+        code = f"import sys; sys.path.insert(0, {where!r}); import consent.audit as a; a._helper_main()"
+        try:
+            self._process: subprocess.Popen[bytes] | None = subprocess.Popen(
+                [sys.executable, "-c", code],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                pass_fds=() if fd is None else (fd,),
+            )
+        except OSError:  # no helper: every chunk is done here
+            self._process = None
+            return
+        assert self._process.stdin is not None
+        assert self._process.stdout is not None
+        self._stdin, self._stdout = self._process.stdin, self._process.stdout
+        # The keys go through the pipe: not on a command line, not in the environment.
+        keys = list(signer._keys.values()) if signer is not None else None
+        request: dict[str, Any] = {"task": task, "url": store.url, "keys": keys, "fd": fd}
+        request.update(chunks=chunks, since=since, until=until, event=event)
+        if self._send(json.dumps(request)):  # else it died at once
+            self._failed = False
+            self._thread = threading.Thread(target=self._read, args=(task,), daemon=True)
+            self._thread.start()
+
+    def _send(self, line: str) -> bool:
+        try:
+            self._stdin.write(line.encode() + b"\n")
+            self._stdin.flush()
+        except OSError:
+            return False
+        return True
+
+    def _read(self, task: str) -> None:
+        try:
+            for line in self._stdout:
+                if task == "verify":
+                    if not self._put(json.loads(line)):
+                        return
+                    continue
+                kind, _, rest = line.decode().rstrip("\n").partition(" ")
+                if kind == "S":
+                    rows, size = map(int, rest.split())
+                    if not self._put((rows, size)):
+                        return
+                elif kind == "W":
+                    self.written.add(int(rest))
+                elif kind == "D":
+                    self.done = True
+                    return
+                else:
+                    break  # an error
+        except (OSError, ValueError):
+            pass
+        self._put(_FAILED)
+
+    def _put(self, item: Any) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._results.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def next(self) -> Any:
+        """What the helper reports for its next chunk, or None: then do that chunk here
+        (and, after a failure, every later one)."""
+        if self._failed:
+            return None
+        item = self._results.get()
+        if item is _FAILED:
+            self._failed = True
+            return None
+        return item
+
+    def place(self, offset: int) -> None:
+        """export: where the helper is to write the chunk it reported last."""
+        self._send(str(offset))
+
+    def finish(self) -> None:
+        """Wait until the helper has finished (or failed)."""
+        if self._process is None:
+            return
+        with contextlib.suppress(OSError):
+            self._stdin.close()
+        if self._thread is not None:
+            self._thread.join()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._process is None:
+            return
+        if self._process.poll() is None:
+            self._process.kill()
+        self._process.wait()
+        if self._thread is not None:
+            self._thread.join()
+        with contextlib.suppress(OSError):
+            self._stdin.close()
+        self._stdout.close()
+
+
+_FAILED = object()
+
+
+def _file_target(out: TextIO) -> tuple[int, int] | None:
+    """``(fd, offset)`` when ``out`` is a UTF-8 text file that ends where it would be
+    written next (so the export can be written at offsets, by two processes), else None."""
+    if os.name != "posix":  # (no line-end translation; the fd can be passed to the helper)
+        return None
+    import fcntl
+
+    try:
+        if codecs.lookup(out.encoding).name != "utf-8" or not out.seekable():
+            return None
+        fd = out.fileno()
+        out.flush()
+        info = os.fstat(fd)
+        offset = out.tell()
+        appending = fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_APPEND
+    except (AttributeError, OSError, LookupError, TypeError, ValueError):
+        return None
+    if appending:  # pwrite would append, whatever the offset
+        return None
+    if not stat.S_ISREG(info.st_mode) or info.st_size != offset:
+        return None
+    return fd, offset
+
+
+def _export_parallel(
+    store: ReceiptStore,
+    out: TextIO,
+    fast: _Fast,
+    signer: ReceiptSigner | None,
+    plan: _Plan,
+    since: int | None,
+    until: int | None,
+    event: str | None,
+) -> int | None:
+    """Export with a helper, writing at file offsets; None when ``out`` is not a file."""
+    target = _file_target(out)
+    if target is None:
+        return None
+    fd, offset = target
+    count = 0
+    placed: list[tuple[int, int, int, int]] = []  # helper's chunk, offset, low, high
+    helper = _Helper(store, signer, "export", plan, since, until, event, fd)
+    try:
+        index = 0
+        for low, high, remote in plan:
+            if remote:
+                item = helper.next()
+                if item is not None:
+                    rows, size = item
+                    assert low is not None
+                    assert high is not None
+                    helper.place(offset)
+                    placed.append((index, offset, low, high))
+                    index += 1
+                    offset += size
+                    count += rows
+                    continue
+                index += 1
+            rows, blocks = _chunk_bytes(store, fast, since, until, event, low, high)
+            _pwrite(fd, blocks, offset)
+            offset += sum(map(len, blocks))
+            count += rows
+        helper.finish()
+    finally:
+        helper.close()  # (ended, or stopped here: it writes nothing more)
+    for chunk, at, low, high in placed:
+        if chunk not in helper.written:  # the helper stopped before writing it
+            _, blocks = _chunk_bytes(store, fast, since, until, event, low, high)
+            _pwrite(fd, blocks, at)
+    out.seek(0, os.SEEK_END)
+    return count
 
 
 def purge(store: ReceiptStore, before: int | str) -> int:

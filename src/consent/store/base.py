@@ -262,6 +262,9 @@ class StoreBase:
     """Shared plumbing: the URL, the signer, and ``iter_rows`` on top of ``iter_raw``."""
 
     url: str
+    # True when another process can open the same log from ``url`` and read it with
+    # ``iter_values`` (export and verification may then split the work).
+    shared_reads = False
 
     def __init__(self, url: str, signer: ReceiptSigner | None) -> None:
         self.url = url
@@ -297,6 +300,58 @@ class StoreBase:
     ) -> Iterator[StoredReceipt]:
         for row in self.iter_raw(since, until, event, max_seq=max_seq):
             yield row.to_stored()
+
+    def iter_values(
+        self,
+        since: int | None = None,
+        until: int | None = None,
+        event: str | None = None,
+        *,
+        max_seq: int | None = None,
+        min_seq: int | None = None,
+    ) -> Iterator[list[tuple[Any, ...]]]:
+        """:meth:`iter_raw` in batches of plain tuples, for export and verification; with
+        ``min_seq``, only rows from that seq on.
+
+        Each tuple holds a row's values in :class:`ReceiptRow` field order, as the database
+        returned them; :meth:`row_from_values` turns one into the :class:`ReceiptRow` that
+        :meth:`iter_raw` yields for it. Stores override this to skip building row objects.
+        """
+        batch: list[tuple[Any, ...]] = []
+        for row in self.iter_raw(since, until, event, max_seq=max_seq):
+            if min_seq is not None and row.seq < min_seq:
+                continue
+            batch.append(row_values(row))
+            if len(batch) == VALUES_BATCH:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    @staticmethod
+    def row_from_values(values: tuple[Any, ...]) -> ReceiptRow:
+        """The :class:`ReceiptRow` of a tuple yielded by :meth:`iter_values`."""
+        return ReceiptRow(*values)
+
+
+VALUES_BATCH = 1000
+"""Rows per batch of :meth:`StoreBase.iter_values` (a few MB at most)."""
+
+
+def row_values(row: ReceiptRow) -> tuple[Any, ...]:
+    """A row's values in field order (what :meth:`StoreBase.iter_values` yields)."""
+    return (
+        row.seq,
+        row.receipt_id,
+        row.subject_id,
+        row.timestamp,
+        row.event,
+        row.body,
+        row.kid,
+        row.signature,
+        row.prev_hash,
+        row.hash,
+    )
 
 
 def range_filter(

@@ -32,6 +32,7 @@ except ImportError:  # pragma: no cover - not on Windows
 
 from ..receipts import Checkpoint, Receipt, ReceiptSigner, StoredReceipt
 from .base import (
+    VALUES_BATCH,
     ChainState,
     ReceiptRow,
     StoreBase,
@@ -225,6 +226,8 @@ def _write(
 
 class SQLiteStore(StoreBase):
     """Receipts in one SQLite file."""
+
+    shared_reads = True
 
     def __init__(self, url: str, signer: ReceiptSigner | None, *, timeout: float = 5.0) -> None:
         super().__init__(url, signer)
@@ -493,6 +496,29 @@ class SQLiteStore(StoreBase):
             )
             while batch := cursor.fetchmany(500):
                 yield from map(_row, batch)
+
+    def iter_values(
+        self,
+        since: int | None = None,
+        until: int | None = None,
+        event: str | None = None,
+        *,
+        max_seq: int | None = None,
+        min_seq: int | None = None,
+    ) -> Iterator[list[tuple[Any, ...]]]:
+        """The rows as sqlite3 returns them, in batches (see ``StoreBase.iter_values``)."""
+        where, params = range_filter("?", since, until, event, max_seq)
+        if min_seq is not None:
+            where = f"{where} AND seq >= ?" if where else " WHERE seq >= ?"
+            params.append(min_seq)
+        with self._sync_conn() as conn:
+            cursor = conn.execute(
+                f"SELECT {_COLUMNS} FROM consent_receipts{where} ORDER BY seq", params
+            )
+            while batch := cursor.fetchmany(VALUES_BATCH):
+                yield batch
+
+    row_from_values = staticmethod(_row)
 
     def chain_state(self) -> ChainState:
         with self._sync_conn() as conn:
