@@ -277,3 +277,44 @@ def test_without_a_helper_process(
     result = verify_store(open_store(url, SIGNER), SIGNER, workers=2)
     assert "(seq 46): event differs" in result.message()
     assert result.count == 45
+
+
+def test_a_purge_during_a_two_process_export_starts_it_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _parallel(monkeypatch)
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    base = 1_700_000_000
+
+    async def fill() -> None:
+        store = open_store(url, SIGNER)
+        try:
+            for i in range(60):
+                await store.append(make_receipt(subject_id=f"s-{i}", timestamp=base + i))
+        finally:
+            await store.close()
+
+    anyio.run(fill)
+    two_process = audit._export_parallel
+    runs: list[int] = []
+
+    def purged_meanwhile(*args: Any, **kwargs: Any) -> int:
+        count = two_process(*args, **kwargs)
+        runs.append(count)
+        assert open_store(url, SIGNER).purge(base + 10) == 10  # the operator's purge
+        return count
+
+    monkeypatch.setattr(audit, "_export_parallel", purged_meanwhile)
+    path = tmp_path / "export.jsonl"
+    with open(path, "w", encoding="utf-8", newline="") as out:
+        out.write("")
+        assert export(open_store(url, SIGNER), out, signer=SIGNER, workers=2) == 50
+    assert runs == [60]  # the two-process export ran once and was then redone
+    monkeypatch.setattr(audit, "_export_parallel", two_process)
+    again = tmp_path / "again.jsonl"
+    with open(again, "w", encoding="utf-8", newline="") as out:
+        assert export(open_store(url, SIGNER), out, signer=SIGNER, workers=1) == 50
+    assert path.read_bytes() == again.read_bytes()
+    result = audit.verify_file(path, SIGNER)
+    assert result.ok, result.message
+    assert result.count == 50

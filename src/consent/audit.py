@@ -477,7 +477,15 @@ def export(
     counted = None
     if plan is not None:
         # This process writes its chunks and places the helper's: every other one.
-        counted = _export_parallel(store, out, fast, signer, plan, start, end, event)
+        target = _file_target(out)
+        if target is not None:
+            counted = _export_parallel(store, out, fast, signer, plan, start, end, event, target)
+            if store.chain_state().checkpoint != state.checkpoint:
+                # A purge ran meanwhile, so the two processes may have read different logs:
+                # start again from the same place, in one process.
+                os.ftruncate(target[0], target[1])
+                out.seek(target[1])
+                return export(store, out, fmt, since, until, event, signer=signer, workers=1)
     if counted is not None:
         count = counted
     else:
@@ -785,6 +793,7 @@ def verify_store(
     """
     state = store.chain_state()
     chain = _Chain(signer, state.start())
+    plan: _Plan | None = None
     try:
         if state.checkpoint is not None and not state.checkpoint.verify(signer):
             raise _Broken("the purge checkpoint signature does not verify (checkpoint edited)")
@@ -812,6 +821,9 @@ def verify_store(
                 helper.close()
         _check_head(head, chain, signer)
     except _Broken as exc:
+        if plan is not None and store.chain_state().checkpoint != state.checkpoint:
+            # A purge ran meanwhile; the two processes may have read different logs.
+            return verify_store(store, signer, workers=1)
         return _result(exc, chain.count)
     return VerifyResult(ok=True, count=chain.count, reason="", head=state.head)
 
@@ -1266,11 +1278,9 @@ def _export_parallel(
     since: int | None,
     until: int | None,
     event: str | None,
-) -> int | None:
-    """Export with a helper, writing at file offsets; None when ``out`` is not a file."""
-    target = _file_target(out)
-    if target is None:
-        return None
+    target: tuple[int, int],
+) -> int:
+    """Export with a helper, writing at offsets of the file ``target`` (fd, where to start)."""
     fd, offset = target
     count = 0
     placed: list[tuple[int, int, int, int]] = []  # helper's chunk, offset, low, high
