@@ -211,6 +211,8 @@ class Injection:
         self._notice = f"<p>{escape(notice)}</p>" if notice else ""
         self._head_start: dict[frozenset[str], bytes] = {}
         self._head_end: dict[str, bytes] = {}
+        # The <noscript> form per page address (and state: GPC changes it), for first visits.
+        self._forms: dict[tuple[str, str, bytes, ConsentState], bytes] = {}
         #: Rewritten pages (see :class:`consent.html.DocumentCache`).
         self.documents = DocumentCache()
 
@@ -246,14 +248,21 @@ class Injection:
             return b""
         path = scope.get("path", "/")
         query = scope.get("query_string", b"")
+        root = scope.get("root_path", "")
+        key = (root, path, query, state)
+        cached = self._forms.get(key)
+        if cached is not None:
+            return cached
         next_url = path + ("?" + query.decode("latin-1") if query else "")
-        form = consent_form(
-            self.policy, scope.get("root_path", "") + self.prefix, state, next_url=next_url
-        )
-        return (
+        form = consent_form(self.policy, root + self.prefix, state, next_url=next_url)
+        cached = (
             '<noscript><div class="consent-noscript" role="region" aria-label="Cookie consent">'
             f"{self._notice}{form}</div></noscript>"
         ).encode()
+        if len(self._forms) >= 1024:
+            self._forms.clear()
+        self._forms[key] = cached
+        return cached
 
     def document(
         self, scope: Scope, message: Message, state: ConsentState, nonce: str = ""
