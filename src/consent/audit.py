@@ -46,7 +46,7 @@ from .receipts import (
     format_time,
 )
 from .store import ReceiptStore, StoreUnavailable, open_store
-from .store.base import VALUES_BATCH, ReceiptRow, row_values
+from .store.base import ReceiptRow, row_values, values_in_batches
 
 __all__ = [
     "CSV_COLUMNS",
@@ -181,19 +181,8 @@ def _batches(
             return iter_values(since, until, event, max_seq=max_seq), row_from
         return iter_values(since, until, event, max_seq=max_seq, min_seq=min_seq), row_from
 
-    def batches() -> Iterator[list[Values]]:
-        batch: list[Values] = []
-        for row in store.iter_raw(since, until, event, max_seq=max_seq):
-            if min_seq is not None and row.seq < min_seq:
-                continue
-            batch.append(row_values(row))
-            if len(batch) == VALUES_BATCH:
-                yield batch
-                batch = []
-        if batch:
-            yield batch
-
-    return batches(), lambda values: ReceiptRow(*values)
+    rows = store.iter_raw(since, until, event, max_seq=max_seq)
+    return values_in_batches(rows, min_seq), lambda values: ReceiptRow(*values)
 
 
 class _Fast:

@@ -912,10 +912,6 @@ class DocumentCache:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def get(self, key: DocumentKey) -> tuple[bytes, bool, bytes] | None:
-        """``(rewritten body, whether it differs from the original, its length as bytes)``."""
-        return self._entries.get(key)
-
     def rewrite(
         self,
         body: bytes,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -317,16 +317,7 @@ class StoreBase:
         returned them; :meth:`row_from_values` turns one into the :class:`ReceiptRow` that
         :meth:`iter_raw` yields for it. Stores override this to skip building row objects.
         """
-        batch: list[tuple[Any, ...]] = []
-        for row in self.iter_raw(since, until, event, max_seq=max_seq):
-            if min_seq is not None and row.seq < min_seq:
-                continue
-            batch.append(row_values(row))
-            if len(batch) == VALUES_BATCH:
-                yield batch
-                batch = []
-        if batch:
-            yield batch
+        return values_in_batches(self.iter_raw(since, until, event, max_seq=max_seq), min_seq)
 
     @staticmethod
     def row_from_values(values: tuple[Any, ...]) -> ReceiptRow:
@@ -352,6 +343,22 @@ def row_values(row: ReceiptRow) -> tuple[Any, ...]:
         row.prev_hash,
         row.hash,
     )
+
+
+def values_in_batches(
+    rows: Iterable[ReceiptRow], min_seq: int | None = None
+) -> Iterator[list[tuple[Any, ...]]]:
+    """``rows`` as :func:`row_values` tuples in lists of ``VALUES_BATCH``, from ``min_seq`` on."""
+    batch: list[tuple[Any, ...]] = []
+    for row in rows:
+        if min_seq is not None and row.seq < min_seq:
+            continue
+        batch.append(row_values(row))
+        if len(batch) == VALUES_BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def range_filter(
