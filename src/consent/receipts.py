@@ -272,6 +272,16 @@ _PURPOSE_JSON: dict[tuple[Any, ...], str] = {}
 _PIECES_LIMIT = 1024
 
 
+def _keep_json(cache: dict[tuple[Any, ...], str], key: tuple[Any, ...], model: BaseModel) -> str:
+    """The canonical JSON of a nested model, kept under ``key`` (bounded)."""
+    found = json.dumps(
+        model.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
+    if len(cache) < _PIECES_LIMIT:
+        cache[key] = found
+    return found
+
+
 def _controller_json(controller: Controller) -> str | None:
     d = controller.__dict__
     key = (d["name"], d["email"], d["address"], d["url"], d["phone"], d["contact"])
@@ -279,14 +289,7 @@ def _controller_json(controller: Controller) -> str | None:
     if found is None:
         if type(controller) is not Controller or not all(v is None or type(v) is str for v in key):
             return None
-        found = json.dumps(
-            controller.model_dump(mode="json"),
-            sort_keys=True,
-            separators=(",", ":"),
-            ensure_ascii=False,
-        )
-        if len(_CONTROLLER_JSON) < _PIECES_LIMIT:
-            _CONTROLLER_JSON[key] = found
+        found = _keep_json(_CONTROLLER_JSON, key, controller)
     return found
 
 
@@ -305,14 +308,7 @@ def _purpose_json(purpose: Purpose) -> str | None:
     if found is None:
         if not all(type(v) is str for v in (key[0], key[1], *parties)):
             return None
-        found = json.dumps(
-            purpose.model_dump(mode="json"),
-            sort_keys=True,
-            separators=(",", ":"),
-            ensure_ascii=False,
-        )
-        if len(_PURPOSE_JSON) < _PIECES_LIMIT:
-            _PURPOSE_JSON[key] = found
+        found = _keep_json(_PURPOSE_JSON, key, purpose)
     return found
 
 
