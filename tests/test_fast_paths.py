@@ -29,7 +29,7 @@ from consent.store import open_store
 from consent.store.base import ReceiptRow
 
 from .conftest import TEST_KEY, execute_sql, make_receipt
-from .helpers import EXAMPLE_POLICY
+from .helpers import detached_middleware, http_scope
 
 KEY = "test-secret-key-0123456789"
 SIGNER = ReceiptSigner([TEST_KEY])
@@ -38,19 +38,8 @@ SIGNER = ReceiptSigner([TEST_KEY])
 # --------------------------------------------------------------------------- middleware
 
 
-def _scope(cookie: bytes | None) -> Scope:
-    headers = [(b"host", b"testserver")]
-    if cookie is not None:
-        headers.append((b"cookie", cookie))
-    return {
-        "type": "http",
-        "method": "GET",
-        "scheme": "http",
-        "path": "/",
-        "root_path": "",
-        "query_string": b"",
-        "headers": headers,
-    }
+def _scope(cookie: bytes | None, path: str = "/") -> Scope:
+    return http_scope(cookie, path=path, scheme="http")
 
 
 async def _call(mw: ConsentMiddleware, scope: Scope) -> tuple[Scope, list[Message]]:
@@ -85,10 +74,7 @@ async def _call(mw: ConsentMiddleware, scope: Scope) -> tuple[Scope, list[Messag
 
 
 def _middleware() -> ConsentMiddleware:
-    async def placeholder(scope: Scope, receive: Receive, send: Send) -> None:
-        raise AssertionError("replaced per call")
-
-    return ConsentMiddleware(placeholder, policy=EXAMPLE_POLICY, secret_key=KEY, store="memory://")
+    return detached_middleware(KEY)
 
 
 def test_cached_header_view_still_rechecks_the_cookie_lifetime(

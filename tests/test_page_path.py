@@ -17,7 +17,7 @@ from starlette.types import Message, Receive, Scope, Send
 from consent import ConsentMiddleware
 from consent.html import DocumentCache, HtmlRewriter, csp_script_nonce, rewrite_document
 
-from .helpers import EXAMPLE_POLICY
+from .helpers import detached_middleware, http_scope
 
 KEY = "test-secret-key-0123456789"
 
@@ -42,25 +42,11 @@ HEADERS: list[tuple[bytes, bytes]] = [
 
 
 def _middleware() -> ConsentMiddleware:
-    async def placeholder(scope: Scope, receive: Receive, send: Send) -> None:
-        raise AssertionError("replaced per call")
-
-    return ConsentMiddleware(placeholder, policy=EXAMPLE_POLICY, secret_key=KEY, store="memory://")
+    return detached_middleware(KEY)
 
 
 def _scope(cookie: bytes | None, path: str = "/") -> Scope:
-    headers = [(b"host", b"testserver")]
-    if cookie is not None:
-        headers.append((b"cookie", cookie))
-    return {
-        "type": "http",
-        "method": "GET",
-        "scheme": "https",
-        "path": path,
-        "root_path": "",
-        "query_string": b"",
-        "headers": headers,
-    }
+    return http_scope(cookie, path=path, scheme="https")
 
 
 def _serve(

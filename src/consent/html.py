@@ -48,7 +48,7 @@ from __future__ import annotations
 import html as _html
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final
 
 from starlette.types import Message, Send
@@ -834,21 +834,20 @@ def csp_script_nonce(policy: bytes) -> str:
     return ""
 
 
-#: Headers that a rewritten body invalidates: its length and its validators.
-BODY_BOUND_HEADERS: Final = _BODY_VALIDATORS | {b"content-length"}
-
-
-def _fix_headers(
+def fix_headers(
     headers: Iterable[Any],
     *,
     content_length: int | bytes | None,
     body_changed: bool,
     extra: Sequence[tuple[bytes, bytes]] = (),
+    keep_set_cookie: Callable[[bytes, frozenset[str]], bool] | None = None,
+    allowed: frozenset[str] = frozenset(),
 ) -> list[tuple[bytes, bytes]]:
-    """Rebuild the header list: one correct ``Content-Length`` (in place of the first
-    one) or none, validators dropped when the body changed, ``extra`` appended.  Every
-    other header keeps its name, value and position; ``Set-Cookie`` headers are never
-    merged."""
+    """Rebuild the header list of a rewritten body, in one pass: one correct
+    ``Content-Length`` (in place of the first one) or none, validators dropped when the body
+    changed, only the ``Set-Cookie`` values for which ``keep_set_cookie(value, allowed)``
+    holds (all without it), ``extra`` appended.  Every other header keeps its name, value and position;
+    ``Set-Cookie`` headers are never merged."""
     out: list[tuple[bytes, bytes]] = []
     if content_length is None:
         length = None
@@ -856,19 +855,24 @@ def _fix_headers(
         length = content_length
     else:
         length = str(content_length).encode("ascii")
+    kinds = HEADER_KINDS
     for name, value in headers:
         if type(name) is not bytes:
             name = bytes(name)
-        lname = name.lower()
-        if lname in BODY_BOUND_HEADERS:
-            if lname == b"content-length":
-                if length is not None:
-                    out.append((name, length))
-                    length = None
-                continue
-            if body_changed:
-                continue
-        out.append((name, value if type(value) is bytes else bytes(value)))
+        if type(value) is not bytes:
+            value = bytes(value)
+        kind = kinds.get(name)
+        if kind is None:
+            kind = header_kind(name)
+        if kind == H_CONTENT_LENGTH:
+            if length is not None:
+                out.append((name, length))
+                length = None
+        elif kind == H_SET_COOKIE:
+            if keep_set_cookie is None or keep_set_cookie(value, allowed):
+                out.append((name, value))
+        elif kind != H_VALIDATOR or not body_changed:
+            out.append((name, value))
     if length is not None:
         out.append((b"content-length", length))
     if extra:
@@ -1044,7 +1048,7 @@ class HtmlResponder:
     async def _send_start(self, *, content_length: int | bytes | None, body_changed: bool) -> None:
         start = self._start
         assert start is not None
-        headers = _fix_headers(
+        headers = fix_headers(
             start.get("headers", ()),
             content_length=content_length,
             body_changed=body_changed,

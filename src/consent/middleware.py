@@ -31,15 +31,11 @@ from .classify import Classifier, Match
 from .cookies import cookie_pairs, is_deletion, set_cookie_name
 from .endpoints import ConsentEndpoints, consent_form
 from .html import (
-    H_CONTENT_LENGTH,
-    H_SET_COOKIE,
-    H_VALIDATOR,
-    HEADER_KINDS,
     DocumentCache,
     HtmlResponder,
     banner_tags,
     consent_mode_default,
-    header_kind,
+    fix_headers,
     html_page_nonce,
     rewrite_document,
     script_tag,
@@ -270,25 +266,15 @@ class Injection:
         """A page whose body is the one message ``message``, rewritten for this visitor:
         ``(body, changed, Content-Length)`` (see :func:`consent.html.rewrite_document`).
         ``nonce``: the page's CSP script nonce, given to the injected tags."""
-        allowed = state.allowed
-        root = scope.get("root_path", "")
         body = message.get("body", b"")
-        if nonce:
-            # A nonce is new on every response, and so is the page: nothing worth caching.
-            return rewrite_document(
-                body if type(body) is bytes else bytes(body),
-                head_start=self.head_start(allowed, nonce),
-                head_end=self.head_end(root, nonce),
-                body_start=self.body_start(scope, state),
-                granted=allowed,
-            )
         return rewrite_document(
             body if type(body) is bytes else bytes(body),
-            head_start=self._head_start.get(allowed) or self.head_start(allowed),
-            head_end=self._head_end.get(root) or self.head_end(root),
-            body_start=b"" if state.decided else self.body_start(scope, state),
-            granted=allowed,
-            cache=self.documents,
+            head_start=self.head_start(state.allowed, nonce),
+            head_end=self.head_end(scope.get("root_path", ""), nonce),
+            body_start=self.body_start(scope, state),
+            granted=state.allowed,
+            # A nonce is new on every response, and so is the page: nothing worth caching.
+            cache=None if nonce else self.documents,
         )
 
     def responder(
@@ -433,7 +419,7 @@ class ConsentMiddleware:
             self.metrics.websockets += 1
 
         filter_headers = self._filter_set_cookies
-        page_headers = self._page_headers
+        keep = self._keep_set_cookie
         injection = self.injection
         html_send: Send | None = None
         held: Message | None = None  # an HTML page's start message, until its first body
@@ -448,8 +434,15 @@ class ConsentMiddleware:
                     # The whole page in one message (the usual case): rewrite it at once.
                     out, changed, length = injection.document(scope, message, state, nonce)
                     start = dict(start)
-                    start["headers"] = page_headers(
-                        start.get("headers") or (), allowed, expire, length, changed
+                    start["headers"] = fix_headers(
+                        start.get("headers") or (),
+                        content_length=length,
+                        body_changed=changed,
+                        # The page now depends on the consent cookie: caches must not mix
+                        # visitors.
+                        extra=(*expire, *_VARY_COOKIE) if expire else _VARY_COOKIE,
+                        keep_set_cookie=keep,
+                        allowed=allowed,
                     )
                     await send(start)
                     message = dict(message)
@@ -557,45 +550,6 @@ class ConsentMiddleware:
         message = dict(message)
         message["headers"] = out
         return message
-
-    def _page_headers(
-        self,
-        headers: Sequence[tuple[bytes, bytes]],
-        allowed: frozenset[str],
-        expire: Sequence[tuple[bytes, bytes]],
-        length: bytes,
-        changed: bool,
-    ) -> Headers:
-        """The headers of a page rewritten whole, in one pass: ``Set-Cookie`` filtered as by
-        :meth:`_filter_set_cookies`, one ``Content-Length`` of the new ``length`` (in place of
-        the first), body validators dropped if the body ``changed``, then ``expire`` and
-        ``Vary: Cookie`` (the page depends on the consent cookie: caches must not mix
-        visitors)."""
-        keep = self._keep_set_cookie
-        out: Headers = []
-        pending: bytes | None = length
-        kinds = HEADER_KINDS
-        for name, value in headers:
-            if type(name) is not bytes:
-                name = bytes(name)
-            kind = kinds.get(name)
-            if kind is None:
-                kind = header_kind(name)
-            if kind == H_SET_COOKIE:
-                if keep(value, allowed):
-                    out.append((name, value))
-            elif kind == H_CONTENT_LENGTH:
-                if pending is not None:
-                    out.append((name, pending))
-                    pending = None
-            elif kind != H_VALIDATOR or not changed:
-                out.append((name, value if type(value) is bytes else bytes(value)))
-        if expire:
-            out.extend(expire)
-        if pending is not None:
-            out.append((b"content-length", pending))
-        out.append(_VARY_COOKIE[0])
-        return out
 
     def _keep_set_cookie(self, value: bytes, allowed: frozenset[str]) -> bool:
         """Whether one ``Set-Cookie`` value may reach the browser (counting it if not)."""
