@@ -9,6 +9,7 @@ against the general path it replaces.
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -138,7 +139,8 @@ def test_cookie_is_what_itsdangerous_writes(granted: list[str] | str) -> None:
     cookie = ConsentCookie(["first", "second"], load_policy(EXAMPLE_POLICY))
     assert cookie._key is not None
     keys = sorted(cookie.optional) if granted == "all" else granted
-    state = cookie.decision(keys, receipt_id=str(uuid.uuid4()), subject_id=uuid.uuid4().hex)
+    with mock.patch("time.time", return_value=1_795_000_000.5):
+        state = cookie.decision(keys, receipt_id=str(uuid.uuid4()), subject_id=uuid.uuid4().hex)
     payload = {
         "r": cookie.revision,
         "g": sorted(state.granted),
@@ -159,6 +161,22 @@ def test_cookie_falls_back_to_itsdangerous_when_it_signs_differently() -> None:
     assert cookie._key is None
     state = cookie.decision([], receipt_id=None, subject_id="s")
     assert cookie.loads(cookie.dumps(state))[1] == "s"
+    # Signed at the moment of the decision here too.
+    earlier = cookie.decision(
+        ["analytics"], receipt_id=None, subject_id="s", decided_at=int(time.time()) - 7
+    )
+    assert cookie.loads(cookie.dumps(earlier))[0].decided_at == earlier.decided_at
+
+
+def test_cookie_is_signed_at_the_moment_of_the_decision() -> None:
+    # The answer to a POST and the receipt carry the decision's time; the cookie written after
+    # the store's commit must say the same, even when a second has ticked in between.
+    cookie = ConsentCookie(["k"], load_policy(EXAMPLE_POLICY))
+    at = int(time.time()) - 3
+    state = cookie.decision(["analytics"], receipt_id="r", subject_id="s", decided_at=at)
+    loaded, _ = cookie.loads(cookie.dumps(state))
+    assert loaded.decided_at == at
+    assert loaded.expires_at == state.expires_at
 
 
 # --------------------------------------------------------------------------- the answer

@@ -27,7 +27,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from itsdangerous import BadData, URLSafeTimedSerializer
+from itsdangerous import BadData, TimestampSigner, URLSafeTimedSerializer
 
 from .policy import Policy
 
@@ -208,9 +208,18 @@ class ConsentCookie:
                 "s": state.subject_id,
             }
         )
+        # A decided state is signed at the moment it was decided, so the cookie's timestamp
+        # (which verification turns back into decided_at) is the receipt's, even when a
+        # second has ticked since.
+        at = int(time.time())
+        if not isinstance(state, dict) and state.decided_at is not None:
+            at = state.decided_at
         key = self._key
         if key is None:
-            return self._serializer.dumps(payload)
+            signer = self._serializer.make_signer()
+            if isinstance(signer, TimestampSigner):
+                signer.get_timestamp = lambda: at  # type: ignore[method-assign]
+            return signer.sign(self._serializer.dump_payload(payload)).decode("ascii")
         # What URLSafeTimedSerializer.dumps writes, byte for byte (compact JSON, compressed
         # when that is shorter, URL-safe base64, timestamp, HMAC-SHA256 under the derived
         # key), without deriving the key again for every cookie.
@@ -218,7 +227,7 @@ class ConsentCookie:
         deflate = zlib.compressobj(6, zlib.DEFLATED, 15, 8)  # zlib.compress's defaults, but
         compressed = deflate.compress(data) + deflate.flush()  # a third of its time here
         value = b"." + _b64(compressed) if len(compressed) < len(data) - 1 else _b64(data)
-        value += b"." + _b64(struct.pack(">Q", int(time.time())).lstrip(b"\x00"))
+        value += b"." + _b64(struct.pack(">Q", at).lstrip(b"\x00"))
         signature = _b64(hmac.digest(key, value, "sha256"))
         return (value + b"." + signature).decode("ascii")
 
