@@ -69,15 +69,60 @@ async def test_body_is_stored_byte_for_byte(pg_url: str) -> None:
 
 
 async def test_concurrent_tasks_keep_one_chain(pg_url: str) -> None:
+    # 250 at once: after the first, one group commit of 249, written as several INSERTs.
     store = _store(pg_url)
     try:
         async with anyio.create_task_group() as tg:
-            for i in range(40):
+            for i in range(250):
                 tg.start_soon(store.append, make_receipt(subject_id=f"s{i}"))
     finally:
         await store.close()
-    assert [r.seq for r in store.iter_rows()] == list(range(1, 41))
+    rows = list(store.iter_rows())
+    assert [r.seq for r in rows] == list(range(1, 251))
+    assert len({r.receipt.subject_id for r in rows}) == 250
+    head = store.chain_state().head
+    assert head is not None
+    assert (head.seq, head.hash) == (250, rows[-1].hash)
     assert verify_store(store, SIGNER).ok
+
+
+async def test_appends_waiting_for_the_chain_lock_read_the_position_after_it(
+    pg_url: str,
+) -> None:
+    # Two store instances (two servers) append while a third party holds the chain lock. Each
+    # must read the chain position only once it holds the lock itself, or the second one would
+    # link to a stale head and its receipt be rejected.
+    stores = [_store(pg_url), _store(pg_url)]
+    first = await stores[0].append(make_receipt(subject_id="before"))
+    assert await stores[1].open()  # both ready: they wait for the lock, not for the schema
+    results: dict[int, object] = {}
+
+    async def append(i: int) -> None:
+        try:
+            results[i] = await stores[i].append(make_receipt(subject_id=f"waiting-{i}"))
+        except Exception as exc:  # reported below, with the other's outcome
+            results[i] = exc
+
+    holder = await psycopg.AsyncConnection.connect(pg_url, autocommit=True)
+    try:
+        await holder.execute("BEGIN")
+        await holder.execute("SELECT pg_advisory_xact_lock(%s)", (pg_store.CHAIN_LOCK,))
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(append, 0)
+            tg.start_soon(append, 1)
+            await anyio.sleep(0.5)
+            assert results == {}, "an append went ahead while another held the chain lock"
+            await holder.execute("COMMIT")
+    finally:
+        await holder.close()
+        for store in stores:
+            await store.close()
+
+    stored = sorted(results.values(), key=lambda r: getattr(r, "seq", 0))
+    assert [getattr(r, "seq", r) for r in stored] == [2, 3]
+    assert [r.prev_hash for r in stored] == [first.hash, stored[0].hash]  # type: ignore[union-attr]
+    result = verify_store(stores[0], SIGNER)
+    assert result.ok, result.message()
 
 
 def test_two_processes_share_one_chain(pg_url: str) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Iterator
@@ -96,13 +97,31 @@ _SELECT_POSITION = (
     " (SELECT hash FROM consent_receipts ORDER BY seq DESC LIMIT 1)"
     " FROM (SELECT 1) AS one LEFT JOIN consent_chain ON consent_chain.id = 1"
 )
-_INSERT = f"INSERT INTO consent_receipts ({_COLUMNS}) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
+# An append's first round trip (simple protocol, no parameters): open the transaction, wait
+# for the chain lock, then read the position. Each statement takes its own snapshot (READ
+# COMMITTED), so the position is read after the lock is held and includes the appends of
+# whoever held it before.
+_BEGIN_AND_POSITION = f"BEGIN; SELECT pg_advisory_xact_lock({CHAIN_LOCK}); {_SELECT_POSITION}"
+_ROW_PARAMS = "(%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
+_INSERT_ROWS = f"INSERT INTO consent_receipts ({_COLUMNS}) VALUES "
 _UPSERT_HEAD = (
     "INSERT INTO consent_chain (id, head_seq, head_hash, head_kid, head_signature)"
     " VALUES (1, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET"
     " head_seq = excluded.head_seq, head_hash = excluded.head_hash,"
     " head_kid = excluded.head_kid, head_signature = excluded.head_signature"
 )
+# Rows per INSERT statement (10 parameters each; the protocol allows 65,535).
+_INSERT_CHUNK = 100
+
+
+@functools.lru_cache(maxsize=2 * _INSERT_CHUNK)
+def _insert_sql(count: int, with_head: bool) -> str:
+    """``INSERT`` of ``count`` receipt rows in one statement; ``with_head``: the chain head
+    is moved by the same statement (its four parameters follow the rows')."""
+    rows = _INSERT_ROWS + ",".join([_ROW_PARAMS] * count)
+    return f"WITH appended AS ({rows}) {_UPSERT_HEAD}" if with_head else rows
+
+
 _UPSERT_CHECKPOINT = (
     "INSERT INTO consent_chain (id, cp_seq, cp_hash, cp_count, cp_before, cp_time, cp_kid,"
     " cp_signature) VALUES (1, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET"
@@ -209,7 +228,9 @@ class PostgresStore(StoreBase):
                     await conn.close()
                 pool = AsyncConnectionPool(
                     self.url,
-                    kwargs=self._connect_kwargs,
+                    # Autocommit: a transaction costs no round trip beyond its statements,
+                    # and the liveness check no switching of the mode back and forth.
+                    kwargs={**self._connect_kwargs, "autocommit": True},
                     min_size=1,
                     max_size=self._pool_size,
                     open=False,
@@ -308,16 +329,31 @@ class PostgresStore(StoreBase):
         signer: ReceiptSigner,
     ) -> None:
         async def write(conn: psycopg.AsyncConnection[Any]) -> list[StoredReceipt]:
-            async with conn.transaction():
-                await conn.execute("SELECT pg_advisory_xact_lock(%s)", (CHAIN_LOCK,))
-                found = await (await conn.execute(_SELECT_POSITION)).fetchone()
+            # Three round trips: BEGIN with the lock and the position, the rows with the new
+            # chain head (one statement for up to _INSERT_CHUNK rows), COMMIT. The pool's
+            # connections are in autocommit mode, so nothing else is sent.
+            try:
+                cur = await conn.execute(_BEGIN_AND_POSITION)
+                while cur.nextset():
+                    pass
+                found = await cur.fetchone()
                 assert found is not None
                 state = chain_state_from_row(found[:-2])
                 newest = _newest(found[-2:]) if found[-2] is not None else None
                 out, head = link_all([r for r, _ in batch], signer, last_link(state, newest))
-                async with conn.cursor() as cur:
-                    await cur.executemany(_INSERT, [_receipt_params(stored) for stored in out])
-                await conn.execute(_UPSERT_HEAD, (head.seq, head.hash, head.kid, head.signature))
+                for start in range(0, len(out), _INSERT_CHUNK):
+                    chunk = out[start : start + _INSERT_CHUNK]
+                    params = [value for stored in chunk for value in _receipt_params(stored)]
+                    last = start + _INSERT_CHUNK >= len(out)
+                    if last:
+                        params += (head.seq, head.hash, head.kid, head.signature)
+                    await conn.execute(_insert_sql(len(chunk), last), params)
+                await conn.execute("COMMIT")
+            except BaseException:
+                if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                    with contextlib.suppress(Exception):
+                        await conn.execute("ROLLBACK")
+                raise
             return out
 
         try:
@@ -340,8 +376,7 @@ class PostgresStore(StoreBase):
 
     async def _select_one(self, sql: str, params: tuple[Any, ...]) -> StoredReceipt | None:
         async def read(conn: psycopg.AsyncConnection[Any]) -> ReceiptRow | None:
-            async with conn.transaction():
-                found = await (await conn.execute(sql, params)).fetchone()
+            found = await (await conn.execute(sql, params)).fetchone()  # autocommit
             return None if found is None else _row(found)
 
         row: ReceiptRow | None = await self._with_conn(read)
