@@ -15,6 +15,7 @@ import pytest
 from .helpers import ROOT
 
 SCRIPTS = {
+    "append.py": "uuid7",
     "hot_path.py": "consent-noinject",
     "html_path.py": "2 MB",
     "decisions.py": "sqlite x1 workers",

@@ -23,7 +23,7 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from consent import ConsentMiddleware
-from consent.endpoints import _uuid4_hex, stored_receipt_json
+from consent.endpoints import stored_receipt_json
 from consent.policy import load_policy
 from consent.receipts import (
     ChainHead,
@@ -34,8 +34,11 @@ from consent.receipts import (
     StoredReceipt,
     _canonical_reference,
     canonical_json,
+    hyphenated,
+    new_receipt_id,
+    uuid7_hex,
 )
-from consent.state import ConsentCookie
+from consent.state import ConsentCookie, new_subject_id
 from consent.store import open_store
 from consent.store.base import link, link_all
 
@@ -246,9 +249,63 @@ def test_decided_state_text_of_an_undecided_state(mw: ConsentMiddleware) -> None
     assert json.loads(text) == endpoints.state_json(state, None, "en", "/x")
 
 
-@given(st.binary(min_size=16, max_size=16))
-def test_uuid4_hex_is_uuid4(random: bytes) -> None:
-    assert _uuid4_hex(random) == uuid.UUID(bytes=random, version=4).hex
+@given(st.binary(min_size=10, max_size=10), st.integers(0, 2**48 - 1))
+def test_uuid7_hex_is_a_version_7_uuid_of_that_millisecond(random: bytes, ms: int) -> None:
+    made = uuid7_hex(random, ms)
+    u = uuid.UUID(hex=made)
+    assert made == u.hex
+    assert (u.version, u.variant) == (7, uuid.RFC_4122)
+    assert u.int >> 80 == ms  # unix_ts_ms
+    bits = int.from_bytes(random, "big")
+    assert (u.int >> 64) & 0xFFF == (bits >> 64) & 0xFFF  # rand_a
+    assert u.int & (2**62 - 1) == bits & (2**62 - 1)  # rand_b
+    assert str(u) == hyphenated(made)
+
+
+@given(st.binary(min_size=10, max_size=10), st.binary(min_size=10, max_size=10))
+def test_uuid7_ids_sort_by_their_millisecond(a: bytes, b: bytes) -> None:
+    ms = 1_795_000_000_123
+    assert uuid7_hex(a, ms) < uuid7_hex(b, ms + 1)
+    assert hyphenated(uuid7_hex(a, ms)) < hyphenated(uuid7_hex(b, ms + 1))
+
+
+def test_new_ids_are_time_ordered_version_7_uuids() -> None:
+    before = time.time_ns() // 1_000_000
+    receipt_id, subject_id = new_receipt_id(), new_subject_id()
+    after = time.time_ns() // 1_000_000
+    for value in (receipt_id, subject_id):
+        u = uuid.UUID(value)
+        assert u.version == 7
+        assert before <= u.int >> 80 <= after
+    assert len(subject_id) == 32
+    assert "-" in receipt_id
+    assert len({new_receipt_id() for _ in range(1000)}) == 1000
+
+
+def test_decisions_get_ids_that_sort_in_the_order_they_were_made(
+    client: TestClient, mw: ConsentMiddleware
+) -> None:
+    """Receipt ids and new visitors' subject ids grow with time, so the store's indexes on them
+    are appended to at one end (the log's own order) rather than at random places."""
+    answers = []
+    for _ in range(4):
+        client.cookies.clear()
+        response = client.post("/_consent", json={"accept": "all"}, headers={"Origin": HOST})
+        assert response.status_code == 200, response.text
+        answers.append(response.json()["receipt"])
+        time.sleep(0.002)
+    receipt_ids = [a["receipt_id"] for a in answers]
+    subject_ids = [a["subject_id"] for a in answers]
+    assert receipt_ids == sorted(receipt_ids)
+    assert len(set(receipt_ids)) == 4
+    assert subject_ids == sorted(subject_ids)
+    assert len(set(subject_ids)) == 4
+    for answer in answers:
+        rid, sid = uuid.UUID(answer["receipt_id"]), uuid.UUID(answer["subject_id"])
+        assert rid.version == sid.version == 7
+        # the id's millisecond is the decision's second
+        assert rid.int >> 80 == sid.int >> 80
+        assert (rid.int >> 80) // 1000 == answer["timestamp"]
 
 
 def test_stored_receipt_json_splices_only_what_it_sealed() -> None:

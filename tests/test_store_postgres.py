@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import anyio
@@ -123,6 +124,61 @@ async def test_appends_waiting_for_the_chain_lock_read_the_position_after_it(
     assert [r.prev_hash for r in stored] == [first.hash, stored[0].hash]  # type: ignore[union-attr]
     result = verify_store(stores[0], SIGNER)
     assert result.ok, result.message()
+
+
+async def _batch_waiting(store: PostgresStore, waiting: int) -> None:
+    """Wait until a batch is being written and ``waiting`` appends wait for the next one."""
+    for _ in range(10_000):
+        if store._batch_task is not None and len(store._pending) == waiting:
+            return
+        await asyncio.sleep(0.001)
+    raise AssertionError(f"no batch with {waiting} appends waiting")
+
+
+async def test_appends_during_a_commit_share_the_next_and_cancelled_ones_are_dropped(
+    pg_url: str,
+) -> None:
+    """Appends that arrive while a batch is written (here: waiting for the chain lock) go into
+    the next one together. A request cancelled while waiting for it records nothing; one
+    cancelled while its batch is written is recorded with the others."""
+    store = _store(pg_url)
+    batches: list[list[str]] = []
+    commit = store._commit_batch
+
+    async def spy(batch: list, signer: ReceiptSigner) -> None:  # type: ignore[type-arg]
+        batches.append([e.receipt.subject_id for e in batch])
+        await commit(batch, signer)
+
+    store._commit_batch = spy  # type: ignore[method-assign]
+    holder = await psycopg.AsyncConnection.connect(pg_url, autocommit=True)
+    try:
+        await store.append(make_receipt(subject_id="before"))
+        await holder.execute("BEGIN")
+        await holder.execute("SELECT pg_advisory_xact_lock(%s)", (pg_store.CHAIN_LOCK,))
+        first = asyncio.ensure_future(store.append(make_receipt(subject_id="first")))
+        await _batch_waiting(store, 0)
+        rest = [
+            asyncio.ensure_future(store.append(make_receipt(subject_id=f"b{i}"))) for i in range(5)
+        ]
+        await _batch_waiting(store, 5)
+        first.cancel()  # its batch is being written: recorded all the same
+        rest[0].cancel()  # waiting for the next batch: dropped
+        await asyncio.sleep(0.05)
+        await holder.execute("COMMIT")
+        with anyio.fail_after(10):
+            stored = [await task for task in rest[1:]]
+            for task in (first, rest[0]):
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+        assert [s.seq for s in stored] == [3, 4, 5, 6]
+        assert batches == [["before"], ["first"], ["b1", "b2", "b3", "b4"]]
+        assert not store._committing
+    finally:
+        await holder.close()
+        await store.close()
+    subjects = [r.receipt.subject_id for r in store.iter_rows()]
+    assert subjects == ["before", "first", "b1", "b2", "b3", "b4"]
+    assert verify_store(store, SIGNER).ok
 
 
 def test_two_processes_share_one_chain(pg_url: str) -> None:

@@ -122,6 +122,157 @@ async def test_concurrent_tasks_keep_one_chain(tmp_path: Path) -> None:
     assert verify_store(store, SIGNER).ok
 
 
+async def test_appends_during_a_commit_go_into_the_next_one_together(tmp_path: Path) -> None:
+    store = _sqlite(_url(tmp_path / "g.db"))
+    batches: list[int] = []
+    commit = store._commit_locked
+
+    def counting(batch: list, signer: ReceiptSigner) -> None:  # type: ignore[type-arg]
+        batches.append(len(batch))
+        commit(batch, signer)
+
+    store._commit_locked = counting  # type: ignore[method-assign]
+    try:
+        # Appends that arrive together are committed together.
+        async with anyio.create_task_group() as tg:
+            for i in range(10):
+                tg.start_soon(store.append, make_receipt(subject_id=f"a{i}"))
+        assert batches == [10]
+        # Appends that arrive while a commit runs share the next one.
+        store._lock.acquire()  # the writer thread's commit waits until released
+        try:
+            first = asyncio.ensure_future(store.append(make_receipt(subject_id="first")))
+            await _started_commit(store, 0)
+            rest = [
+                asyncio.ensure_future(store.append(make_receipt(subject_id=f"b{i}")))
+                for i in range(39)
+            ]
+            await _started_commit(store, 39)
+        finally:
+            store._lock.release()
+        with anyio.fail_after(10):
+            stored = [await first] + [await task for task in rest]
+        assert batches == [10, 1, 39]
+        assert [s.seq for s in stored] == list(range(11, 51))
+        assert (await store.append(make_receipt())).seq == 51  # and it is not stuck
+    finally:
+        await store.close()
+    assert verify_store(store, SIGNER).ok
+
+
+async def _started_commit(store: SQLiteStore, waiting: int) -> None:
+    """Wait until a commit is running and ``waiting`` appends wait for the next one."""
+    for _ in range(10_000):
+        if store._committing and len(store._pending) == waiting:
+            return
+        await asyncio.sleep(0.001)
+    raise AssertionError(f"no commit with {waiting} appends waiting")
+
+
+@pytest.mark.parametrize("cancel_when", ["waiting", "committing", "all waiting"])
+async def test_a_cancelled_append_is_recorded_only_if_its_commit_had_begun(
+    tmp_path: Path, cancel_when: str
+) -> None:
+    """A request cancelled while its append waits for the next commit records nothing; one
+    cancelled while its batch is being committed is recorded with the others. Either way the
+    other appends are answered and the store goes on."""
+    store = _sqlite(_url(tmp_path / "x.db"))
+    try:
+        await store.append(make_receipt(subject_id="before"))
+        store._lock.acquire()  # the writer thread's commit waits until released
+        try:
+            first = asyncio.ensure_future(store.append(make_receipt(subject_id="first")))
+            await _started_commit(store, 0)
+            waiting = asyncio.ensure_future(store.append(make_receipt(subject_id="waiting")))
+            last = asyncio.ensure_future(store.append(make_receipt(subject_id="last")))
+            await _started_commit(store, 2)
+            cancelled = {
+                "waiting": [waiting],
+                "committing": [first],
+                "all waiting": [waiting, last],
+            }[cancel_when]
+            for task in cancelled:
+                task.cancel()
+            await asyncio.sleep(0.01)
+            still = [e.receipt.subject_id for e in store._pending]
+            assert still == {"waiting": ["last"], "committing": ["waiting", "last"]}.get(
+                cancel_when, []
+            )
+        finally:
+            store._lock.release()
+        with anyio.fail_after(10):
+            for task in (first, waiting, last):
+                if task in cancelled:
+                    with pytest.raises(asyncio.CancelledError):
+                        await task
+                else:
+                    assert (await task).receipt.subject_id in ("first", "waiting", "last")
+            await store.append(make_receipt(subject_id="after"))
+        assert not store._committing
+    finally:
+        await store.close()
+    recorded = [r.receipt.subject_id for r in store.iter_rows()]
+    assert (
+        recorded
+        == {
+            "waiting": ["before", "first", "last", "after"],
+            "committing": ["before", "first", "waiting", "last", "after"],
+            "all waiting": ["before", "first", "after"],
+        }[cancel_when]
+    )
+    assert verify_store(store, SIGNER).ok
+
+
+async def test_appends_go_on_after_a_commit_failed_in_the_writer(tmp_path: Path) -> None:
+    """The writer thread raising outside of SQLite (not a rejected receipt, not an I/O error)
+    answers that batch's appends with 503's error and leaves the store working."""
+    store = _sqlite(_url(tmp_path / "w.db"))
+    commit = store._commit_locked
+    calls = 0
+
+    def flaky(batch: list, signer: ReceiptSigner) -> None:  # type: ignore[type-arg]
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise MemoryError("no memory for the batch")
+        commit(batch, signer)
+
+    store._commit_locked = flaky  # type: ignore[method-assign]
+    try:
+        with pytest.raises(StoreUnavailable, match="no memory for the batch"):
+            await store.append(make_receipt(subject_id="lost"))
+        assert (await store.append(make_receipt(subject_id="kept"))).seq == 1
+    finally:
+        await store.close()
+    assert [r.receipt.subject_id for r in store.iter_rows()] == ["kept"]
+
+
+def test_a_store_serves_one_event_loop_after_another(tmp_path: Path) -> None:
+    """As test clients and some servers do: each run gets its receipts, none hangs, also when
+    the previous loop stopped with a commit under way."""
+    store = _sqlite(_url(tmp_path / "loops.db"))
+
+    async def append(subject: str) -> int:
+        return (await store.append(make_receipt(subject_id=subject))).seq
+
+    left: list[asyncio.Future[int]] = []
+
+    async def abandon() -> None:
+        store._lock.acquire()  # the commit cannot finish before this loop stops
+        left.append(asyncio.ensure_future(append("abandoned")))
+        await _started_commit(store, 0)
+
+    try:
+        assert asyncio.run(append("one")) == 1
+        asyncio.run(abandon())
+        assert left[0].cancelled()  # asyncio.run cancelled the request when it stopped
+        store._lock.release()  # the abandoned batch is committed; nobody hears of it
+        assert asyncio.run(asyncio.wait_for(append("two"), 10)) == 3
+    finally:
+        asyncio.run(store.close())
+    assert [r.receipt.subject_id for r in store.iter_rows()] == ["one", "abandoned", "two"]
+
+
 def test_two_processes_share_one_chain(tmp_path: Path) -> None:
     url = _url(tmp_path / "shared.db")
     append_from_processes(url, TEST_KEY, processes=2, each=100)

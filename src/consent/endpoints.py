@@ -46,8 +46,10 @@ from .receipts import (
     Receipt,
     ReceiptSigner,
     StoredReceipt,
+    hyphenated,
     to_kantara,
     truncate_ip,
+    uuid7_hex,
 )
 from .state import ConsentCookie, ConsentState
 from .store import ReceiptStore, StoreUnavailable, open_store
@@ -95,14 +97,6 @@ class _RequestHeaders(Headers):
     def get(self, key: str, default: Any = None) -> Any:
         value = self._first.get(key.lower().encode("latin-1"))
         return default if value is None else value.decode("latin-1")
-
-
-def _uuid4_hex(random: bytes) -> str:
-    """``uuid.UUID(bytes=random, version=4).hex`` (16 random bytes), without the UUID object."""
-    b = bytearray(random)
-    b[6] = (b[6] & 0x0F) | 0x40  # version 4
-    b[8] = (b[8] & 0x3F) | 0x80  # RFC 4122 variant
-    return b.hex()
 
 
 def stored_receipt_json(stored: StoredReceipt, receipt: Receipt) -> str:
@@ -581,11 +575,12 @@ class ConsentEndpoints:
         is_form: bool,
         extra: dict[str, Any],
     ) -> Response:
-        random = os.urandom(32)  # one call for both ids
-        subject_id = state.subject_id or subject or _uuid4_hex(random[16:])
-        now = int(time.time())
-        h = _uuid4_hex(random[:16])
-        receipt_id = f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+        random = os.urandom(20)  # one call for both ids
+        ns = time.time_ns()
+        now = ns // 1_000_000_000
+        ms = ns // 1_000_000
+        subject_id = state.subject_id or subject or uuid7_hex(random[10:], ms)
+        receipt_id = hyphenated(uuid7_hex(random, ms))
         new_state = self.cookie.decision(
             granted, receipt_id=receipt_id, subject_id=subject_id, decided_at=now
         )

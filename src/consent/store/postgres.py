@@ -28,6 +28,8 @@ from psycopg_pool import AsyncConnectionPool
 from ..receipts import Checkpoint, Receipt, ReceiptSigner, StoredReceipt
 from .base import (
     ChainState,
+    GroupCommit,
+    PendingAppend,
     ReceiptRow,
     StoreBase,
     StoreUnavailable,
@@ -172,7 +174,7 @@ def _settle(done: asyncio.Future[StoredReceipt], exc: BaseException) -> None:
         done.set_exception(exc)
 
 
-class PostgresStore(StoreBase):
+class PostgresStore(GroupCommit, StoreBase):
     """Receipts in PostgreSQL (``postgresql://`` or ``postgres://`` URL, libpq syntax)."""
 
     def __init__(
@@ -188,9 +190,8 @@ class PostgresStore(StoreBase):
         self._pool_size = pool_size
         self._pool: AsyncConnectionPool | None = None
         self._pool_lock: asyncio.Lock | None = None
-        # Appends waiting for the next group commit, and the lock the committing one holds.
-        self._pending: list[tuple[Receipt, asyncio.Future[StoredReceipt]]] = []
-        self._batch_lock: asyncio.Lock | None = None
+        self._init_group_commit()
+        self._batch_task: asyncio.Task[None] | None = None  # the batch being written
         # After a failed connection attempt, calls fail fast for a moment instead of queueing
         # up behind one another, each waiting out its own timeout.
         self._retry_after = 0.0
@@ -302,30 +303,39 @@ class PostgresStore(StoreBase):
             await pool.close()
 
     async def append(self, receipt: Receipt) -> StoredReceipt:
-        """Group commit: appends that arrive while a transaction is running wait, and the next
-        transaction records all of them (one WAL flush instead of one each, and one hold of
-        the chain lock). Nobody returns before their receipt is committed."""
-        signer = self._require_signer()
-        if self._batch_lock is None:
-            self._batch_lock = asyncio.Lock()
-        done: asyncio.Future[StoredReceipt] = asyncio.get_running_loop().create_future()
-        entry = (receipt, done)
-        self._pending.append(entry)
+        """Group commit (:class:`GroupCommit`): appends that arrive while a transaction is
+        running wait, and the next transaction, written by a task of its own, records all of
+        them (one WAL flush instead of one each, and one hold of the chain lock). Nobody
+        returns before their receipt is committed."""
+        return await self._append_in_batch(receipt, self._require_signer())
+
+    def _write_batch(
+        self, loop: asyncio.AbstractEventLoop, batch: list[PendingAppend], signer: ReceiptSigner
+    ) -> None:
+        self._batch_task = loop.create_task(self._run_batch(loop, batch, signer))
+
+    async def _run_batch(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        batch: list[PendingAppend],
+        signer: ReceiptSigner,
+    ) -> None:
         try:
-            async with self._batch_lock:
-                if not done.done():
-                    batch, self._pending = self._pending, []
-                    # Shielded: a cancelled request must not abandon the others' receipts.
-                    await asyncio.shield(self._commit_batch(batch, signer))
-        except asyncio.CancelledError:
-            with contextlib.suppress(ValueError):
-                self._pending.remove(entry)  # not written yet: drop it
+            await self._commit_batch(batch, signer)
+        except BaseException:  # cancelled (the server is stopping): nobody is told "recorded"
+            for entry in batch:
+                _settle(
+                    entry.result,
+                    StoreUnavailable("PostgreSQL receipt store: the commit was cancelled"),
+                )
             raise
-        return await done
+        finally:
+            self._batch_task = None
+            self._batch_done(loop, signer)
 
     async def _commit_batch(
         self,
-        batch: list[tuple[Receipt, asyncio.Future[StoredReceipt]]],
+        batch: list[PendingAppend],
         signer: ReceiptSigner,
     ) -> None:
         async def write(conn: psycopg.AsyncConnection[Any]) -> list[StoredReceipt]:
@@ -340,7 +350,7 @@ class PostgresStore(StoreBase):
                 assert found is not None
                 state = chain_state_from_row(found[:-2])
                 newest = _newest(found[-2:]) if found[-2] is not None else None
-                out, head = link_all([r for r, _ in batch], signer, last_link(state, newest))
+                out, head = link_all([e.receipt for e in batch], signer, last_link(state, newest))
                 for start in range(0, len(out), _INSERT_CHUNK):
                     chunk = out[start : start + _INSERT_CHUNK]
                     params = [value for stored in chunk for value in _receipt_params(stored)]
@@ -360,19 +370,19 @@ class PostgresStore(StoreBase):
             results: list[StoredReceipt] = await self._with_conn(write)
         except ValueError as exc:
             if len(batch) == 1:
-                _settle(batch[0][1], exc)
+                _settle(batch[0].result, exc)
                 return
             # One receipt rejected (a duplicate id): record the others one by one.
             for entry in batch:
                 await self._commit_batch([entry], signer)
             return
         except Exception as exc:
-            for _, done in batch:
-                _settle(done, exc)
+            for entry in batch:
+                _settle(entry.result, exc)
             return
-        for (_, done), stored in zip(batch, results, strict=True):
-            if not done.done():
-                done.set_result(stored)
+        for entry, stored in zip(batch, results, strict=True):
+            if not entry.result.done():
+                entry.result.set_result(stored)
 
     async def _select_one(self, sql: str, params: tuple[Any, ...]) -> StoredReceipt | None:
         async def read(conn: psycopg.AsyncConnection[Any]) -> ReceiptRow | None:

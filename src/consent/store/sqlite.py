@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import logging
@@ -20,6 +21,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -34,6 +36,8 @@ from ..receipts import Checkpoint, Receipt, ReceiptSigner, StoredReceipt
 from .base import (
     VALUES_BATCH,
     ChainState,
+    GroupCommit,
+    PendingAppend,
     ReceiptRow,
     StoreBase,
     StoreUnavailable,
@@ -174,22 +178,6 @@ def _write_transaction(conn: sqlite3.Connection) -> Iterator[None]:
         raise
 
 
-class _Pending:
-    """One append waiting for a group commit."""
-
-    __slots__ = ("done", "error", "receipt", "stored")
-
-    def __init__(self, receipt: Receipt) -> None:
-        self.receipt = receipt
-        self.stored: StoredReceipt | None = None
-        self.error: BaseException | None = None
-        self.done = False
-
-    def fail(self, error: BaseException) -> None:
-        self.error = error
-        self.done = True
-
-
 def _write(
     receipts: list[Receipt], signer: ReceiptSigner, conn: sqlite3.Connection
 ) -> list[StoredReceipt]:
@@ -224,7 +212,7 @@ def _write(
     return out
 
 
-class SQLiteStore(StoreBase):
+class SQLiteStore(GroupCommit, StoreBase):
     """Receipts in one SQLite file."""
 
     shared_reads = True
@@ -241,10 +229,11 @@ class SQLiteStore(StoreBase):
         self._lock = threading.Lock()
         # <file>-lock, on which the appending processes queue (see _queue_for_writing)
         self._queue_fd: int | None = None
-        # Appends waiting for the next group commit (touched by the event loop only), and the
-        # lock held by the one committing.
-        self._pending: list[_Pending] = []
-        self._batch_lock = anyio.Lock()
+        # Appends waiting for the next group commit, and whether one is being committed
+        # (both touched by the event loop only).
+        self._init_group_commit()
+        # The thread that commits appends (one per store, started by the first append).
+        self._writer: ThreadPoolExecutor | None = None
 
     # -- connections --------------------------------------------------------------------
     def _connect(self, *, create: bool) -> sqlite3.Connection:
@@ -364,6 +353,9 @@ class SQLiteStore(StoreBase):
         return True
 
     async def close(self) -> None:
+        if self._writer is not None:
+            self._writer.shutdown(wait=False)  # commits already handed to it still finish
+            self._writer = None
         with self._lock:
             self._drop()
             if self._queue_fd is not None:
@@ -372,28 +364,49 @@ class SQLiteStore(StoreBase):
                 self._queue_fd = None
 
     async def append(self, receipt: Receipt) -> StoredReceipt:
-        """Group commit: appends that arrive while a transaction is being committed wait, and
-        the next transaction (one trip to the worker thread, one sync to disk) records all of
-        them. Nobody returns before their receipt is committed."""
-        signer = self._require_signer()
-        entry = _Pending(receipt)
-        self._pending.append(entry)
-        try:
-            async with self._batch_lock:
-                if not entry.done:
-                    batch, self._pending = self._pending, []
-                    await anyio.to_thread.run_sync(self._commit_locked, batch, signer)
-        except BaseException:
-            if not entry.done:  # cancelled while waiting: not written, and now never will be
-                with contextlib.suppress(ValueError):
-                    self._pending.remove(entry)
-            raise
-        if entry.error is not None:
-            raise entry.error
-        assert entry.stored is not None
-        return entry.stored
+        """Group commit (:class:`GroupCommit`): appends that arrive while a transaction is
+        being committed wait, and the next transaction (one trip to the writer thread, one
+        sync to disk) records all of them. Nobody returns before their receipt is committed."""
+        return await self._append_in_batch(receipt, self._require_signer())
 
-    def _commit_locked(self, batch: list[_Pending], signer: ReceiptSigner) -> None:
+    def _write_batch(
+        self, loop: asyncio.AbstractEventLoop, batch: list[PendingAppend], signer: ReceiptSigner
+    ) -> None:
+        """Commit ``batch`` in the writer thread; :meth:`_committed` answers it."""
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="consent-sqlite-writer")
+        try:
+            done = loop.run_in_executor(self._writer, self._commit_locked, batch, signer)
+        except RuntimeError as exc:  # the interpreter is shutting down
+            done = loop.create_future()
+            done.set_exception(exc)
+        done.add_done_callback(functools.partial(self._committed, loop, signer, batch))
+
+    def _committed(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        signer: ReceiptSigner,
+        batch: list[PendingAppend],
+        done: asyncio.Future[None],
+    ) -> None:
+        """On the event loop, when a batch is committed (or failed): answer its appends and
+        start the next batch, if any append is waiting."""
+        failed = None if done.cancelled() else done.exception()
+        for entry in batch:
+            result = entry.result
+            if result.done():  # the request was cancelled meanwhile
+                continue
+            if entry.error is not None:
+                result.set_exception(entry.error)
+            elif entry.stored is not None:
+                result.set_result(entry.stored)
+            else:  # only if the writer itself failed
+                result.set_exception(
+                    StoreUnavailable(f"SQLite receipt store {self.path}: {failed!r}")
+                )
+        self._batch_done(loop, signer)
+
+    def _commit_locked(self, batch: list[PendingAppend], signer: ReceiptSigner) -> None:
         with self._lock:
             queued = self._queue_for_writing()
             try:
@@ -436,7 +449,7 @@ class SQLiteStore(StoreBase):
             except OSError:
                 return False
 
-    def _commit_batch(self, batch: list[_Pending], signer: ReceiptSigner) -> None:
+    def _commit_batch(self, batch: list[PendingAppend], signer: ReceiptSigner) -> None:
         """Commit ``batch`` (holding ``self._lock``); a receipt the database rejects is
         retried alone so that it cannot take the others down with it."""
         try:
