@@ -181,8 +181,7 @@ def uuid7_hex(random: bytes, unix_ms: int) -> str:
 
 def hyphenated(hex32: str) -> str:
     """32 hex digits in the 8-4-4-4-12 form of ``str(uuid.UUID(...))``."""
-    h = hex32
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    return f"{hex32[:8]}-{hex32[8:12]}-{hex32[12:16]}-{hex32[16:20]}-{hex32[20:]}"
 
 
 def new_receipt_id() -> str:

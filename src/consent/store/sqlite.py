@@ -229,9 +229,7 @@ class SQLiteStore(GroupCommit, StoreBase):
         self._lock = threading.Lock()
         # <file>-lock, on which the appending processes queue (see _queue_for_writing)
         self._queue_fd: int | None = None
-        # Appends waiting for the next group commit, and whether one is being committed
-        # (both touched by the event loop only).
-        self._init_group_commit()
+        self._init_group_commit()  # touched by the event loop only
         # The thread that commits appends (one per store, started by the first append).
         self._writer: ThreadPoolExecutor | None = None
 
