@@ -23,7 +23,7 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from consent import ConsentMiddleware
-from consent.endpoints import stored_receipt_json
+from consent.endpoints import _JSON, _js, stored_receipt_json
 from consent.policy import load_policy
 from consent.receipts import (
     ChainHead,
@@ -306,6 +306,17 @@ def test_decisions_get_ids_that_sort_in_the_order_they_were_made(
         # the id's millisecond is the decision's second
         assert rid.int >> 80 == sid.int >> 80
         assert (rid.int >> 80) // 1000 == answer["timestamp"]
+
+
+@given(
+    st.text()
+    | st.integers()
+    | st.booleans()
+    | st.none()
+    | st.floats(allow_nan=False, allow_infinity=False)
+)
+def test_js_is_the_json_encoder(value: object) -> None:
+    assert _js(value) == _JSON(value)
 
 
 def test_stored_receipt_json_splices_only_what_it_sealed() -> None:

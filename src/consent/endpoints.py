@@ -63,6 +63,18 @@ _NO_STORE = {"Cache-Control": "no-store", "Vary": "Cookie"}
 
 # JSON exactly as JSONResponse renders it (compact, UTF-8 as is).
 _JSON = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+
+
+def _js(value: Any) -> str:
+    """``_JSON(value)``, without the encoder's Python layers for the usual str and int."""
+    kind = type(value)
+    if kind is str:
+        return _json_str(value)  # what _JSON does for a str
+    if kind is int:
+        return str(value)
+    return _JSON(value)
+
+
 _CACHE_LIMIT = 64
 
 
@@ -111,8 +123,8 @@ def stored_receipt_json(stored: StoredReceipt, receipt: Receipt) -> str:
         return _JSON(stored.to_dict())
     return (
         f"{body[:-1]},"
-        f'"seq":{stored.seq},"kid":{_JSON(stored.kid)},"signature":{_JSON(stored.signature)},'
-        f'"prev_hash":{_JSON(stored.prev_hash)},"hash":{_JSON(stored.hash)},"body":{_JSON(body)}}}'
+        f'"seq":{stored.seq},"kid":{_js(stored.kid)},"signature":{_js(stored.signature)},'
+        f'"prev_hash":{_js(stored.prev_hash)},"hash":{_js(stored.hash)},"body":{_js(body)}}}'
     )
 
 
@@ -378,9 +390,9 @@ class ConsentEndpoints:
         return (
             f'{{"decided":true,"granted":[{",".join(map(_json_str, sorted(state.granted)))}]'
             f',"denied":[{",".join(map(_json_str, sorted(state.denied)))}]'
-            f',"revision":{_JSON(self.policy.short_revision)}'
-            f',"receipt_id":{_JSON(state.receipt_id)}'
-            f',"decided_at":{_JSON(state.decided_at)},"expires":{_JSON(state.expires_at)}'
+            f',"revision":{_js(self.policy.short_revision)}'
+            f',"receipt_id":{_js(state.receipt_id)}'
+            f',"decided_at":{_js(state.decided_at)},"expires":{_js(state.expires_at)}'
             f',"gpc":{"true" if state.gpc else "false"}{tail}'
             + ",".join(on if key in allowed else off for key, off, on in categories)
             + "]}"
@@ -653,7 +665,7 @@ class ConsentEndpoints:
             response.headers["Cache-Control"] = "no-store"
             return response
         answer = (
-            f'{{"receipt_id":{_JSON(receipt_id)},"event":{_JSON(event)},"state":'
+            f'{{"receipt_id":{_js(receipt_id)},"event":{_js(event)},"state":'
             f"{self.decided_state_text(new_state, language, self._public_prefix(scope))},"
             f'"receipt":{stored_receipt_json(stored, receipt)}}}'
         )
