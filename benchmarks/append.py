@@ -27,12 +27,14 @@ import time
 from collections.abc import Callable
 
 from _common import fmt3, load, machine, table
+from audit import template
 
-from consent.receipts import Controller, Receipt, ReceiptSigner, hyphenated, uuid7_hex
+from consent.receipts import Receipt, ReceiptSigner, hyphenated, uuid7_hex
 from consent.store import open_store
 from consent.store.sqlite import SQLiteStore, _write
 
 SIGNER = ReceiptSigner(["benchmark-secret-key-0123456789abcdef"])
+TEMPLATE = template()
 FILL = 2000  # receipts per transaction while filling
 
 
@@ -51,25 +53,14 @@ KINDS: dict[str, Callable[[], str]] = {"uuid4": uuid4_hex, "uuid7": uuid7_now}
 
 
 def receipt(new_id: Callable[[], str]) -> Receipt:
-    """A realistic receipt with fresh ids of one kind (a first decision: a new subject)."""
-    return Receipt(
-        receipt_id=hyphenated(new_id()),
-        subject_id=new_id(),
-        timestamp=int(time.time()),
-        event="given",
-        granted=["analytics"],
-        refused=["embedded", "marketing", "preferences"],
-        revision="d8e8b89ee1e32fc1" * 4,
-        policy_url="/cookie-policy",
-        method="banner",
-        jurisdiction="EU",
-        language="en",
-        controller=Controller(name="Example GmbH", email="privacy@example.org"),
-        purposes=[],
-        page="/articles/some-page",
-        ip="203.0.113.0",
-        user_agent="Mozilla/5.0 (X11; Linux x86_64) benchmark",
-        gpc=False,
+    """The audit benchmark's realistic receipt with fresh ids of one kind (a first decision:
+    a new subject)."""
+    return TEMPLATE.model_copy(
+        update={
+            "receipt_id": hyphenated(new_id()),
+            "subject_id": new_id(),
+            "timestamp": int(time.time()),
+        }
     )
 
 
