@@ -24,6 +24,7 @@ import os
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
 
 from _common import fmt3, load, machine, table
@@ -39,10 +40,7 @@ FILL = 2000  # receipts per transaction while filling
 
 
 def uuid4_hex() -> str:
-    b = bytearray(os.urandom(16))
-    b[6] = (b[6] & 0x0F) | 0x40
-    b[8] = (b[8] & 0x3F) | 0x80
-    return b.hex()
+    return uuid.uuid4().hex
 
 
 def uuid7_now() -> str:
