@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from pathlib import Path
 
 from starlette.types import Receive, Scope, Send
 
 from consent import ConsentMiddleware
+from consent.store.base import GroupCommit
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_POLICY = ROOT / "examples" / "policy"
@@ -45,3 +47,13 @@ def detached_middleware(secret_key: str) -> ConsentMiddleware:
     return ConsentMiddleware(
         placeholder, policy=EXAMPLE_POLICY, secret_key=secret_key, store="memory://"
     )
+
+
+async def commit_under_way(store: GroupCommit, waiting: int) -> None:
+    """Wait until a store's batch has gone to be written and ``waiting`` appends wait for the
+    next one."""
+    for _ in range(10_000):
+        if store._committing and len(store._pending) == waiting:
+            return
+        await asyncio.sleep(0.001)
+    raise AssertionError(f"no commit under way with {waiting} appends waiting")

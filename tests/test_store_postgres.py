@@ -16,6 +16,7 @@ from consent.store import postgres as pg_store
 from consent.store.postgres import PostgresStore
 
 from .conftest import TEST_KEY, append_from_processes, make_receipt
+from .helpers import commit_under_way
 from .pg import ExternalPg, PgServer
 
 pytestmark = [pytest.mark.postgres, pytest.mark.anyio]
@@ -126,15 +127,6 @@ async def test_appends_waiting_for_the_chain_lock_read_the_position_after_it(
     assert result.ok, result.message()
 
 
-async def _batch_waiting(store: PostgresStore, waiting: int) -> None:
-    """Wait until a batch is being written and ``waiting`` appends wait for the next one."""
-    for _ in range(10_000):
-        if store._batch_task is not None and len(store._pending) == waiting:
-            return
-        await asyncio.sleep(0.001)
-    raise AssertionError(f"no batch with {waiting} appends waiting")
-
-
 async def test_appends_during_a_commit_share_the_next_and_cancelled_ones_are_dropped(
     pg_url: str,
 ) -> None:
@@ -156,11 +148,11 @@ async def test_appends_during_a_commit_share_the_next_and_cancelled_ones_are_dro
         await holder.execute("BEGIN")
         await holder.execute("SELECT pg_advisory_xact_lock(%s)", (pg_store.CHAIN_LOCK,))
         first = asyncio.ensure_future(store.append(make_receipt(subject_id="first")))
-        await _batch_waiting(store, 0)
+        await commit_under_way(store, 0)
         rest = [
             asyncio.ensure_future(store.append(make_receipt(subject_id=f"b{i}"))) for i in range(5)
         ]
-        await _batch_waiting(store, 5)
+        await commit_under_way(store, 5)
         first.cancel()  # its batch is being written: recorded all the same
         rest[0].cancel()  # waiting for the next batch: dropped
         await asyncio.sleep(0.05)

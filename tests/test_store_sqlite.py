@@ -20,6 +20,7 @@ from consent.store import StoreUnavailable, open_store
 from consent.store.sqlite import SQLiteStore, path_from_url
 
 from .conftest import TEST_KEY, append_from_processes, execute_sql, make_receipt
+from .helpers import commit_under_way
 
 pytestmark = pytest.mark.anyio
 
@@ -142,12 +143,12 @@ async def test_appends_during_a_commit_go_into_the_next_one_together(tmp_path: P
         store._lock.acquire()  # the writer thread's commit waits until released
         try:
             first = asyncio.ensure_future(store.append(make_receipt(subject_id="first")))
-            await _started_commit(store, 0)
+            await commit_under_way(store, 0)
             rest = [
                 asyncio.ensure_future(store.append(make_receipt(subject_id=f"b{i}")))
                 for i in range(39)
             ]
-            await _started_commit(store, 39)
+            await commit_under_way(store, 39)
         finally:
             store._lock.release()
         with anyio.fail_after(10):
@@ -158,15 +159,6 @@ async def test_appends_during_a_commit_go_into_the_next_one_together(tmp_path: P
     finally:
         await store.close()
     assert verify_store(store, SIGNER).ok
-
-
-async def _started_commit(store: SQLiteStore, waiting: int) -> None:
-    """Wait until a commit is running and ``waiting`` appends wait for the next one."""
-    for _ in range(10_000):
-        if store._committing and len(store._pending) == waiting:
-            return
-        await asyncio.sleep(0.001)
-    raise AssertionError(f"no commit with {waiting} appends waiting")
 
 
 @pytest.mark.parametrize("cancel_when", ["waiting", "committing", "all waiting"])
@@ -182,10 +174,10 @@ async def test_a_cancelled_append_is_recorded_only_if_its_commit_had_begun(
         store._lock.acquire()  # the writer thread's commit waits until released
         try:
             first = asyncio.ensure_future(store.append(make_receipt(subject_id="first")))
-            await _started_commit(store, 0)
+            await commit_under_way(store, 0)
             waiting = asyncio.ensure_future(store.append(make_receipt(subject_id="waiting")))
             last = asyncio.ensure_future(store.append(make_receipt(subject_id="last")))
-            await _started_commit(store, 2)
+            await commit_under_way(store, 2)
             cancelled = {
                 "waiting": [waiting],
                 "committing": [first],
@@ -260,7 +252,7 @@ def test_a_store_serves_one_event_loop_after_another(tmp_path: Path) -> None:
     async def abandon() -> None:
         store._lock.acquire()  # the commit cannot finish before this loop stops
         left.append(asyncio.ensure_future(append("abandoned")))
-        await _started_commit(store, 0)
+        await commit_under_way(store, 0)
 
     try:
         assert asyncio.run(append("one")) == 1

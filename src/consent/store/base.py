@@ -31,6 +31,7 @@ __all__ = [
     "link",
     "link_all",
     "redact_url",
+    "settle",
 ]
 
 logger = logging.getLogger("consent.store")
@@ -265,6 +266,12 @@ class PendingAppend:
     def fail(self, error: BaseException) -> None:
         self.error = error
         self.done = True
+
+
+def settle(result: asyncio.Future[StoredReceipt], error: BaseException) -> None:
+    """Fail an append's ``result`` unless it is answered already (or its request cancelled)."""
+    if not result.done():
+        result.set_exception(error)
 
 
 class GroupCommit:

@@ -38,6 +38,7 @@ from .base import (
     link_all,
     range_filter,
     redact_url,
+    settle,
 )
 
 __all__ = ["PostgresStore"]
@@ -167,11 +168,6 @@ def _receipt_params(stored: StoredReceipt) -> tuple[Any, ...]:
         stored.prev_hash,
         stored.hash,
     )
-
-
-def _settle(done: asyncio.Future[StoredReceipt], exc: BaseException) -> None:
-    if not done.done():
-        done.set_exception(exc)
 
 
 class PostgresStore(GroupCommit, StoreBase):
@@ -324,7 +320,7 @@ class PostgresStore(GroupCommit, StoreBase):
             await self._commit_batch(batch, signer)
         except BaseException:  # cancelled (the server is stopping): nobody is told "recorded"
             for entry in batch:
-                _settle(
+                settle(
                     entry.result,
                     StoreUnavailable("PostgreSQL receipt store: the commit was cancelled"),
                 )
@@ -370,7 +366,7 @@ class PostgresStore(GroupCommit, StoreBase):
             results: list[StoredReceipt] = await self._with_conn(write)
         except ValueError as exc:
             if len(batch) == 1:
-                _settle(batch[0].result, exc)
+                settle(batch[0].result, exc)
                 return
             # One receipt rejected (a duplicate id): record the others one by one.
             for entry in batch:
@@ -378,7 +374,7 @@ class PostgresStore(GroupCommit, StoreBase):
             return
         except Exception as exc:
             for entry in batch:
-                _settle(entry.result, exc)
+                settle(entry.result, exc)
             return
         for entry, stored in zip(batch, results, strict=True):
             if not entry.result.done():

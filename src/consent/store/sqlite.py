@@ -45,6 +45,7 @@ from .base import (
     last_link,
     link_all,
     range_filter,
+    settle,
 )
 
 __all__ = ["SQLiteStore", "path_from_url"]
@@ -391,16 +392,14 @@ class SQLiteStore(GroupCommit, StoreBase):
         start the next batch, if any append is waiting."""
         failed = None if done.cancelled() else done.exception()
         for entry in batch:
-            result = entry.result
-            if result.done():  # the request was cancelled meanwhile
-                continue
-            if entry.error is not None:
-                result.set_exception(entry.error)
-            elif entry.stored is not None:
-                result.set_result(entry.stored)
-            else:  # only if the writer itself failed
-                result.set_exception(
-                    StoreUnavailable(f"SQLite receipt store {self.path}: {failed!r}")
+            if entry.stored is not None:
+                if not entry.result.done():  # not cancelled meanwhile
+                    entry.result.set_result(entry.stored)
+            else:  # rejected, or (error None) the writer itself failed
+                settle(
+                    entry.result,
+                    entry.error
+                    or StoreUnavailable(f"SQLite receipt store {self.path}: {failed!r}"),
                 )
         self._batch_done(loop, signer)
 
