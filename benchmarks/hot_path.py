@@ -467,7 +467,10 @@ def _instructions(variant: str, requests: int) -> int:
         "--requests",
         str(requests),
     ]
-    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    # A fixed hash seed: with a random one the count moves by about 1,000 per request from
+    # one process to the next (dict and set layouts differ).
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    done = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
     found = re.search(r"Collected : (\d+)", done.stderr)
     if found is None:
         raise RuntimeError(f"no instruction count from callgrind:\n{done.stderr[-2000:]}")

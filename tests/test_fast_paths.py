@@ -23,7 +23,7 @@ from consent import ConsentMiddleware
 from consent import middleware as mw_module
 from consent.audit import _Fast, export, verify_file, verify_store
 from consent.cookies import is_deletion
-from consent.html import HtmlRewriter
+from consent.html import HtmlRewriter, fix_headers, html_page_nonce, scan_start, with_length
 from consent.receipts import ReceiptSigner
 from consent.store import open_store
 from consent.store.base import ReceiptRow
@@ -132,7 +132,186 @@ def test_deletion_check_caches_attributes_but_not_the_time() -> None:
     assert is_deletion(b"max-age=0") is False  # no attributes at all
 
 
+def _page_call(mw: ConsentMiddleware, cookie: bytes | None, root_path: str = "") -> list[Message]:
+    """A page view of an HTML page with a gated analytics script that sets an analytics and
+    a marketing cookie; returns what the middleware sent."""
+
+    async def app(inner: Scope, receive: Receive, send: Send) -> None:
+        body = (
+            b"<html><head><title>t</title></head><body><p>page</p>"
+            b'<script type="text/plain" data-consent="analytics" src="/a.js"></script>'
+            b"</body></html>"
+        )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-length", str(len(body)).encode()),
+                    (b"content-type", b"text/html; charset=utf-8"),
+                    (b"set-cookie", b"stats_vid=1; Path=/"),
+                    (b"set-cookie", b"px_uid=2; Max-Age=60"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    mw.app = app
+    scope = _scope(cookie)
+    scope["root_path"] = root_path
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    anyio.run(mw, scope, receive, send)
+    return sent
+
+
+def test_visitors_with_other_choices_in_turn_each_get_their_own_page() -> None:
+    """The page last rewritten and the Set-Cookie names let through are remembered per set
+    of allowed categories: a visitor never gets another's rewrite or cookies."""
+    mw = _middleware()
+    choices = {
+        "analytics": {"analytics"},
+        "marketing": {"marketing"},
+        "both": {"analytics", "marketing"},
+        "none": set(),
+    }
+    cookies = {
+        name: f"consent={mw.cookie.dumps(mw.cookie.decision(granted, receipt_id=None, subject_id=name))}".encode()
+        for name, granted in choices.items()
+    }
+    # Each of the two orders makes the other key change between consecutive pages.
+    by_root = [(root, name) for root in ("", "/shop", "") for _ in range(2) for name in choices]
+    by_choice = [(root, name) for _ in range(2) for name in choices for root in ("", "/shop")]
+    for root, name in by_root + by_choice:
+        granted = choices[name]
+        start, body = _page_call(mw, cookies[name], root)
+        set_names = sorted(
+            v.split(b"=")[0].decode() for k, v in start["headers"] if k == b"set-cookie"
+        )
+        expected = {"analytics": "stats_vid", "marketing": "px_uid"}
+        assert set_names == sorted(expected[c] for c in granted), (name, root)
+        page = body["body"]
+        activated = b'<script data-consent="analytics" src="/a.js">' in page
+        assert activated == ("analytics" in granted), (name, root)
+        assert f'src="{root}/_consent/banner.js"'.encode() in page, (name, root)
+        # Consent Mode's update names exactly what this visitor granted.
+        assert (b'"ad_storage":"granted"' in page) == ("marketing" in granted)
+        assert (b'"analytics_storage":"granted"' in page) == ("analytics" in granted)
+        length = dict(start["headers"])[b"content-length"]
+        assert int(length) == len(page)
+
+
+def test_a_visitor_without_a_decision_after_one_with_the_same_choices_gets_the_form() -> None:
+    mw = _middleware()
+    decided = mw.cookie.decision(set(), receipt_id=None, subject_id="s")
+    cookie = f"consent={mw.cookie.dumps(decided)}".encode()
+    for _ in range(2):
+        assert b"<noscript>" not in _page_call(mw, cookie)[1]["body"]
+        assert b"<noscript>" in _page_call(mw, None)[1]["body"]
+
+
 # --------------------------------------------------------------------------- HTML
+
+_HEADER_NAMES = [
+    b"content-type",
+    b"Content-Type",
+    b"content-length",
+    b"Content-Length",
+    b"etag",
+    b"content-encoding",
+    b"content-security-policy",
+    b"content-security-policy-report-only",
+    b"content-range",
+    b"content-disposition",
+    b"set-cookie",
+    b"Set-Cookie",
+    b"x-other",
+]
+_HEADER_VALUES = [
+    b"text/html",
+    b"text/html; charset=utf-8",
+    b"text/plain",
+    b"12",
+    b"gzip",
+    b"identity",
+    b"script-src 'nonce-abc'",
+    b"default-src 'self' 'nonce-xyz'",
+    b"bytes 0-1/2",
+    b"attachment; filename=a.html",
+    b"inline",
+    b"a=1; Path=/",
+    b"b=2; Max-Age=60",
+    b"c=3; Max-Age=0",
+    b"nameless",
+    b"a",
+]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    headers=st.lists(
+        st.tuples(
+            st.sampled_from(_HEADER_NAMES),
+            st.sampled_from(_HEADER_VALUES),
+            st.booleans(),
+        ),
+        max_size=9,
+    ),
+    method=st.sampled_from(["GET", "HEAD", "head", "POST"]),
+    status=st.sampled_from([200, 204, 304, 404, 101, "200", "x"]),
+    kept_names=st.sampled_from([(), (b"a",)]),
+    changed=st.booleans(),
+)
+def test_one_header_pass_equals_page_check_and_header_rebuild(
+    headers: list[tuple[bytes, bytes, bool]],
+    method: str,
+    status: Any,
+    kept_names: tuple[bytes, ...],
+    changed: bool,
+) -> None:
+    """scan_start and with_length give what html_page_nonce, a Set-Cookie filter and
+    fix_headers give, and offer every Set-Cookie value not named in kept_names to the
+    filter exactly once."""
+    raw = [(bytearray(n) if as_array else n, v) for n, v, as_array in headers]
+    start = {"type": "http.response.start", "status": status, "headers": raw}
+    allowed = frozenset({"analytics"})
+
+    def keep(value: bytes, allowed: frozenset[str]) -> bool:
+        offered.append(value)
+        return value.startswith(b"a=") or b"Max-Age=0" in value  # a: always kept
+
+    offered: list[bytes] = []
+    kept, nonce, layout = scan_start(method, start, keep, allowed, kept_names)
+    scan_offered = offered
+    offered = []
+    assert nonce == html_page_nonce(method, start)
+    cookies = [bytes(v) for n, v in raw if bytes(n).lower() == b"set-cookie"]
+    assert scan_offered == [v for v in cookies if not (kept_names and v.startswith(b"a="))]
+    expected = [
+        (bytes(n), bytes(v))
+        for n, v in raw
+        if bytes(n).lower() != b"set-cookie" or keep(bytes(v), allowed)
+    ]
+    passed = kept if kept is not None else raw
+    assert passed == expected
+    assert all(type(n) is bytes and type(v) is bytes for n, v in passed)
+    extra = ((b"vary", b"Cookie"),)
+    rebuilt = with_length(expected, layout, b"99", changed, extra)
+    assert rebuilt == fix_headers(
+        raw,
+        content_length=b"99",
+        body_changed=changed,
+        extra=extra,
+        keep_set_cookie=keep,
+        allowed=allowed,
+    )
+
 
 _FRAGMENTS = [
     b"<head>",

@@ -48,7 +48,7 @@ from __future__ import annotations
 import html as _html
 import json
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any, Final
 
 from starlette.types import Message, Send
@@ -807,6 +807,125 @@ def html_page_nonce(method: str, start: Message) -> str | None:
         return None
     # An enforced policy's nonce first; a report-only one keeps its reports quiet.
     return nonce or report_only
+
+
+#: ``scan_start``'s layout when the headers need :func:`fix_headers` (body validators, or
+#: more than one ``Content-Length``).
+LAYOUT_COMPLEX: Final = -2
+#: ``scan_start``'s layout when the headers have no ``Content-Length``.
+LAYOUT_NO_LENGTH: Final = -1
+
+
+def scan_start(
+    method: str,
+    start: Message,
+    keep_set_cookie: Callable[[bytes, frozenset[str]], bool],
+    allowed: frozenset[str],
+    kept_names: Collection[bytes] = (),
+) -> tuple[list[tuple[bytes, bytes]] | None, str | None, int]:
+    """One pass over a response start message's headers, doing what :func:`html_page_nonce`
+    and a ``Set-Cookie`` filter would do in two: ``(headers, nonce, layout)``.
+
+    * ``headers``: the header list without the ``Set-Cookie`` values for which
+      ``keep_set_cookie(value, allowed)`` is false (each value is offered to it exactly once,
+      but for a value whose name, the bytes before its first ``=``, is in ``kept_names``:
+      those are kept at once); ``None`` when every header is kept (then
+      ``start["headers"]`` is the list).
+    * ``nonce``: what :func:`html_page_nonce` returns (``None``: not a rewritable page).
+    * ``layout``: where the one ``Content-Length`` is in the kept headers
+      (:data:`LAYOUT_NO_LENGTH` when there is none, :data:`LAYOUT_COMPLEX` when
+      :func:`fix_headers` must rebuild them), so that :func:`with_length` sets a rewritten
+      page's length without another pass.
+    """
+    page = method == "GET" or method.upper() != "HEAD"
+    if page:
+        status = start.get("status", 200)
+        if type(status) is not int:
+            try:
+                status = int(status)
+            except (TypeError, ValueError):
+                page = False
+        page = page and status >= 200 and status not in _NO_BODY_STATUS
+    html = None
+    nonce = report_only = ""
+    layout = LAYOUT_NO_LENGTH
+    kinds = HEADER_KINDS
+    headers = start.get("headers") or ()
+    out: list[tuple[bytes, bytes]] | None = None
+    i = -1
+    for name, value in headers:
+        i += 1
+        if type(name) is not bytes or type(value) is not bytes:
+            if not (isinstance(name, bytes | bytearray) and isinstance(value, bytes | bytearray)):
+                # Not a header html_page_nonce can read: not a page; kept as it is.
+                page = False
+                if out is not None:
+                    out.append((name, value))
+                continue
+            name, value = bytes(name), bytes(value)
+            if out is None:  # the headers passed on are bytes (or kept as they came)
+                out = list(headers[:i])
+        kind = kinds.get(name)
+        if kind is None:
+            kind = header_kind(name)
+        if kind == H_SET_COOKIE:
+            key, eq, _ = value.partition(b"=")
+            if not (eq and key in kept_names) and not keep_set_cookie(value, allowed):
+                if out is None:
+                    out = list(headers[:i])  # all bytes, or out would exist already
+                continue
+        elif kind == H_CONTENT_LENGTH:
+            layout = (
+                (i if out is None else len(out)) if layout == LAYOUT_NO_LENGTH else LAYOUT_COMPLEX
+            )
+        elif kind == H_VALIDATOR:
+            layout = LAYOUT_COMPLEX
+        elif kind >= H_CONTENT_TYPE and page:
+            if kind == H_CONTENT_TYPE:
+                if html is None:
+                    html = _html_types.get(value)
+                    if html is None:
+                        html = _is_html_type(value)
+            elif kind == H_CONTENT_ENCODING:
+                for coding in value.split(b","):
+                    if coding.strip().lower() not in (b"", b"identity"):
+                        page = False
+                        break
+            elif kind == H_CSP:
+                nonce = nonce or csp_script_nonce(value)
+            elif kind == H_CSP_REPORT_ONLY:
+                report_only = report_only or csp_script_nonce(value)
+            elif kind == H_CONTENT_RANGE or (
+                value.split(b";", 1)[0].strip().lower() == b"attachment"
+            ):
+                page = False
+        if out is not None:
+            out.append((name, value))
+    if not (page and html):
+        return out, None, layout
+    # An enforced policy's nonce first; a report-only one keeps its reports quiet.
+    return out, nonce or report_only, layout
+
+
+def with_length(
+    headers: Sequence[tuple[bytes, bytes]],
+    layout: int,
+    length: bytes,
+    body_changed: bool,
+    extra: Sequence[tuple[bytes, bytes]],
+) -> list[tuple[bytes, bytes]]:
+    """A rewritten page's headers from what :func:`scan_start` kept: the one correct
+    ``Content-Length`` (where the first one was), ``extra`` appended; what
+    :func:`fix_headers` (without a ``Set-Cookie`` filter) makes of them."""
+    if layout == LAYOUT_COMPLEX:
+        return fix_headers(headers, content_length=length, body_changed=body_changed, extra=extra)
+    out = list(headers)
+    if layout == LAYOUT_NO_LENGTH:
+        out.append((b"content-length", length))
+    else:
+        out[layout] = (out[layout][0], length)
+    out.extend(extra)
+    return out
 
 
 _NONCE = re.compile(rb"'nonce-([A-Za-z0-9+/_=-]+)'", re.IGNORECASE)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -35,10 +36,10 @@ from .html import (
     HtmlResponder,
     banner_tags,
     consent_mode_default,
-    fix_headers,
-    html_page_nonce,
     rewrite_document,
+    scan_start,
     script_tag,
+    with_length,
 )
 from .policy import Policy, load_policy
 from .state import ConsentCookie, ConsentState, current_consent, resolve_secret_keys
@@ -88,6 +89,8 @@ _VIEW_CACHE_LIMIT = 1024
 _VIEW_MAX_HEADER = 4096
 _OUTCOME_LIMIT = 4
 _NAME_CACHE_LIMIT = 1024
+_KEPT_SETS_LIMIT = 64
+_NOTHING_KEPT: frozenset[bytes] = frozenset()
 
 
 class _Outcome:
@@ -118,11 +121,12 @@ class _CookieView:
 
     Visitors send the same header on request after request, so the parsing, the consent cookie
     values and the classification of every name are cached per header; the filtering result is
-    cached per consent state. Only pure functions of the header live here: the consent cookie
-    is still verified (through its own cache, lifetime re-checked) on every request.
+    cached per consent state. Only pure functions of the header live here, and the decided
+    state its consent cookie was verified to hold (``verified``), whose lifetime the
+    middleware re-checks on every request.
     """
 
-    __slots__ = ("consent", "items", "outcomes")
+    __slots__ = ("consent", "items", "outcomes", "verified")
 
     def __init__(self, header: bytes, cookie_name: str, classifier: Classifier) -> None:
         consent: list[str] = []
@@ -138,6 +142,8 @@ class _CookieView:
                 items.append((cname, raw, classifier.match(cname), False))
         self.consent = tuple(consent)
         self.items = tuple(items)
+        # (decided state, when its cookie was signed)
+        self.verified: tuple[ConsentState, int] | None = None
         self.outcomes: dict[tuple[frozenset[str], frozenset[str], bool], _Outcome] = {}
 
     def outcome(self, state: ConsentState, secure: bool, mw: ConsentMiddleware) -> _Outcome:
@@ -211,6 +217,10 @@ class Injection:
         self._forms: dict[tuple[str, str, bytes, ConsentState], bytes] = {}
         #: Rewritten pages (see :class:`consent.html.DocumentCache`).
         self.documents = DocumentCache()
+        # The page last rewritten for a visitor who has decided, without a nonce: (what the
+        # visitor allows, root path, page, rewrite). The same page asked for again by visitors
+        # with the same choices, the usual case, is answered without the lookups.
+        self._last: tuple[frozenset[str], str, bytes, tuple[bytes, bool, bytes]] | None = None
 
     def head_start(self, allowed: frozenset[str], nonce: str = "") -> bytes:
         """Google Consent Mode: everything denied by default, then what this visitor granted."""
@@ -267,8 +277,24 @@ class Injection:
         ``(body, changed, Content-Length)`` (see :func:`consent.html.rewrite_document`).
         ``nonce``: the page's CSP script nonce, given to the injected tags."""
         body = message.get("body", b"")
+        if type(body) is not bytes:
+            body = bytes(body)
+        if not nonce and state.decided and len(body) <= self.documents.max_document:
+            # Everything inserted then depends only on what the visitor allows and the root
+            # path (no <noscript> form once decided): the rewrite is a function of those and
+            # the page.
+            allowed = state.allowed
+            root = scope.get("root_path", "")
+            last = self._last
+            if last is not None and last[0] == allowed and last[1] == root and last[2] == body:
+                return last[3]
+            done = self.documents.rewrite(
+                body, self.head_start(allowed), self.head_end(root), b"", allowed
+            )
+            self._last = (allowed, root, body, done)
+            return done
         return rewrite_document(
-            body if type(body) is bytes else bytes(body),
+            body,
             head_start=self.head_start(state.allowed, nonce),
             head_end=self.head_end(scope.get("root_path", ""), nonce),
             body_start=self.body_start(scope, state),
@@ -332,7 +358,11 @@ class ConsentMiddleware:
         self._views: dict[bytes, _CookieView] = {}
         # Set-Cookie name bytes -> (name, match or None, is the consent cookie)
         self._set_names: dict[bytes, tuple[str, Match | None, bool]] = {}
+        # Per set of allowed categories, the Set-Cookie name bytes that it always lets through
+        # (names of its categories, found by _keep_set_cookie): scan_start keeps those at once.
+        self._kept_names: dict[frozenset[str], set[bytes]] = {}
         self._no_decision = self.cookie.no_decision
+        self._lifetime = self.cookie.lifetime
         self._lock = Lock()
 
         self.endpoints = ConsentEndpoints(
@@ -375,9 +405,16 @@ class ConsentMiddleware:
                 gpc = value.strip() == b"1"
 
         view = self._view(cookie_header) if cookie_header is not None else None
-        state, subject = (
-            self._state_from_view(view) if view is not None else (self._no_decision, None)
-        )
+        if view is None:
+            state, subject = self._no_decision, None
+        else:
+            verified = view.verified
+            # The lifetime as ConsentCookie.loads checks it, from when the cookie was signed.
+            if verified is not None and time.time() - verified[1] <= self._lifetime:
+                state = verified[0]
+                subject = state.subject_id
+            else:
+                state, subject = self._state_from_view(view)
         if gpc and self.honor_gpc:
             state = state.with_gpc(self.sale_or_share)
             self.metrics.gpc_requests += 1
@@ -423,46 +460,55 @@ class ConsentMiddleware:
         injection = self.injection
         html_send: Send | None = None
         held: Message | None = None  # an HTML page's start message, until its first body
+        held_headers: Sequence[tuple[bytes, bytes]] = ()  # its headers, Set-Cookie filtered
+        layout = 0  # where its Content-Length is (see scan_start)
         nonce = ""  # the page's CSP script nonce, for the tags injected into it
 
         async def send_filtered(message: Message) -> None:
-            nonlocal html_send, held, nonce
+            nonlocal html_send, held, held_headers, layout, nonce
             if held is not None:
                 start, held = held, None
                 assert injection is not None
+                # The page now depends on the consent cookie: caches must not mix visitors.
+                extra = (*expire, *_VARY_COOKIE) if expire else _VARY_COOKIE
                 if message["type"] == "http.response.body" and not message.get("more_body"):
                     # The whole page in one message (the usual case): rewrite it at once.
                     out, changed, length = injection.document(scope, message, state, nonce)
                     start = dict(start)
-                    start["headers"] = fix_headers(
-                        start.get("headers") or (),
-                        content_length=length,
-                        body_changed=changed,
-                        # The page now depends on the consent cookie: caches must not mix
-                        # visitors.
-                        extra=(*expire, *_VARY_COOKIE) if expire else _VARY_COOKIE,
-                        keep_set_cookie=keep,
-                        allowed=allowed,
-                    )
+                    start["headers"] = with_length(held_headers, layout, length, changed, extra)
                     await send(start)
                     message = dict(message)
                     message["body"] = out
                     await send(message)
                     return
                 html_send = injection.responder(send, scope, state, nonce)
-                await html_send(filter_headers(start, allowed, expire))
+                start = dict(start)
+                start["headers"] = [*held_headers, *expire]
+                await html_send(start)
             if html_send is not None:
                 await html_send(message)
                 return
             mtype = message["type"]
             if mtype == "http.response.start" or mtype == "websocket.http.response.start":
                 if injection is not None and mtype == "http.response.start":
-                    page = html_page_nonce(scope.get("method", "GET"), message)
+                    # One pass over the headers: filter Set-Cookie, and is it a page?
+                    kept, page, where = scan_start(
+                        scope.get("method", "GET"),
+                        message,
+                        keep,
+                        allowed,
+                        self._kept_names.get(allowed, _NOTHING_KEPT),
+                    )
+                    passed = (message.get("headers") or ()) if kept is None else kept
                     if page is not None:
-                        held = message  # its headers are filtered when it is sent
-                        nonce = page
+                        held = message
+                        held_headers, layout, nonce = passed, where, page
                         return
-                message = filter_headers(message, allowed, expire)
+                    if kept is not None or expire:
+                        message = dict(message)
+                        message["headers"] = [*passed, *expire]
+                else:
+                    message = filter_headers(message, allowed, expire)
             elif mtype == "websocket.accept" and (message.get("headers") or expire):
                 message = filter_headers(message, allowed, expire)
             await send(message)
@@ -511,8 +557,12 @@ class ConsentMiddleware:
         for text in view.consent:
             state, sub = loads(text)
             if state.decided:
+                if state.decided_at is not None:  # always, for a decided state
+                    # Those before it stay invalid: it wins for as long as it is valid.
+                    view.verified = (state, state.decided_at)
                 return state, state.subject_id
             subject = subject or sub
+        view.verified = None
         return self._no_decision, subject
 
     def _count_request(self, outcome: _Outcome) -> None:
@@ -572,7 +622,14 @@ class ConsentMiddleware:
         if match is None:
             return self._set_cookie_allowed(known[0], value, allowed)
         category = match[0]
-        if category in allowed or is_deletion(value):
+        if category in allowed:
+            kept = self._kept_names.get(allowed)
+            if kept is None and len(self._kept_names) < _KEPT_SETS_LIMIT:
+                kept = self._kept_names[allowed] = set()
+            if kept is not None and len(kept) < _NAME_CACHE_LIMIT and key != b";":
+                kept.add(key)
+            return True
+        if is_deletion(value):
             return True
         self._count_blocked(category, "response")
         return False
