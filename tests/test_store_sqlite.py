@@ -78,7 +78,79 @@ async def test_wal_and_full_sync(tmp_path: Path) -> None:
         await store.append(make_receipt())
         assert store._conn is not None
         assert store._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert store._conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+        # The web side commits with NORMAL and syncs the WAL file itself (next test); the
+        # command line's connections sync inside COMMIT.
+        assert store._conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+        assert store._defer_sync
+        with store._sync_conn() as conn:
+            assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    finally:
+        await store.close()
+
+
+def _lock_is_free(path: Path) -> bool:
+    import fcntl
+
+    fd = os.open(f"{path}-lock", os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)  # releases the lock if it was taken here
+    return True
+
+
+async def test_each_commit_syncs_the_wal_file_after_the_write_lock_is_released(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "sync.db"
+    store = _sqlite(_url(path))
+    real_sync = os.fdatasync
+    syncs: list[tuple[str, bool, int]] = []
+
+    def spy(fd: int) -> None:
+        # Which file, whether the next writer may go ahead, and how many receipts are in the
+        # log as another connection sees it (the commit is done before the sync).
+        syncs.append((os.readlink(f"/proc/self/fd/{fd}"), _lock_is_free(path), store.count()))
+        real_sync(fd)
+
+    monkeypatch.setattr(os, "fdatasync", spy)
+    try:
+        for _ in range(3):
+            await store.append(make_receipt())
+        assert syncs == [(f"{path}-wal", True, n) for n in (1, 2, 3)]
+        # A group commit is synced once.
+        await asyncio.gather(*(store.append(make_receipt()) for _ in range(5)))
+        assert len(syncs) == 4
+        assert syncs[-1][2] == 8
+    finally:
+        await store.close()
+
+
+async def test_a_failed_wal_sync_fails_its_batch_and_the_store_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "eio.db"
+    store = _sqlite(_url(path))
+    real_sync = os.fdatasync
+    failures = [OSError(5, "Input/output error")]
+
+    def failing(fd: int) -> None:
+        if failures:
+            raise failures.pop()
+        real_sync(fd)
+
+    monkeypatch.setattr(os, "fdatasync", failing)
+    try:
+        with pytest.raises(StoreUnavailable, match="syncing the WAL failed"):
+            await store.append(make_receipt(subject_id="unsure"))
+        assert store._conn is None  # dropped, reconnected by the next append
+        # Committed but not known to be on disk: the visitor was told it failed (no cookie),
+        # and the log keeps it, still a valid chain.
+        again = await store.append(make_receipt(subject_id="next"))
+        assert again.seq == 2
+        assert verify_store(store, SIGNER).ok
     finally:
         await store.close()
 

@@ -1,6 +1,9 @@
 """``sqlite:///path.db``: the default store, one file, safe for several worker processes.
 
-* WAL journal and ``synchronous=FULL``: a receipt is on disk before ``append`` returns.
+* WAL journal and ``synchronous=FULL``: a receipt is on disk before ``append`` returns. (The
+  web side's writer commits with ``synchronous=NORMAL`` and then syncs the WAL file itself,
+  after releasing the write lock, before any of the batch's appends returns: the same sync,
+  while the next writer goes ahead. See :meth:`SQLiteStore._commit_locked`.)
 * Every append runs in ``BEGIN IMMEDIATE``: the write lock is taken before the chain position
   is read, so processes writing the same file (uvicorn/gunicorn workers) keep one valid chain.
 * Appends that arrive while another one is being committed are committed together by the
@@ -179,6 +182,18 @@ def _write_transaction(conn: sqlite3.Connection) -> Iterator[None]:
         raise
 
 
+def _can_defer_sync(conn: sqlite3.Connection) -> bool:
+    """Switch a web-side connection to ``synchronous=NORMAL`` when its store can sync the WAL
+    file itself after each commit (a WAL journal, and ``os.fdatasync``); else it stays FULL."""
+    if not hasattr(os, "fdatasync") or fcntl is None:
+        return False
+    (mode,) = conn.execute("PRAGMA journal_mode").fetchone()
+    if str(mode).lower() != "wal":
+        return False
+    conn.execute("PRAGMA synchronous = NORMAL")
+    return True
+
+
 def _write(
     receipts: list[Receipt], signer: ReceiptSigner, conn: sqlite3.Connection
 ) -> list[StoredReceipt]:
@@ -230,6 +245,10 @@ class SQLiteStore(GroupCommit, StoreBase):
         self._lock = threading.Lock()
         # <file>-lock, on which the appending processes queue (see _queue_for_writing)
         self._queue_fd: int | None = None
+        # <file>-wal, synced after each commit when the connection defers its sync (see
+        # _commit_locked); None until the first such commit
+        self._wal_fd: int | None = None
+        self._defer_sync = False  # the web side's connection commits with synchronous=NORMAL
         self._init_group_commit()  # touched by the event loop only
         # The thread that commits appends (one per store, started by the first append).
         self._writer: ThreadPoolExecutor | None = None
@@ -296,6 +315,7 @@ class SQLiteStore(GroupCommit, StoreBase):
                 self._conn = self._connect(create=not self._existed)
                 self._ident = self._file_identity()
                 self._existed = True
+                self._defer_sync = _can_defer_sync(self._conn)
             elif self._file_identity() != self._ident:
                 # Moved, replaced or deleted under a running server: writing on would put
                 # receipts into a file nobody finds. Refuse until the file is back.
@@ -322,6 +342,10 @@ class SQLiteStore(GroupCommit, StoreBase):
             with contextlib.suppress(sqlite3.Error):
                 self._conn.close()
             self._conn = None
+        if self._wal_fd is not None:  # the next connection may have another WAL file
+            with contextlib.suppress(OSError):
+                os.close(self._wal_fd)
+            self._wal_fd = None
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         return await anyio.to_thread.run_sync(functools.partial(self._call, fn))
@@ -404,6 +428,16 @@ class SQLiteStore(GroupCommit, StoreBase):
         self._batch_done(loop, signer)
 
     def _commit_locked(self, batch: list[PendingAppend], signer: ReceiptSigner) -> None:
+        """Commit ``batch`` in the writer thread.
+
+        With ``synchronous=FULL`` SQLite syncs the WAL file inside ``COMMIT``, while it holds
+        the database's write lock, so the other worker processes wait for the disk too. The
+        web side's connection instead commits with ``synchronous=NORMAL`` (the frames are
+        written, not synced) and this thread syncs the WAL file itself once the lock is
+        released, before any append of the batch is answered: the same sync, while the next
+        writer goes ahead. A checkpoint in between syncs the WAL first (SQLite does so before
+        copying frames into the database, and syncs the database after), so the frames are
+        never only in memory. If the sync fails, the batch's appends fail."""
         with self._lock:
             queued = self._queue_for_writing()
             try:
@@ -412,6 +446,23 @@ class SQLiteStore(GroupCommit, StoreBase):
                 if queued:
                     with contextlib.suppress(OSError):
                         fcntl.flock(self._queue_fd, fcntl.LOCK_UN)  # type: ignore[arg-type]
+            if self._defer_sync and any(entry.stored is not None for entry in batch):
+                try:
+                    self._sync_wal()
+                except OSError as exc:
+                    self._drop()
+                    error = StoreUnavailable(
+                        f"SQLite receipt store {self.path}: syncing the WAL failed: {exc}"
+                    )
+                    for entry in batch:
+                        entry.stored = None
+                        entry.fail(error)
+
+    def _sync_wal(self) -> None:
+        if self._wal_fd is None:
+            # The connection that just committed keeps the WAL file open and in place.
+            self._wal_fd = os.open(self.path + "-wal", os.O_RDONLY | os.O_CLOEXEC)
+        os.fdatasync(self._wal_fd)
 
     def _queue_for_writing(self) -> bool:
         """Wait for the other processes' appends to this file to finish (holding ``_lock``).
