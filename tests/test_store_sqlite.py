@@ -9,6 +9,7 @@ import shutil
 import sqlite3
 import tempfile
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio
@@ -101,21 +102,30 @@ def _lock_is_free(path: Path) -> bool:
     return True
 
 
+def _before_each_sync(monkeypatch: pytest.MonkeyPatch, before: Callable[[int], None]) -> None:
+    """Call ``before(fd)`` ahead of every real ``os.fdatasync`` (it may raise instead)."""
+    real_sync = os.fdatasync
+
+    def wrapped(fd: int) -> None:
+        before(fd)
+        real_sync(fd)
+
+    monkeypatch.setattr(os, "fdatasync", wrapped)
+
+
 async def test_each_commit_syncs_the_wal_file_after_the_write_lock_is_released(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "sync.db"
     store = _sqlite(_url(path))
-    real_sync = os.fdatasync
     syncs: list[tuple[str, bool, int]] = []
 
     def spy(fd: int) -> None:
         # Which file, whether the next writer may go ahead, and how many receipts are in the
         # log as another connection sees it (the commit is done before the sync).
         syncs.append((os.readlink(f"/proc/self/fd/{fd}"), _lock_is_free(path), store.count()))
-        real_sync(fd)
 
-    monkeypatch.setattr(os, "fdatasync", spy)
+    _before_each_sync(monkeypatch, spy)
     try:
         for _ in range(3):
             await store.append(make_receipt())
@@ -131,17 +141,14 @@ async def test_each_commit_syncs_the_wal_file_after_the_write_lock_is_released(
 async def test_a_failed_wal_sync_fails_its_batch_and_the_store_goes_on(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = tmp_path / "eio.db"
-    store = _sqlite(_url(path))
-    real_sync = os.fdatasync
+    store = _sqlite(_url(tmp_path / "eio.db"))
     failures = [OSError(5, "Input/output error")]
 
     def failing(fd: int) -> None:
         if failures:
             raise failures.pop()
-        real_sync(fd)
 
-    monkeypatch.setattr(os, "fdatasync", failing)
+    _before_each_sync(monkeypatch, failing)
     try:
         with pytest.raises(StoreUnavailable, match="syncing the WAL failed"):
             await store.append(make_receipt(subject_id="unsure"))
