@@ -469,11 +469,11 @@ class ConsentMiddleware:
             if held is not None:
                 start, held = held, None
                 assert injection is not None
-                # The page now depends on the consent cookie: caches must not mix visitors.
-                extra = (*expire, *_VARY_COOKIE) if expire else _VARY_COOKIE
                 if message["type"] == "http.response.body" and not message.get("more_body"):
                     # The whole page in one message (the usual case): rewrite it at once.
                     out, changed, length = injection.document(scope, message, state, nonce)
+                    # The page now depends on the consent cookie: caches must not mix visitors.
+                    extra = (*expire, *_VARY_COOKIE) if expire else _VARY_COOKIE
                     start = dict(start)
                     start["headers"] = with_length(held_headers, layout, length, changed, extra)
                     await send(start)
