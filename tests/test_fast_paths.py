@@ -29,7 +29,7 @@ from consent.store import open_store
 from consent.store.base import ReceiptRow
 
 from .conftest import TEST_KEY, execute_sql, make_receipt
-from .helpers import detached_middleware, http_scope
+from .helpers import EXAMPLE_POLICY, detached_middleware, http_scope
 
 KEY = "test-secret-key-0123456789"
 SIGNER = ReceiptSigner([TEST_KEY])
@@ -205,6 +205,42 @@ def test_visitors_with_other_choices_in_turn_each_get_their_own_page() -> None:
         assert (b'"analytics_storage":"granted"' in page) == ("analytics" in granted)
         length = dict(start["headers"])[b"content-length"]
         assert int(length) == len(page)
+
+
+@pytest.mark.parametrize("inject", [True, False])
+def test_set_cookie_names_let_through_are_remembered_per_choice_and_by_name(inject: bool) -> None:
+    """A response that is not a page goes through the Set-Cookie filter of either path; the
+    names remembered as let through never pass for other choices, and a nameless cookie
+    whose value looks like such a name is still judged on its own (undeclared: blocked)."""
+    sent_cookies = [b"stats_vid=1; Path=/", b"px_uid=2", b"stats_vid", b"px_uid; Path=/"]
+
+    async def app(inner: Scope, receive: Receive, send: Send) -> None:
+        headers = [(b"content-type", b"application/json")]
+        headers += [(b"set-cookie", value) for value in sent_cookies]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    mw = ConsentMiddleware(
+        app, policy=EXAMPLE_POLICY, secret_key=KEY, store="memory://", inject_banner=inject
+    )
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    choices = [{"analytics"}, {"marketing"}, set(), {"analytics", "marketing"}]
+    for granted in choices * 3:
+        state = mw.cookie.decision(granted, receipt_id=None, subject_id="s")
+        sent.clear()
+        anyio.run(mw, _scope(f"consent={mw.cookie.dumps(state)}".encode()), receive, send)
+        got = [v for k, v in sent[0]["headers"] if k == b"set-cookie"]
+        expected = [b"stats_vid=1; Path=/"] * ("analytics" in granted)
+        expected += [b"px_uid=2"] * ("marketing" in granted)
+        assert got == expected, granted
+    assert mw.metrics.snapshot()["undeclared"] == {"": 24}
 
 
 def test_a_visitor_without_a_decision_after_one_with_the_same_choices_gets_the_form() -> None:

@@ -581,13 +581,21 @@ class ConsentMiddleware:
         with ``expire`` appended."""
         headers = message.get("headers") or []
         keep = self._keep_set_cookie
+        kept = self._kept_names.get(allowed, _NOTHING_KEPT)
         out: Headers | None = None
         i = -1
         for name, value in headers:
             i += 1
             if (
-                name == b"set-cookie" or (len(name) == 10 and name.lower() == b"set-cookie")
-            ) and not keep(value, allowed):
+                (name == b"set-cookie" or (len(name) == 10 and name.lower() == b"set-cookie"))
+                # A name its choices always let through (see _kept_names) is kept at once.
+                and not (
+                    type(value) is bytes
+                    and (parts := value.partition(b"="))[1]
+                    and parts[0] in kept
+                )
+                and not keep(value, allowed)
+            ):
                 if out is None:
                     out = list(headers[:i])
             elif out is not None:
