@@ -55,6 +55,7 @@ __all__ = [
     "hyphenated",
     "key_id",
     "new_receipt_id",
+    "new_uuid7_hex",
     "to_kantara",
     "truncate_ip",
     "uuid7_hex",
@@ -184,9 +185,14 @@ def hyphenated(hex32: str) -> str:
     return f"{hex32[:8]}-{hex32[8:12]}-{hex32[12:16]}-{hex32[16:20]}-{hex32[20:]}"
 
 
+def new_uuid7_hex() -> str:
+    """A fresh UUID version 7 (now, 74 random bits) as 32 hex digits."""
+    return uuid7_hex(os.urandom(10), _time.time_ns() // 1_000_000)
+
+
 def new_receipt_id() -> str:
     """A fresh receipt id: a UUID version 7, hyphenated."""
-    return hyphenated(uuid7_hex(os.urandom(10), _time.time_ns() // 1_000_000))
+    return hyphenated(new_uuid7_hex())
 
 
 def _now() -> int:

@@ -29,7 +29,7 @@ from typing import Any
 from itsdangerous import BadData, TimestampSigner, URLSafeTimedSerializer
 
 from .policy import Policy
-from .receipts import uuid7_hex
+from .receipts import new_uuid7_hex
 
 __all__ = [
     "ConsentCookie",
@@ -121,7 +121,7 @@ def resolve_secret_keys(secret_key: str | Sequence[str] | None) -> list[str]:
 def new_subject_id() -> str:
     """A random pseudonymous subject id (never derived from the IP or anything personal): a
     UUID version 7 as 32 hex digits (see :func:`consent.receipts.uuid7_hex`)."""
-    return uuid7_hex(os.urandom(10), time.time_ns() // 1_000_000)
+    return new_uuid7_hex()
 
 
 _COMPACT_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode

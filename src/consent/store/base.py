@@ -254,18 +254,16 @@ class PendingAppend:
     """One append waiting for a group commit. ``result`` is answered on the event loop; a
     store that commits in a thread sets ``stored`` or ``error`` there first."""
 
-    __slots__ = ("done", "error", "receipt", "result", "stored")
+    __slots__ = ("error", "receipt", "result", "stored")
 
     def __init__(self, receipt: Receipt, result: asyncio.Future[StoredReceipt]) -> None:
         self.receipt = receipt
         self.result = result
         self.stored: StoredReceipt | None = None
         self.error: BaseException | None = None
-        self.done = False
 
     def fail(self, error: BaseException) -> None:
         self.error = error
-        self.done = True
 
 
 def settle(result: asyncio.Future[StoredReceipt], error: BaseException) -> None:

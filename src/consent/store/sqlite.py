@@ -517,7 +517,6 @@ class SQLiteStore(GroupCommit, StoreBase):
             return
         for entry, result in zip(batch, stored, strict=True):
             entry.stored = result
-            entry.done = True
 
     async def latest_for_subject(self, subject_id: str) -> StoredReceipt | None:
         def read(conn: sqlite3.Connection) -> ReceiptRow | None:
