@@ -3,6 +3,7 @@
     python benchmarks/hot_path.py [--quick] [--rounds N] [--requests N] [--no-server|--no-direct]
     python benchmarks/hot_path.py --profile          # where the middleware's time goes
     python benchmarks/hot_path.py --instructions     # instructions per request (valgrind)
+    python benchmarks/hot_path.py --context          # the middleware alone and in a request
 
 The page: a Starlette route returning a small HTML page (about 1.6 KB, with a gated analytics
 script) and setting three cookies: ``sessionid`` (necessary, HttpOnly), ``stats_vid``
@@ -22,6 +23,11 @@ that returns an empty body, a send that drops messages), interleaving rounds of
 Part 2 runs each variant under uvicorn (one worker) on loopback and measures requests/s with
 ``wrk -t1 -c16``, one server at a time, rounds interleaved A/B/A/B, and the server process's
 CPU time per request (from /proc), which is steadier than requests/s on a shared machine.
+
+``--context`` times the middleware around three applications, interleaved: one that only
+replays the page's messages, the same after running the Starlette page with its output dropped,
+and the Starlette page itself. What the middleware adds to each shows how much of its cost comes
+from running after the application's own work (cold caches) rather than from its own work.
 
 Not a test: the numbers depend on the machine. Compare ratios, which are taken within a round.
 """
@@ -438,6 +444,84 @@ def profile(requests: int) -> None:
         pstats.Stats(prof).sort_stats("cumulative").print_stats(40)
 
 
+# ------------------------------------------------------------ part 4: in context
+
+
+class PassThrough:
+    """A pure-ASGI middleware that only wraps ``send``: the cost of one more layer."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        async def wrapped(message: Message) -> None:
+            await send(message)
+
+        await self.app(scope, receive, wrapped)
+
+
+def context_apps() -> dict[str, dict[str, ASGIApp]]:
+    """Per base application, the base alone and wrapped: ``replay`` sends the messages the
+    Starlette page sends (recorded once; fresh dicts, the same bytes) and does nothing else;
+    ``replay + other work`` first runs the Starlette page with its output dropped (the same
+    work as ``starlette``, outside the middleware's reach); ``starlette`` is part 1's page."""
+    scope = make_scope(cookie_header())
+    rec = Recorder()
+    asyncio.run(bare_app()(dict(scope), _receive, rec))
+    assert rec.start is not None
+    headers, body = rec.start["headers"], rec.body
+    other = bare_app()
+    other_scope = make_scope(cookie_header())
+
+    async def replay(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": list(headers)})
+        await send({"type": "http.response.body", "body": body})
+
+    async def busy_replay(scope: Any, receive: Any, send: Any) -> None:
+        await other(dict(other_scope), _receive, _drop)
+        await replay(scope, receive, send)
+
+    bases: dict[str, Callable[[], ASGIApp]] = {
+        "replay": lambda: replay,
+        "replay + other work": lambda: busy_replay,
+        "starlette": bare_app,
+    }
+    return {
+        name: {
+            "alone": base(),
+            "+ pass-through": PassThrough(base()),
+            "+ consent": VARIANTS["consent"](base()),
+            "+ consent-noinject": VARIANTS["consent-noinject"](base()),
+        }
+        for name, base in bases.items()
+    }
+
+
+def in_context(rounds: int, requests: int) -> None:
+    """The middleware's added cost alone with a trivial app and inside a real request."""
+    scope = make_scope(cookie_header())
+    apps = context_apps()
+    results: dict[tuple[str, str], list[float]] = {
+        (b, w): [] for b, wraps in apps.items() for w in wraps
+    }
+
+    async def run() -> None:
+        for wraps in apps.values():
+            for app in wraps.values():
+                await _batch(app, scope, max(50, requests // 10))
+        for _ in range(rounds):
+            for (b, w), values in results.items():
+                values.append(await _batch(apps[b][w], scope, requests) * 1e6)
+
+    asyncio.run(run())
+    rows = []
+    for (b, w), values in results.items():
+        alone = results[b, "alone"]
+        added = [v - a for v, a in zip(values, alone, strict=True)]
+        rows.append([b, w, fmt3(values), "-" if w == "alone" else fmt3(added)])
+    print(table(["application", "variant", "µs/request min / median / max", "added µs"], rows))
+
+
 # ------------------------------------------------------------ part 3: instruction counts
 
 
@@ -534,6 +618,11 @@ def main() -> None:
         action="store_true",
         help="instructions per request under callgrind (steady on a noisy machine; ~2 min)",
     )
+    parser.add_argument(
+        "--context",
+        action="store_true",
+        help="the middleware's added cost with a trivial app and inside a real request",
+    )
     parser.add_argument("--count-run", help=argparse.SUPPRESS)
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=8000, help=argparse.SUPPRESS)
@@ -556,6 +645,11 @@ def main() -> None:
         return
     if args.quick:
         args.rounds, args.requests, args.server_rounds, args.seconds = 3, 300, 1, 1
+    if args.context:
+        print(f"machine: {machine()}; load average before: {load()}")
+        in_context(args.rounds, args.requests)
+        print(f"load average after: {load()}")
+        return
 
     print(f"machine: {machine()}; load average before: {load()}")
     print(f"request: {len(cookie_header())}-byte Cookie header (8 cookies), page {len(PAGE)} bytes")

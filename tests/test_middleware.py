@@ -500,6 +500,33 @@ async def test_scope_is_copied_not_mutated() -> None:
     assert scopes[0]["state"] is original["state"]
 
 
+@pytest.mark.anyio
+async def test_the_scope_passes_through_when_no_cookie_is_filtered() -> None:
+    """Like any pass-through middleware: what the application's router writes into the scope
+    (an outer metrics middleware reads the endpoint from it) reaches the layers outside;
+    only a request whose cookies were filtered gets a copy."""
+
+    async def page(request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    mw = ConsentMiddleware(
+        Starlette(routes=[Route("/visiting", page)]),
+        policy=EXAMPLE_POLICY,
+        secret_key=KEY,
+        store="memory://",
+    )
+    kept = http_scope("/visiting", headers=[(b"cookie", b"session=1")])
+    sent = await run_raw(mw, kept)
+    assert sent[0]["status"] == 200
+    assert kept["endpoint"] is page
+    assert kept["headers"] == [(b"cookie", b"session=1")]
+
+    filtered = http_scope("/visiting", headers=[(b"cookie", b"session=1; px_uid=2")])
+    await run_raw(mw, filtered)
+    assert "endpoint" not in filtered
+    assert filtered["headers"] == [(b"cookie", b"session=1; px_uid=2")]
+
+
 # --------------------------------------------------------------------------- websockets
 
 

@@ -4,7 +4,8 @@ For every ``http`` and ``websocket`` scope:
 
 1. read the signed consent cookie (cached verification) and ``Sec-GPC``;
 2. drop request cookies whose category the visitor has not allowed and hand the app a copied scope with
-   one merged ``cookie`` header and ``scope["state"]["consent"]``;
+   one merged ``cookie`` header (the caller's own scope when no header changes) and
+   ``scope["state"]["consent"]``;
 3. drop response ``Set-Cookie`` headers of categories not allowed (deletions always pass), and expire
    cookies of refused categories the browser still sent;
 4. optionally inject the banner and un-gate consented scripts in HTML pages (:mod:`consent.html`).
@@ -442,13 +443,15 @@ class ConsentMiddleware:
                     headers.append((b"cookie", outcome.header))
 
         # The state dict is shared with the caller (as Starlette's request.state is), so what the
-        # app stores there stays visible to outer middleware; the headers go into a copied scope.
+        # app stores there stays visible to outer middleware; filtered headers go into a copied
+        # scope (the caller's keeps what the browser sent).
         app_state = scope.get("state")
         if app_state is None:
             app_state = scope["state"] = {}
         app_state["consent"] = state
-        scope = dict(scope)
-        scope["headers"] = headers
+        if headers is not scope["headers"]:
+            scope = dict(scope)
+            scope["headers"] = headers
 
         if kind == "http":
             self.metrics.requests += 1
