@@ -444,6 +444,82 @@ def profile(requests: int) -> None:
         pstats.Stats(prof).sort_stats("cumulative").print_stats(40)
 
 
+# ------------------------------------------------------------ part 3: instruction counts
+
+
+def _count_run(variant: str, requests: int) -> None:
+    """Body of one counted process: 50 warm-up requests, then ``requests`` more."""
+    app = build(variant)
+    scope = make_scope(cookie_header())
+
+    async def run() -> None:
+        await _batch(app, scope, 50)
+        if requests:
+            await _batch(app, scope, requests)
+
+    asyncio.run(run())
+
+
+def _instructions(variant: str, requests: int) -> int:
+    """Instructions executed by a process serving ``requests`` requests (callgrind)."""
+    command = [
+        "valgrind",
+        "--tool=callgrind",
+        "--callgrind-out-file=/dev/null",
+        sys.executable,
+        __file__,
+        "--count-run",
+        variant,
+        "--requests",
+        str(requests),
+    ]
+    # A fixed hash seed: with a random one the count moves by about 1,000 per request from
+    # one process to the next (dict and set layouts differ).
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    done = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
+    found = re.search(r"Collected : (\d+)", done.stderr)
+    if found is None:
+        raise RuntimeError(f"no instruction count from callgrind:\n{done.stderr[-2000:]}")
+    return int(found.group(1))
+
+
+def instructions(requests: int) -> None:
+    """Instructions per request of each variant: a steady measure on a noisy machine.
+
+    Each variant runs twice under ``valgrind --tool=callgrind``, with 0 and with ``requests``
+    requests after the same start-up; the difference divided by ``requests`` is the cost of one
+    request. Instructions are not time (memory stalls and branch misses are not counted), so
+    this complements the timings rather than replacing them.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    if shutil.which("valgrind") is None:
+        print("## Instructions per request: skipped (valgrind not installed)")
+        return
+    print(f"## Instructions per request (callgrind, {requests} requests after the same start-up)")
+    jobs = [(v, n) for v in VARIANTS for n in (0, requests)]
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        counts = dict(zip(jobs, pool.map(lambda job: _instructions(*job), jobs), strict=True))
+    per = {v: (counts[(v, requests)] - counts[(v, 0)]) / requests for v in VARIANTS}
+    bare, session = per["bare"], per["session"] - per["bare"]
+    rows = [
+        (
+            v,
+            f"{per[v]:,.0f}",
+            f"{per[v] / bare:.3f}",
+            "-" if v == "bare" else f"{per[v] - bare:,.0f}",
+            "-" if v in ("bare", "session") else f"{(per[v] - bare) / session:.2f}",
+        )
+        for v in VARIANTS
+    ]
+    print(
+        table(
+            ["variant", "instructions/request", "x bare", "added", "added / session's added"],
+            rows,
+        )
+    )
+
+
 # ------------------------------------------------------------ part 4: in context
 
 
@@ -520,82 +596,6 @@ def in_context(rounds: int, requests: int) -> None:
         added = [v - a for v, a in zip(values, alone, strict=True)]
         rows.append([b, w, fmt3(values), "-" if w == "alone" else fmt3(added)])
     print(table(["application", "variant", "µs/request min / median / max", "added µs"], rows))
-
-
-# ------------------------------------------------------------ part 3: instruction counts
-
-
-def _count_run(variant: str, requests: int) -> None:
-    """Body of one counted process: 50 warm-up requests, then ``requests`` more."""
-    app = build(variant)
-    scope = make_scope(cookie_header())
-
-    async def run() -> None:
-        await _batch(app, scope, 50)
-        if requests:
-            await _batch(app, scope, requests)
-
-    asyncio.run(run())
-
-
-def _instructions(variant: str, requests: int) -> int:
-    """Instructions executed by a process serving ``requests`` requests (callgrind)."""
-    command = [
-        "valgrind",
-        "--tool=callgrind",
-        "--callgrind-out-file=/dev/null",
-        sys.executable,
-        __file__,
-        "--count-run",
-        variant,
-        "--requests",
-        str(requests),
-    ]
-    # A fixed hash seed: with a random one the count moves by about 1,000 per request from
-    # one process to the next (dict and set layouts differ).
-    env = {**os.environ, "PYTHONHASHSEED": "0"}
-    done = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
-    found = re.search(r"Collected : (\d+)", done.stderr)
-    if found is None:
-        raise RuntimeError(f"no instruction count from callgrind:\n{done.stderr[-2000:]}")
-    return int(found.group(1))
-
-
-def instructions(requests: int) -> None:
-    """Instructions per request of each variant: a steady measure on a noisy machine.
-
-    Each variant runs twice under ``valgrind --tool=callgrind``, with 0 and with ``requests``
-    requests after the same start-up; the difference divided by ``requests`` is the cost of one
-    request. Instructions are not time (memory stalls and branch misses are not counted), so
-    this complements the timings rather than replacing them.
-    """
-    from concurrent.futures import ThreadPoolExecutor
-
-    if shutil.which("valgrind") is None:
-        print("## Instructions per request: skipped (valgrind not installed)")
-        return
-    print(f"## Instructions per request (callgrind, {requests} requests after the same start-up)")
-    jobs = [(v, n) for v in VARIANTS for n in (0, requests)]
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        counts = dict(zip(jobs, pool.map(lambda job: _instructions(*job), jobs), strict=True))
-    per = {v: (counts[(v, requests)] - counts[(v, 0)]) / requests for v in VARIANTS}
-    bare, session = per["bare"], per["session"] - per["bare"]
-    rows = [
-        (
-            v,
-            f"{per[v]:,.0f}",
-            f"{per[v] / bare:.3f}",
-            "-" if v == "bare" else f"{per[v] - bare:,.0f}",
-            "-" if v in ("bare", "session") else f"{(per[v] - bare) / session:.2f}",
-        )
-        for v in VARIANTS
-    ]
-    print(
-        table(
-            ["variant", "instructions/request", "x bare", "added", "added / session's added"],
-            rows,
-        )
-    )
 
 
 def main() -> None:
