@@ -1,8 +1,9 @@
 """Streaming HTML injection and server-side script gating.
 
-The middleware calls :func:`html_rewrite_applies` on the (already cookie-filtered)
-``http.response.start`` message.  When it returns true, the rest of the response goes
-through an :class:`HtmlResponder`, which
+The middleware passes each ``http.response.start`` message through :func:`scan_start`
+(which also filters its ``Set-Cookie`` headers); when it finds a rewritable page (see
+:func:`html_rewrite_applies`), a page sent in one message is rewritten at once and a
+streamed one goes through an :class:`HtmlResponder`, which
 
 * inserts ``head_start`` right after the opening ``<head>`` tag (before any other tag in
   the head, as Google Consent Mode needs), ``head_end`` right before ``</head>`` and
@@ -766,47 +767,13 @@ def html_rewrite_applies(method: str, start: Message) -> bool:
 def html_page_nonce(method: str, start: Message) -> str | None:
     """``None`` when the response cannot be rewritten (see :func:`html_rewrite_applies`);
     otherwise the nonce its ``Content-Security-Policy`` allows scripts with (see
-    :func:`csp_script_nonce`), or ``""`` when it has none."""
-    if method != "GET" and method.upper() == "HEAD":
-        return None
-    status = start.get("status", 200)
-    if type(status) is not int:
-        try:
-            status = int(status)
-        except (TypeError, ValueError):
-            return None
-    if status < 200 or status in _NO_BODY_STATUS:
-        return None
-    html = None
-    nonce = report_only = ""
-    kinds = HEADER_KINDS
-    for name, value in start.get("headers", ()):
-        if type(name) is not bytes or type(value) is not bytes:
-            if not (isinstance(name, bytes | bytearray) and isinstance(value, bytes | bytearray)):
-                return None
-            name, value = bytes(name), bytes(value)
-        kind = kinds.get(name)
-        if kind is None:
-            kind = header_kind(name)
-        if kind < H_CONTENT_TYPE:
-            continue
-        if kind == H_CONTENT_TYPE:
-            if html is None:
-                html = _is_html_type(value)
-        elif kind == H_CONTENT_ENCODING:
-            for coding in value.split(b","):
-                if coding.strip().lower() not in (b"", b"identity"):
-                    return None
-        elif kind == H_CSP:
-            nonce = nonce or csp_script_nonce(value)
-        elif kind == H_CSP_REPORT_ONLY:
-            report_only = report_only or csp_script_nonce(value)
-        elif kind == H_CONTENT_RANGE or (value.split(b";", 1)[0].strip().lower() == b"attachment"):
-            return None
-    if not html:
-        return None
-    # An enforced policy's nonce first; a report-only one keeps its reports quiet.
-    return nonce or report_only
+    :func:`csp_script_nonce`), or ``""`` when it has none. (The header pass of
+    :func:`scan_start`, keeping every ``Set-Cookie``.)"""
+    return scan_start(method, start, _keep_all, frozenset())[1]
+
+
+def _keep_all(value: bytes, allowed: frozenset[str]) -> bool:
+    return True
 
 
 #: ``scan_start``'s layout when the headers need :func:`fix_headers` (body validators, or
@@ -823,15 +790,18 @@ def scan_start(
     allowed: frozenset[str],
     kept_names: Collection[bytes] = (),
 ) -> tuple[list[tuple[bytes, bytes]] | None, str | None, int]:
-    """One pass over a response start message's headers, doing what :func:`html_page_nonce`
-    and a ``Set-Cookie`` filter would do in two: ``(headers, nonce, layout)``.
+    """One pass over a response start message's headers: is it a rewritable page, and with
+    which CSP nonce; which ``Set-Cookie`` values pass; where is its ``Content-Length``.
+    ``(headers, nonce, layout)``:
 
     * ``headers``: the header list without the ``Set-Cookie`` values for which
       ``keep_set_cookie(value, allowed)`` is false (each value is offered to it exactly once,
       but for a value whose name, the bytes before its first ``=``, is in ``kept_names``:
       those are kept at once); ``None`` when every header is kept (then
       ``start["headers"]`` is the list).
-    * ``nonce``: what :func:`html_page_nonce` returns (``None``: not a rewritable page).
+    * ``nonce``: ``None`` when the response cannot be rewritten (see
+      :func:`html_rewrite_applies`), else its scripts' nonce (see :func:`csp_script_nonce`),
+      ``""`` when it has none.
     * ``layout``: where the one ``Content-Length`` is in the kept headers
       (:data:`LAYOUT_NO_LENGTH` when there is none, :data:`LAYOUT_COMPLEX` when
       :func:`fix_headers` must rebuild them), so that :func:`with_length` sets a rewritten
@@ -857,7 +827,7 @@ def scan_start(
         i += 1
         if type(name) is not bytes or type(value) is not bytes:
             if not (isinstance(name, bytes | bytearray) and isinstance(value, bytes | bytearray)):
-                # Not a header html_page_nonce can read: not a page; kept as it is.
+                # Not a header that can be read: not a page; kept as it is.
                 page = False
                 if out is not None:
                     out.append((name, value))
