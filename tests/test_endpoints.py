@@ -328,6 +328,7 @@ def test_store_unavailable_gives_503_sets_nothing_and_recording_resumes(tmp_path
         response = c.post("/_consent", json={"accept": "all"}, headers=SAME_ORIGIN)
         assert response.status_code == 503
         assert response.json()["error"] == "consent could not be recorded"
+        assert "nothing was recorded" in response.json()["detail"]
         assert "set-cookie" not in response.headers
         page_response = c.get("/")
         assert page_response.status_code == 200

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import time
+from typing import Any
 
 import anyio
+import httpx
 import psycopg
 import pytest
 
+from consent import ConsentMiddleware
 from consent.audit import verify_store
 from consent.receipts import GENESIS_HASH, ReceiptSigner
 from consent.store import StoreUnavailable, open_store
@@ -16,7 +21,7 @@ from consent.store import postgres as pg_store
 from consent.store.postgres import PostgresStore
 
 from .conftest import TEST_KEY, append_from_processes, make_receipt
-from .helpers import commit_under_way
+from .helpers import EXAMPLE_POLICY, commit_under_way
 from .pg import ExternalPg, PgServer
 
 pytestmark = [pytest.mark.postgres, pytest.mark.anyio]
@@ -170,6 +175,157 @@ async def test_appends_during_a_commit_share_the_next_and_cancelled_ones_are_dro
         await store.close()
     subjects = [r.receipt.subject_id for r in store.iter_rows()]
     assert subjects == ["before", "first", "b1", "b2", "b3", "b4"]
+    assert verify_store(store, SIGNER).ok
+
+
+async def test_an_append_that_gets_no_answer_in_time_records_nothing(pg_url: str) -> None:
+    """The server accepts the append's first statement but does not answer it within the
+    store's timeout (here: another session holds the chain lock): the append fails with 503's
+    StoreUnavailable saying nothing was recorded, and nothing is, once the lock is free."""
+    store = _store(pg_url, timeout=1.0)
+    holder = await psycopg.AsyncConnection.connect(pg_url, autocommit=True)
+    try:
+        first = await store.append(make_receipt(subject_id="before"))
+        await holder.execute("BEGIN")
+        await holder.execute("SELECT pg_advisory_xact_lock(%s)", (pg_store.CHAIN_LOCK,))
+        with anyio.fail_after(30), pytest.raises(StoreUnavailable, match="no answer within 1 s"):
+            await store.append(make_receipt(subject_id="stuck"))
+        await holder.execute("COMMIT")
+        # The severed session takes the lock, finds its client gone and rolls back.
+        with anyio.fail_after(30):
+            second = await store.append(make_receipt(subject_id="after"))
+        assert (second.seq, second.prev_hash) == (2, first.hash)
+    finally:
+        await holder.close()
+        await store.close()
+    assert [r.receipt.subject_id for r in store.iter_rows()] == ["before", "after"]
+    assert verify_store(store, SIGNER).ok
+
+
+async def _slow_commits(url: str, subject_id: str, seconds: float) -> None:
+    """Make the COMMIT of a receipt of ``subject_id`` take ``seconds`` on the server: a
+    deferred constraint trigger runs at commit time."""
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        await conn.execute(
+            "CREATE FUNCTION consent_test_slow() RETURNS trigger LANGUAGE plpgsql AS"
+            f" $$ BEGIN PERFORM pg_sleep({seconds}); RETURN NULL; END $$"
+        )
+        await conn.execute(
+            "CREATE CONSTRAINT TRIGGER consent_test_slow AFTER INSERT ON consent_receipts"
+            " DEFERRABLE INITIALLY DEFERRED FOR EACH ROW"
+            f" WHEN (NEW.subject_id = '{subject_id}') EXECUTE FUNCTION consent_test_slow()"
+        )
+
+
+async def test_a_commit_left_unanswered_may_be_recorded_and_says_so(pg_url: str) -> None:
+    """COMMIT was sent and its answer did not come within the timeout: the append fails with
+    ``maybe_recorded`` set, and indeed the server commits it afterwards. The chain stays
+    valid and the next append continues it."""
+    store = _store(pg_url, timeout=1.0)
+    try:
+        first = await store.append(make_receipt(subject_id="before"))
+        await _slow_commits(pg_url, "slow", 3)
+        with anyio.fail_after(30), pytest.raises(StoreUnavailable) as failed:
+            await store.append(make_receipt(subject_id="slow"))
+        assert failed.value.maybe_recorded
+        assert "no answer within 1 s" in str(failed.value)
+        for _ in range(300):  # the server finishes the commit a few seconds later
+            if store.count() == 2:
+                break
+            await anyio.sleep(0.1)
+        late = await store.latest_for_subject("slow")
+        assert late is not None, "the unanswered commit was not recorded after all"
+        assert (late.seq, late.prev_hash) == (2, first.hash)
+        third = await store.append(make_receipt(subject_id="after"))
+        assert (third.seq, third.prev_hash) == (3, late.hash)
+    finally:
+        await store.close()
+    assert verify_store(store, SIGNER).ok
+
+
+async def test_an_unconfirmed_decision_is_answered_503_and_logged_by_receipt_id(
+    pg_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Through the middleware: the visitor is told the choice was not confirmed and is not in
+    effect (no consent cookie); the ERROR log names the receipt, which is in the log later."""
+    key = "unconfirmed-test-key-0123456789"
+    store = PostgresStore(pg_url, ReceiptSigner([key]), timeout=1.0)
+
+    async def page(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    mw = ConsentMiddleware(page, policy=EXAMPLE_POLICY, secret_key=key, store=store)
+    origin = {"Origin": "http://site.test"}
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=mw), base_url="http://site.test"
+        ) as client:
+            first = await client.post("/_consent", json={"accept": []}, headers=origin)
+            assert first.status_code == 200, first.text
+            subject = first.json()["receipt"]["subject_id"]
+            await _slow_commits(pg_url, subject, 3)
+            caplog.set_level(logging.ERROR, logger="consent")
+            with anyio.fail_after(30):
+                answer = await client.post(
+                    "/_consent",
+                    json={"accept": ["analytics"]},
+                    headers={**origin, "Cookie": first.headers["set-cookie"].split(";")[0]},
+                )
+        assert answer.status_code == 503
+        assert answer.json()["error"] == "consent could not be recorded"
+        assert "did not confirm" in answer.json()["detail"]
+        assert "nothing was recorded" not in answer.json()["detail"]
+        assert answer.headers["retry-after"]
+        assert "set-cookie" not in answer.headers
+        for _ in range(300):  # the server finishes the commit a few seconds later
+            if store.count() == 2:
+                break
+            await anyio.sleep(0.1)
+        late = await store.latest_for_subject(subject)
+        assert late is not None
+        assert late.receipt.granted == ["analytics"]
+        logged = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+        assert any(late.receipt.receipt_id in m and "may have been recorded" in m for m in logged)
+    finally:
+        await store.close()
+    assert verify_store(store, ReceiptSigner([key])).ok
+
+
+async def test_a_frozen_server_fails_every_call_in_bounded_time(
+    pg_server: PgServer | ExternalPg, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if isinstance(pg_server, ExternalPg):
+        pytest.skip("cannot freeze an external PostgreSQL server")
+    monkeypatch.setattr(pg_store, "RETRY_INTERVAL", 0.0)
+    store = _store(pg_url, timeout=1.0)
+    try:
+        first = await store.append(make_receipt(subject_id="before"))
+        with pg_server.frozen():
+            # Pooled connections (their liveness check), and new ones, get no answer.
+            for call in (
+                store.append(make_receipt(subject_id="frozen")),
+                store.latest_for_subject("before"),
+                store.get(first.receipt.receipt_id),
+                store.append(make_receipt(subject_id="frozen-again")),
+            ):
+                with anyio.fail_after(30), pytest.raises(StoreUnavailable) as failed:
+                    await call
+                assert not failed.value.maybe_recorded
+            fresh = _store(pg_url, timeout=1.0)
+            with anyio.fail_after(30):
+                assert await fresh.open() is False
+            await fresh.close()
+        with anyio.fail_after(30):
+            while True:  # the first call after the thaw may still meet a severed session
+                with contextlib.suppress(StoreUnavailable):
+                    second = await store.append(make_receipt(subject_id="after"))
+                    break
+                await anyio.sleep(0.1)
+        assert (second.seq, second.prev_hash) == (2, first.hash)
+    finally:
+        await store.close()
+    assert [r.receipt.subject_id for r in store.iter_rows()] == ["before", "after"]
     assert verify_store(store, SIGNER).ok
 
 

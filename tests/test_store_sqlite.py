@@ -150,8 +150,9 @@ async def test_a_failed_wal_sync_fails_its_batch_and_the_store_goes_on(
 
     _before_each_sync(monkeypatch, failing)
     try:
-        with pytest.raises(StoreUnavailable, match="syncing the WAL failed"):
+        with pytest.raises(StoreUnavailable, match="syncing the WAL failed") as failed:
             await store.append(make_receipt(subject_id="unsure"))
+        assert failed.value.maybe_recorded
         assert store._conn is None  # dropped, reconnected by the next append
         # Committed but not known to be on disk: the visitor was told it failed (no cookie),
         # and the log keeps it, still a valid chain.

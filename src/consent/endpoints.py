@@ -635,13 +635,30 @@ class ConsentEndpoints:
             store = await self.store()
             stored = await store.append(receipt)
         except StoreUnavailable as exc:
-            logger.error("consent receipt store unavailable: %s", exc)
+            if exc.maybe_recorded:
+                # The visitor is told it failed and gets no cookie; the log may hold the
+                # receipt all the same. Its id lets an operator find it.
+                logger.error(
+                    "consent receipt %s (subject %s, %s) may have been recorded although the "
+                    "visitor was answered 503: %s",
+                    receipt_id,
+                    subject_id,
+                    event,
+                    exc,
+                )
+                detail = (
+                    "the receipt store did not confirm that your choice was recorded; it is not "
+                    "in effect, and your previous choice (if any) still applies. Please try "
+                    "again later."
+                )
+            else:
+                logger.error("consent receipt store unavailable: %s", exc)
+                detail = (
+                    "the receipt store is unavailable; nothing was recorded and your previous "
+                    "choice (if any) still applies. Please try again later."
+                )
             return JSONResponse(
-                {
-                    "error": "consent could not be recorded",
-                    "detail": "the receipt store is unavailable; nothing was recorded and your previous "
-                    "choice (if any) still applies. Please try again later.",
-                },
+                {"error": "consent could not be recorded", "detail": detail},
                 status_code=503,
                 headers={**_NO_STORE, "Retry-After": "30"},
             )

@@ -310,31 +310,47 @@ def test_sqlite_file_moved_away_under_a_live_server(tmp_path: Path, launch: Laun
     assert [o.status for o in outcomes] == [503] * 10
 
 
+@contextlib.contextmanager
+def pg_stopped(pg_server: PgServer) -> Iterator[None]:
+    """The server shut down (``pg_ctl stop -m fast``): connections are closed and refused."""
+    pg_server.stop()
+    try:
+        yield
+    finally:
+        pg_server.start()
+
+
 @pytest.mark.postgres
+@pytest.mark.parametrize("outage", ["stopped", "frozen"])
 def test_postgres_goes_away_and_comes_back(
-    pg_server: PgServer | ExternalPg, pg_url: str, launch: Launch
+    pg_server: PgServer | ExternalPg, pg_url: str, launch: Launch, outage: str
 ) -> None:
+    """``stopped``: the server shuts down. ``frozen``: every process of the cluster is stopped
+    (SIGSTOP), so connections stay open and nothing answers, as when the database host hangs
+    or the network drops every packet. Either way decisions are refused with 503 in bounded
+    time, pages are served, and recording resumes by itself."""
     if isinstance(pg_server, ExternalPg):
-        pytest.skip("cannot stop an external PostgreSQL server")
+        pytest.skip("cannot stop or freeze an external PostgreSQL server")
     server = launch(pg_url, workers=2)
     before = asyncio.run(post_decisions([server.base], 20, 10))
     assert all(o.ok for o in before)
     returning = consent_cookie(before[RETURNING])
 
     started = time.monotonic()
-    pg_server.stop()
-    try:
-        refused = check_outage(server, returning)
-        outage = time.monotonic() - started
-    finally:
-        pg_server.start()
+    with pg_stopped(pg_server) if outage == "stopped" else pg_server.frozen():
+        first = asyncio.run(post_decisions([server.base], 1, 1))
+        first_refusal = time.monotonic() - started
+        assert first[0].status == 503, (first[0].status, first[0].error)
+        refused = 1 + check_outage(server, returning)
+        seconds_out = time.monotonic() - started
 
     recovered, seconds = wait_until_recording(server)
     receipts = check_recovered(server, pg_url, len(before), 1)
     record(
-        "fault: PostgreSQL stopped, then started",
+        f"fault: PostgreSQL {outage}, then back",
         refused_503=refused + recovered,
-        outage_seconds=round(outage, 2),
+        first_refusal_seconds=round(first_refusal, 2),
+        outage_seconds=round(seconds_out, 2),
         resumed_after_seconds=round(seconds, 2),
         receipts=receipts,
     )

@@ -49,9 +49,20 @@ class StoreUnavailable(Exception):
     """The store cannot durably record (or read) receipts right now.
 
     Raised by ``append``, ``get`` and ``latest_for_subject`` when the database file is not
-    writable, the disk is full, the server is down, and so on. Nothing was recorded. The
+    writable, the disk is full, the server is down or does not answer in time, and so on. The
     consent endpoints answer 503; pages keep being served; the next call tries again.
+
+    ``maybe_recorded`` is false when nothing was recorded. It is true when the store failed
+    after the receipt was handed to it for commit and cannot say whether it was committed
+    (the commit was sent and no answer came, or the commit is in the file but syncing it to
+    disk failed): the receipt may be in the log although the visitor is told it could not be
+    confirmed. Such receipts are logged by id, at ERROR, so that an operator can tell them
+    apart.
     """
+
+    def __init__(self, message: str, *, maybe_recorded: bool = False) -> None:
+        super().__init__(message)
+        self.maybe_recorded = maybe_recorded
 
 
 @dataclass(frozen=True)

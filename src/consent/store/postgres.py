@@ -9,6 +9,11 @@
 * When the server goes away, ``append`` raises :class:`StoreUnavailable` after at most
   ``timeout`` seconds; the pool is rebuilt on the next call, so recording resumes as soon as
   the server is back.
+* The same bound holds when the server stops answering without closing the connection (a
+  frozen host, a network that drops packets): every operation on a connection, the pool's
+  liveness check included, has ``timeout`` seconds, after which the connection's socket is
+  shut down, which fails whatever waits on it at once. An append whose ``COMMIT`` was sent
+  and not answered may have been committed: it fails with ``maybe_recorded`` set.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
+import socket
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -170,6 +177,35 @@ def _receipt_params(stored: StoredReceipt) -> tuple[Any, ...]:
     )
 
 
+def _sever(conn: psycopg.AsyncConnection[Any]) -> None:
+    """Shut a connection's socket down (both directions): whatever waits on it wakes at once
+    and libpq reports the connection broken. Its descriptor stays open for psycopg to close."""
+    with (
+        contextlib.suppress(OSError, ValueError, psycopg.Error),
+        socket.socket(fileno=os.dup(conn.pgconn.socket)) as sock,
+    ):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+class _Deadline:
+    """Severs ``conn`` unless :meth:`cancel` is called within ``seconds``: a bound on one
+    operation that holds when the server stops answering without closing the connection,
+    where psycopg itself would wait for the kernel to give up (if it ever does)."""
+
+    __slots__ = ("_handle", "expired")
+
+    def __init__(self, conn: psycopg.AsyncConnection[Any], seconds: float) -> None:
+        self.expired = False
+        self._handle = asyncio.get_running_loop().call_later(seconds, self._expire, conn)
+
+    def _expire(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        self.expired = True
+        _sever(conn)
+
+    def cancel(self) -> None:
+        self._handle.cancel()
+
+
 class PostgresStore(GroupCommit, StoreBase):
     """Receipts in PostgreSQL (``postgresql://`` or ``postgres://`` URL, libpq syntax)."""
 
@@ -199,7 +235,7 @@ class PostgresStore(GroupCommit, StoreBase):
         defaults = {"connect_timeout": max(1, round(timeout)), "application_name": "asgi-consent"}
         self._connect_kwargs: dict[str, Any] = {k: v for k, v in defaults.items() if k not in given}
 
-    def _unavailable(self, exc: BaseException) -> StoreUnavailable:
+    def _unavailable(self, exc: BaseException | str) -> StoreUnavailable:
         return StoreUnavailable(f"PostgreSQL receipt store {redact_url(self.url)}: {exc}")
 
     # -- the pool ------------------------------------------------------------------------
@@ -219,9 +255,11 @@ class PostgresStore(GroupCommit, StoreBase):
                 # connections (a pool would keep retrying until its timeout), and it creates
                 # the tables.
                 conn = await psycopg.AsyncConnection.connect(self.url, **self._connect_kwargs)
+                deadline = _Deadline(conn, self._timeout)
                 try:
                     await self._create_schema(conn)
                 finally:
+                    deadline.cancel()
                     await conn.close()
                 pool = AsyncConnectionPool(
                     self.url,
@@ -232,7 +270,7 @@ class PostgresStore(GroupCommit, StoreBase):
                     max_size=self._pool_size,
                     open=False,
                     timeout=self._timeout,
-                    check=AsyncConnectionPool.check_connection,
+                    check=self._check_connection,
                     name="asgi-consent",
                 )
                 await pool.open(wait=True, timeout=self._timeout)
@@ -265,19 +303,36 @@ class PostgresStore(GroupCommit, StoreBase):
                 redact_url(self.url),
             )
 
+    async def _check_connection(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """The pool's liveness check of a connection it hands out (one empty query; the
+        pool's connections are in autocommit mode), bounded like every other operation."""
+        deadline = _Deadline(conn, self._timeout)
+        try:
+            await conn.execute("")
+        finally:
+            deadline.cancel()
+
     async def _with_conn(self, fn: Any) -> Any:
-        """Run ``fn(conn)`` on a pooled connection, mapping failures to StoreUnavailable."""
+        """Run ``fn(conn)`` on a pooled connection, within ``timeout`` seconds, mapping
+        failures to StoreUnavailable."""
         try:
             pool = await self._get_pool()
         except (psycopg.Error, OSError) as exc:
             raise self._unavailable(exc) from exc
+        deadline: _Deadline | None = None
         try:
             async with pool.connection() as conn:
-                return await fn(conn)
+                deadline = _Deadline(conn, self._timeout)
+                try:
+                    return await fn(conn)
+                finally:
+                    deadline.cancel()
         except psycopg.IntegrityError as exc:
             raise ValueError(f"receipt rejected by the store: {exc}") from exc
         except (psycopg.OperationalError, psycopg.InterfaceError, OSError) as exc:
             await self._discard_pool(pool)
+            if deadline is not None and deadline.expired:
+                raise self._unavailable(f"no answer within {self._timeout:g} s") from exc
             raise self._unavailable(exc) from exc
         except psycopg.Error as exc:
             raise self._unavailable(exc) from exc
@@ -322,7 +377,10 @@ class PostgresStore(GroupCommit, StoreBase):
             for entry in batch:
                 settle(
                     entry.result,
-                    StoreUnavailable("PostgreSQL receipt store: the commit was cancelled"),
+                    # Possibly while COMMIT was on its way.
+                    StoreUnavailable(
+                        "PostgreSQL receipt store: the commit was cancelled", maybe_recorded=True
+                    ),
                 )
             raise
         finally:
@@ -334,7 +392,10 @@ class PostgresStore(GroupCommit, StoreBase):
         batch: list[PendingAppend],
         signer: ReceiptSigner,
     ) -> None:
+        committing = False  # COMMIT sent: a failure from then on leaves the outcome unknown
+
         async def write(conn: psycopg.AsyncConnection[Any]) -> list[StoredReceipt]:
+            nonlocal committing
             # Three round trips: BEGIN with the lock and the position, the rows with the new
             # chain head (one statement for up to _INSERT_CHUNK rows), COMMIT. The pool's
             # connections are in autocommit mode, so nothing else is sent.
@@ -354,6 +415,7 @@ class PostgresStore(GroupCommit, StoreBase):
                     if last:
                         params += (head.seq, head.hash, head.kid, head.signature)
                     await conn.execute(_insert_sql(len(chunk), last), params)
+                committing = True
                 await conn.execute("COMMIT")
             except BaseException:
                 if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
@@ -373,8 +435,11 @@ class PostgresStore(GroupCommit, StoreBase):
                 await self._commit_batch([entry], signer)
             return
         except Exception as exc:
+            error = exc
+            if committing and isinstance(exc, StoreUnavailable):
+                error = StoreUnavailable(str(exc), maybe_recorded=True)
             for entry in batch:
-                settle(entry.result, exc)
+                settle(entry.result, error)
             return
         for entry, stored in zip(batch, results, strict=True):
             if not entry.result.done():

@@ -451,8 +451,10 @@ class SQLiteStore(GroupCommit, StoreBase):
                     self._sync_wal()
                 except OSError as exc:
                     self._drop()
+                    # Committed, so in the log, but not known to be on disk.
                     error = StoreUnavailable(
-                        f"SQLite receipt store {self.path}: syncing the WAL failed: {exc}"
+                        f"SQLite receipt store {self.path}: syncing the WAL failed: {exc}",
+                        maybe_recorded=True,
                     )
                     for entry in batch:
                         entry.stored = None
