@@ -19,6 +19,7 @@ SCRIPTS = {
     ("append.py", ()): "uuid7",
     ("hot_path.py", ()): "consent-noinject",
     ("hot_path.py", ("--context",)): "replay + other work",
+    ("hot_path.py", ("--bytecodes",)): "scan_start",
     ("html_path.py", ()): "2 MB",
     ("decisions.py", ()): "sqlite x1 workers",
     ("audit.py", ()): "verify-store",
