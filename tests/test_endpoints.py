@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sqlite3
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +20,7 @@ from consent.audit import verify_store
 from consent.receipts import ReceiptSigner
 from consent.store import open_store
 
-from .helpers import EXAMPLE_POLICY
+from .helpers import EXAMPLE_POLICY, copy_policy
 
 KEY = "endpoint-test-key-0123456789"
 HOST = "http://testserver"
@@ -356,6 +358,38 @@ def test_store_unreachable_url_gives_503(tmp_path: Path) -> None:
         assert response.json()["error"] == "consent could not be recorded"
         assert "set-cookie" not in response.headers
         assert c.get("/").status_code == 200
+
+
+@pytest.mark.parametrize(("timeout", "expected"), [(0.3, 503), (30, 200)])
+def test_receipts_timeout_is_how_long_a_decision_waits_for_the_store(
+    tmp_path: Path, timeout: float, expected: int
+) -> None:
+    """``[receipts] timeout``: another program holds the SQLite write lock for a second. With
+    a short timeout the decision is refused (and records nothing); with a long one it waits and
+    is recorded once the lock is free."""
+    policy = copy_policy(tmp_path)
+    site_toml = policy / "site.toml"
+    site_toml.write_text(
+        site_toml.read_text().replace("[receipts]\n", f"[receipts]\ntimeout = {timeout}\n", 1)
+    )
+    db_path = tmp_path / "consent.db"
+    url = f"sqlite:///{db_path}"
+    mw = ConsentMiddleware(site, policy=policy, secret_key=KEY, store=url)
+    assert mw.policy.site.receipts.timeout == timeout
+    with TestClient(mw, base_url=HOST) as c:
+        assert c.post("/_consent", json={"accept": []}, headers=SAME_ORIGIN).status_code == 200
+        holder = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
+        holder.execute("BEGIN IMMEDIATE")
+        release = threading.Timer(1.0, holder.execute, ("COMMIT",))
+        release.start()
+        try:
+            response = c.post("/_consent", json={"accept": "all"}, headers=SAME_ORIGIN)
+        finally:
+            release.join()
+            holder.close()
+        assert response.status_code == expected, response.text
+        assert ("set-cookie" in response.headers) == (expected == 200)
+    assert receipts_in(url) == (2 if expected == 200 else 1)
 
 
 # --------------------------------------------------------------------------- receipts

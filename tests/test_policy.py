@@ -105,6 +105,28 @@ def test_bad_site_value(tmp_path: Path) -> None:
     assert error.startswith("site.toml: undeclared: Input should be 'block' or 'allow'")
 
 
+@pytest.mark.parametrize("value", ["0", "-1", "301", '"soon"'])
+def test_bad_store_timeout(tmp_path: Path, value: str) -> None:
+    policy_dir = copy_policy(tmp_path)
+    path = policy_dir / "site.toml"
+    text = path.read_text()
+    path.write_text(
+        text.replace("retention_days = 1095", f"retention_days = 1095\ntimeout = {value}")
+    )
+    (error,) = errors_of(policy_dir)
+    assert error.startswith("site.toml: receipts.timeout: "), error
+
+
+def test_store_timeout_default_and_fractions(tmp_path: Path) -> None:
+    policy_dir = copy_policy(tmp_path)
+    assert load_policy(policy_dir).site.receipts.timeout == 5.0
+    path = policy_dir / "site.toml"
+    path.write_text(
+        path.read_text().replace("retention_days = 1095", "retention_days = 1095\ntimeout = 2.5")
+    )
+    assert load_policy(policy_dir).site.receipts.timeout == 2.5
+
+
 def test_missing_title(tmp_path: Path) -> None:
     policy_dir = copy_policy(tmp_path)
     path = policy_dir / "preferences.toml"

@@ -233,7 +233,11 @@ class ConsentEndpoints:
         async with self._store_lock:
             if self._store is None:
                 spec = self._store_spec
-                store = open_store(spec, self.signer) if isinstance(spec, str) else spec
+                store = (
+                    open_store(spec, self.signer, timeout=self.site.receipts.timeout)
+                    if isinstance(spec, str)
+                    else spec
+                )
                 try:
                     await store.open()
                 except StoreUnavailable:

@@ -119,6 +119,9 @@ class ReceiptSettings(_Model):
     ip: Literal["truncate", "omit"] = "truncate"
     user_agent: bool = False
     retention_days: Annotated[int, Field(ge=1)] = 1095
+    #: Seconds a decision waits for the store (a lock, a connection, an unanswered server)
+    #: before it is answered 503.
+    timeout: Annotated[float, Field(gt=0, le=300)] = 5.0
 
 
 class BannerSettings(_Model):
