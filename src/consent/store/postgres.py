@@ -179,7 +179,9 @@ def _receipt_params(stored: StoredReceipt) -> tuple[Any, ...]:
 
 def _sever(conn: psycopg.AsyncConnection[Any]) -> None:
     """Shut a connection's socket down (both directions): whatever waits on it wakes at once
-    and libpq reports the connection broken. Its descriptor stays open for psycopg to close."""
+    and libpq reports the connection broken. Its descriptor stays open for psycopg to close.
+    (Where a socket is not a file descriptor that ``os.dup`` can copy, as on Windows, this does
+    nothing, and a server that does not answer is waited for as psycopg waits.)"""
     with (
         contextlib.suppress(OSError, ValueError, psycopg.Error),
         socket.socket(fileno=os.dup(conn.pgconn.socket)) as sock,
