@@ -643,10 +643,9 @@ class ConsentEndpoints:
                 # The visitor is told it failed and gets no cookie; the log may hold the
                 # receipt all the same. Its id lets an operator find it.
                 logger.error(
-                    "consent receipt %s (subject %s, %s) may have been recorded although the "
-                    "visitor was answered 503: %s",
+                    "consent receipt %s (%s) may have been recorded although the visitor was "
+                    "answered 503: %s",
                     receipt_id,
-                    subject_id,
                     event,
                     exc,
                 )

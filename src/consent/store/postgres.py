@@ -190,7 +190,7 @@ def _sever(conn: psycopg.AsyncConnection[Any]) -> None:
 
 
 class _Deadline:
-    """Severs ``conn`` unless :meth:`cancel` is called within ``seconds``: a bound on one
+    """Severs ``conn`` unless the ``with`` block ends within ``seconds``: a bound on one
     operation that holds when the server stops answering without closing the connection,
     where psycopg itself would wait for the kernel to give up (if it ever does)."""
 
@@ -204,7 +204,10 @@ class _Deadline:
         self.expired = True
         _sever(conn)
 
-    def cancel(self) -> None:
+    def __enter__(self) -> _Deadline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
         self._handle.cancel()
 
 
@@ -257,11 +260,10 @@ class PostgresStore(GroupCommit, StoreBase):
                 # connections (a pool would keep retrying until its timeout), and it creates
                 # the tables.
                 conn = await psycopg.AsyncConnection.connect(self.url, **self._connect_kwargs)
-                deadline = _Deadline(conn, self._timeout)
                 try:
-                    await self._create_schema(conn)
+                    with _Deadline(conn, self._timeout):
+                        await self._create_schema(conn)
                 finally:
-                    deadline.cancel()
                     await conn.close()
                 pool = AsyncConnectionPool(
                     self.url,
@@ -308,11 +310,8 @@ class PostgresStore(GroupCommit, StoreBase):
     async def _check_connection(self, conn: psycopg.AsyncConnection[Any]) -> None:
         """The pool's liveness check of a connection it hands out (one empty query; the
         pool's connections are in autocommit mode), bounded like every other operation."""
-        deadline = _Deadline(conn, self._timeout)
-        try:
+        with _Deadline(conn, self._timeout):
             await conn.execute("")
-        finally:
-            deadline.cancel()
 
     async def _with_conn(self, fn: Any) -> Any:
         """Run ``fn(conn)`` on a pooled connection, within ``timeout`` seconds, mapping
@@ -324,11 +323,8 @@ class PostgresStore(GroupCommit, StoreBase):
         deadline: _Deadline | None = None
         try:
             async with pool.connection() as conn:
-                deadline = _Deadline(conn, self._timeout)
-                try:
+                with _Deadline(conn, self._timeout) as deadline:
                     return await fn(conn)
-                finally:
-                    deadline.cancel()
         except psycopg.IntegrityError as exc:
             raise ValueError(f"receipt rejected by the store: {exc}") from exc
         except (psycopg.OperationalError, psycopg.InterfaceError, OSError) as exc:
@@ -440,6 +436,7 @@ class PostgresStore(GroupCommit, StoreBase):
             error = exc
             if committing and isinstance(exc, StoreUnavailable):
                 error = StoreUnavailable(str(exc), maybe_recorded=True)
+                error.__cause__ = exc.__cause__
             for entry in batch:
                 settle(entry.result, error)
             return
