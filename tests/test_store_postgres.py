@@ -189,8 +189,12 @@ async def test_an_append_that_gets_no_answer_in_time_records_nothing(pg_url: str
         first = await store.append(make_receipt(subject_id="before"))
         await holder.execute("BEGIN")
         await holder.execute("SELECT pg_advisory_xact_lock(%s)", (pg_store.CHAIN_LOCK,))
-        with anyio.fail_after(30), pytest.raises(StoreUnavailable, match="no answer within 1 s"):
+        with (
+            anyio.fail_after(30),
+            pytest.raises(StoreUnavailable, match="no answer within 1 s") as failed,
+        ):
             await store.append(make_receipt(subject_id="stuck"))
+        assert not failed.value.maybe_recorded  # COMMIT was never sent
         await holder.execute("COMMIT")
         # The severed session takes the lock, finds its client gone and rolls back.
         with anyio.fail_after(30):
