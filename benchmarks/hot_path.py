@@ -5,6 +5,7 @@
     python benchmarks/hot_path.py --instructions     # instructions per request (valgrind)
     python benchmarks/hot_path.py --context          # the middleware alone and in a request
     python benchmarks/hot_path.py --bytecodes        # bytecodes per request, per function
+    python benchmarks/hot_path.py --visitors 1,1000,5000,20000   # many visitors taking turns
 
 The page: a Starlette route returning a small HTML page (about 1.6 KB, with a gated analytics
 script) and setting three cookies: ``sessionid`` (necessary, HttpOnly), ``stats_vid``
@@ -122,13 +123,16 @@ def session_cookie_value() -> str:
     return TimestampSigner(SECRET).sign(data).decode()
 
 
-def cookie_header() -> bytes:
+def cookie_header(consent: str | None = None, visitor: int | None = None) -> bytes:
+    """The request's eight cookies; ``visitor`` numbers make the ids of one visitor among
+    many (with ``consent``, that visitor's own consent cookie)."""
+    n = "" if visitor is None else f"{visitor:08d}"
     pairs = [
-        ("consent", consent_cookie_value()),
+        ("consent", consent or consent_cookie_value()),
         ("session", session_cookie_value()),
-        ("sessionid", "k3v9q2m8x7w1a5b6c7d8e9f0"),
-        ("csrftoken", "Xq3Jd8fK2LmN5pQr7StUv9WxYz0Ab1Cd2Ef3Gh4Ij5Kl6Mn"),
-        ("stats_vid", "v.8f14e45fceea167a5a36dedd4bea2543"),
+        ("sessionid", "k3v9q2m8x7w1a5b6c7d8e9f0"[: 24 - len(n)] + n),
+        ("csrftoken", "Xq3Jd8fK2LmN5pQr7StUv9WxYz0Ab1Cd2Ef3Gh4Ij5Kl6Mn"[: 46 - len(n)] + n),
+        ("stats_vid", "v.8f14e45fceea167a5a36dedd4bea2543"[: 34 - len(n)] + n),
         ("stats_ses_1", "s.1732540000.4"),
         ("_ga", "GA1.1.1234567890.1732540000"),
         ("__Host-lb", "node-3"),
@@ -521,6 +525,104 @@ def instructions(requests: int) -> None:
     )
 
 
+# ------------------------------------------------------------ part 6: many visitors
+
+
+def visitor_headers(count: int) -> list[bytes]:
+    """The Cookie headers of ``count`` returning visitors: each has its own consent cookie
+    (granting analytics, like the single visitor's) and its own ids."""
+    cookie = ConsentCookie([SECRET], load_policy(POLICY))
+    out = []
+    for i in range(count):
+        state = cookie.decision(
+            {"analytics"}, receipt_id=str(uuid.uuid4()), subject_id=uuid.uuid4().hex
+        )
+        out.append(cookie_header(cookie.dumps(state), i))
+    return out
+
+
+def many_visitors(counts: list[int], rounds: int, requests: int) -> None:
+    """µs/request when ``count`` visitors take turns, for each count, variants interleaved.
+
+    The single-visitor benchmark sends one Cookie header again and again, so every lookup the
+    middleware caches hits. Here each request comes from the next of ``count`` visitors, as
+    fresh bytes (a server builds new header bytes for every request). The middleware keeps
+    the last 1,024 Cookie headers it parsed and the last 8,192 consent cookies it verified:
+    beyond those, a returning visitor's header is parsed again and, beyond 8,192, the cookie
+    verified again.
+    """
+    headers = visitor_headers(max(counts))
+    base = make_scope(headers[0])
+    names = ["bare", "session", "consent"]
+    apps = {name: build(name) for name in names}
+    rec = Recorder()
+    asyncio.run(apps["consent"](base, _receive, rec))
+    assert rec.start is not None
+    sent = sorted(v.split(b"=", 1)[0] for k, v in rec.start["headers"] if k == b"set-cookie")
+    assert sent == [b"sessionid", b"stats_vid"], sent  # the visitor's consent was read
+    position: dict[tuple[str, int], int] = {}
+    results: dict[tuple[str, int], list[float]] = {(v, n): [] for v in names for n in counts}
+
+    async def batch(name: str, visitors: int, n: int) -> float:
+        start = position.get((name, visitors), 0)
+        position[name, visitors] = start + n
+        scopes = []
+        for i in range(start, start + n):
+            scope = dict(base)
+            fresh = bytes(bytearray(headers[i % visitors]))
+            scope["headers"] = [*base["headers"][:-1], (b"cookie", fresh)]
+            scopes.append(scope)
+        app = apps[name]
+        started = time.perf_counter()
+        for scope in scopes:
+            await app(scope, _receive, _drop)
+        return (time.perf_counter() - started) / n * 1e6
+
+    async def run() -> None:
+        for name in names:  # every visitor seen once: the caches hold what they can
+            for visitors in counts:
+                await batch(name, visitors, max(visitors, requests))
+        for r in range(rounds):
+            order = names[r % 3 :] + names[: r % 3]
+            for visitors in counts:
+                for name in order:
+                    results[name, visitors].append(await batch(name, visitors, requests))
+
+    asyncio.run(run())
+    rows = []
+    for visitors in counts:
+        bare = results["bare", visitors]
+        added = {
+            v: [x - b for x, b in zip(results[v, visitors], bare, strict=True)]
+            for v in ("session", "consent")
+        }
+        ratio = [c / s for c, s in zip(added["consent"], added["session"], strict=True)]
+        whole = [c / b for c, b in zip(results["consent", visitors], bare, strict=True)]
+        rows.append(
+            (
+                f"{visitors:,}",
+                fmt3(bare),
+                fmt3(added["session"]),
+                fmt3(added["consent"]),
+                fmt3(whole, ".3f"),
+                fmt3(ratio, ".2f"),
+            )
+        )
+    print(
+        table(
+            [
+                "visitors taking turns",
+                "bare µs",
+                "session added µs",
+                "consent added µs",
+                "consent x bare",
+                "consent added / session's",
+            ],
+            rows,
+        )
+    )
+
+
 # ------------------------------------------------------------ part 5: bytecodes
 
 
@@ -701,6 +803,10 @@ def main() -> None:
         help="the middleware's added cost with a trivial app and inside a real request",
     )
     parser.add_argument(
+        "--visitors",
+        help="comma-separated counts of visitors taking turns (e.g. 1,1000,5000,20000)",
+    )
+    parser.add_argument(
         "--bytecodes",
         action="store_true",
         help="bytecodes executed per request, per function of the middleware",
@@ -730,6 +836,13 @@ def main() -> None:
         return
     if args.quick:
         args.rounds, args.requests, args.server_rounds, args.seconds = 3, 300, 1, 1
+    if args.visitors:
+        counts = [int(c) for c in args.visitors.split(",")]
+        print(f"machine: {machine()}; load average before: {load()}")
+        print(f"## Many visitors ({args.rounds} rounds x {args.requests} requests, interleaved)")
+        many_visitors(counts, args.rounds, args.requests)
+        print(f"load average after: {load()}")
+        return
     if args.context:
         print(f"machine: {machine()}; load average before: {load()}")
         in_context(args.rounds, args.requests)

@@ -20,6 +20,7 @@ SCRIPTS = {
     ("hot_path.py", ()): "consent-noinject",
     ("hot_path.py", ("--context",)): "replay + other work",
     ("hot_path.py", ("--bytecodes",)): "scan_start",
+    ("hot_path.py", ("--visitors", "1,50")): "50",
     ("html_path.py", ()): "2 MB",
     ("decisions.py", ()): "sqlite x1 workers",
     ("audit.py", ()): "verify-store",

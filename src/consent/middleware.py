@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from html import escape
@@ -356,7 +356,9 @@ class ConsentMiddleware:
         self.sale_or_share = self.policy.sale_or_share
         self.inject = site.banner.inject if inject_banner is None else inject_banner
         self._undeclared_logged: set[str] = set()
-        self._views: dict[bytes, _CookieView] = {}
+        # Oldest first out; an OrderedDict drops its oldest entry at once, where a dict would
+        # first step over the slots its earlier deletions left empty.
+        self._views: OrderedDict[bytes, _CookieView] = OrderedDict()
         # Set-Cookie name bytes -> (name, match or None, is the consent cookie)
         self._set_names: dict[bytes, tuple[str, Match | None, bool]] = {}
         # Per set of allowed categories, the Set-Cookie name bytes that it always lets through
@@ -546,9 +548,8 @@ class ConsentMiddleware:
             view = _CookieView(header, self.cookie_name, self.classifier)
             if len(header) <= _VIEW_MAX_HEADER:
                 if len(views) >= _VIEW_CACHE_LIMIT:
-                    # Drop the oldest entry (dicts keep insertion order).
-                    with contextlib.suppress(KeyError, RuntimeError, StopIteration):
-                        del views[next(iter(views))]
+                    with contextlib.suppress(KeyError):  # emptied meanwhile by another thread
+                        views.popitem(last=False)
                 views[header] = view
         return view
 

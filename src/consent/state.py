@@ -14,6 +14,7 @@ lifetime is checked again on every hit.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -21,12 +22,14 @@ import os
 import struct
 import time
 import zlib
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from itsdangerous import BadData, TimestampSigner, URLSafeTimedSerializer
+from itsdangerous.encoding import base64_decode, bytes_to_int
 
 from .policy import Policy
 from .receipts import new_uuid7_hex
@@ -125,6 +128,9 @@ def new_subject_id() -> str:
 
 
 _COMPACT_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+# The last second a datetime can hold (9999-12-31T23:59:59Z): itsdangerous turns a cookie's
+# timestamp into one, and refuses the cookie beyond it.
+_LAST_TIMESTAMP = 253402300799
 
 
 def _b64(data: bytes) -> bytes:
@@ -139,6 +145,7 @@ class ConsentCookie:
         "_key",
         "_no_decision",
         "_serializer",
+        "_verify_keys",
         "lifetime",
         "necessary",
         "optional",
@@ -157,18 +164,28 @@ class ConsentCookie:
         self.necessary = policy.necessary
         self.optional = frozenset(policy.optional)
         # raw cookie value -> (state or None for invalid, subject id of a stale cookie, signed at)
-        self._cache: dict[str, tuple[ConsentState | None, str | None, int]] = {}
+        # (oldest first out: see ConsentMiddleware._views)
+        self._cache: OrderedDict[str, tuple[ConsentState | None, str | None, int]] = OrderedDict()
         # Frozen, so one instance serves every request without a decision.
         self._no_decision = ConsentState(necessary=self.necessary)
-        # The signing key as itsdangerous derives it, for dumps() (None: let itsdangerous sign).
-        self._key: bytes | None = self._serializer.make_signer().derive_key()
+        # The keys as itsdangerous derives them: the signing key for dumps(), every key for
+        # _unsign() (None: let itsdangerous sign and verify).
+        signer = self._serializer.make_signer()
+        self._key: bytes | None = signer.derive_key()
+        self._verify_keys: tuple[bytes, ...] | None = tuple(
+            signer.derive_key(key) for key in reversed(signer.secret_keys)
+        )
         probe = {"r": self.revision, "g": ["x"], "i": "probe", "s": "probe"}
         try:
-            same = self._serializer.loads(self.dumps(probe)) == probe
+            token = self.dumps(probe)
+            expected = self._serializer.loads(token, return_timestamp=True)
+            same = expected[0] == probe
         except BadData:
             same = False
         if not same:  # an itsdangerous that signs differently: use it as it is
-            self._key = None
+            self._key = self._verify_keys = None
+        elif self._unsign(token) != (probe, int(expected[1].timestamp())):
+            self._verify_keys = None  # ... or that verifies differently
 
     @property
     def no_decision(self) -> ConsentState:
@@ -243,8 +260,8 @@ class ConsentCookie:
         if hit is None:
             hit = self._verify(value)
             if len(self._cache) >= _CACHE_LIMIT:
-                # Drop the oldest entry (dicts keep insertion order).
-                self._cache.pop(next(iter(self._cache)))
+                with contextlib.suppress(KeyError):  # emptied meanwhile by another thread
+                    self._cache.popitem(last=False)
             self._cache[value] = hit
         state, subject, signed_at = hit
         if now - signed_at > self.lifetime:
@@ -253,12 +270,48 @@ class ConsentCookie:
             return self._no_decision, subject
         return state, subject
 
-    def _verify(self, value: str) -> tuple[ConsentState | None, str | None, int]:
+    def _unsign(self, value: str) -> tuple[Any, int] | None:
+        """What ``URLSafeTimedSerializer.loads(value, return_timestamp=True)`` returns, with
+        the timestamp in seconds, or ``None`` where it raises: the same steps, with the keys
+        derived once instead of on every call (a cookie not seen before costs a third)."""
+        keys = self._verify_keys
+        assert keys is not None
         try:
-            payload, signed = self._serializer.loads(value, return_timestamp=True)
-        except (BadData, ValueError, TypeError, UnicodeError):
-            return None, None, 0
-        at = int(signed.timestamp())
+            signed, dot, signature = value.encode("utf-8").rpartition(b".")
+            if not dot:
+                return None
+            mac = base64_decode(signature)
+            for key in keys:
+                if hmac.compare_digest(mac, hmac.digest(key, signed, "sha256")):
+                    break
+            else:
+                return None
+            payload, dot, stamp = signed.rpartition(b".")
+            if not dot:
+                return None
+            at = bytes_to_int(base64_decode(stamp))
+            if at > _LAST_TIMESTAMP:
+                return None
+            compressed = payload.startswith(b".")
+            data = base64_decode(payload[1:] if compressed else payload)
+            if compressed:
+                data = zlib.decompress(data)
+            return json.loads(data.decode("utf-8")), at
+        except Exception:  # what itsdangerous reports as BadData, or cannot encode
+            return None
+
+    def _verify(self, value: str) -> tuple[ConsentState | None, str | None, int]:
+        if self._verify_keys is not None:
+            found = self._unsign(value)
+            if found is None:
+                return None, None, 0
+            payload, at = found
+        else:
+            try:
+                payload, signed = self._serializer.loads(value, return_timestamp=True)
+                at = int(signed.timestamp())
+            except (BadData, ValueError, TypeError, UnicodeError, OverflowError, OSError):
+                return None, None, 0
         if not isinstance(payload, dict):
             return None, None, 0
         subject = payload.get("s")
