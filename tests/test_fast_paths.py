@@ -24,7 +24,7 @@ from starlette.types import Message, Receive, Scope, Send
 from consent import ConsentMiddleware
 from consent import middleware as mw_module
 from consent.audit import _Fast, export, verify_file, verify_store
-from consent.cookies import is_deletion
+from consent.cookies import cookie_pairs, is_deletion
 from consent.html import (
     HtmlRewriter,
     csp_script_nonce,
@@ -94,8 +94,9 @@ def test_cached_header_view_still_rechecks_the_cookie_lifetime(
     mw = _middleware()
     state = mw.cookie.decision({"analytics"}, receipt_id="r-1", subject_id="s-1")
     header = f"consent={mw.cookie.dumps(state)}; stats_vid=v; px_uid=p".encode()
-    inner, _ = anyio.run(_call, mw, _scope(header))
-    assert inner["state"]["consent"].allows("analytics")
+    for _ in range(2):  # a header is kept from the second time it is seen
+        inner, _ = anyio.run(_call, mw, _scope(header))
+        assert inner["state"]["consent"].allows("analytics")
     assert header in mw._views  # the header was cached
 
     later = time.time() + mw.cookie.lifetime + 10
@@ -122,10 +123,86 @@ def test_header_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
 
     async def many() -> None:
         for i in range(30):
-            await _call(mw, _scope(f"session=s{i}".encode()))
+            for _ in range(2):
+                await _call(mw, _scope(f"session=s{i}".encode()))
 
     anyio.run(many)
-    assert len(mw._views) <= 8
+    assert len(mw._views) == 8
+    assert b"session=s29" in mw._views  # the newest stay
+
+
+def test_headers_sent_once_do_not_push_out_those_that_come_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A header is cached from its second request on, so a stream of headers that never come
+    back (an analytics cookie counting page views) leaves returning visitors' headers cached;
+    every request is still filtered the same."""
+    monkeypatch.setattr(mw_module, "_VIEW_CACHE_LIMIT", 4)
+    mw = _middleware()
+    returning = b"session=r; px_uid=p"
+
+    async def traffic() -> list[list[tuple[bytes, bytes]]]:
+        seen = []
+        for i in range(50):
+            inner, _ = await _call(mw, _scope(returning))
+            seen.append(inner["headers"])
+            inner, _ = await _call(mw, _scope(b"session=r; _ga=GA1.1.%d" % i))
+            seen.append(inner["headers"])
+        return seen
+
+    seen = anyio.run(traffic)
+    assert list(mw._views) == [returning]
+    assert [v for k, v in seen[-2] if k == b"cookie"] == [b"session=r"]  # px_uid refused
+    assert [v for k, v in seen[-1] if k == b"cookie"] == [b"session=r"]  # _ga refused
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    headers=st.lists(
+        st.lists(
+            st.sampled_from(
+                [
+                    b"session=a",
+                    b" consent=x.y",
+                    b"stats_vid=1 ",
+                    b"px_uid",
+                    b"",
+                    b" ",
+                    b"=v",
+                    b' consent="q"',
+                    b"__Host-lb=n",
+                    b"\tmystery = 2",
+                    b"stats_ses_9=\xff",
+                ]
+            ),
+            max_size=6,
+        ).map(lambda parts: b";".join(parts)),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_header_views_built_with_cached_names_match_a_fresh_parse(headers: list[bytes]) -> None:
+    """Views built with the name cache (names seen in earlier headers) hold what parsing the
+    header afresh with cookie_pairs and the classifier gives."""
+    mw = _middleware()
+    for header in headers * 2:
+        view = mw_module._CookieView(header, mw._names)
+        expected = [
+            (
+                name,
+                raw,
+                None if name == mw.cookie_name else mw.classifier.match(name),
+                name == mw.cookie_name,
+            )
+            for name, raw in cookie_pairs(header)
+        ]
+        assert list(view.items) == expected
+        consent = [
+            raw[len(name) + 1 :].strip(b' \t"').decode("ascii")
+            for name, raw in cookie_pairs(header)
+            if name == mw.cookie_name
+        ]
+        assert list(view.consent) == consent
 
 
 def test_set_cookie_filter_same_answers_on_repeat() -> None:

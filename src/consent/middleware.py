@@ -30,7 +30,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .classify import Classifier, Match
-from .cookies import cookie_pairs, is_deletion, set_cookie_name
+from .cookies import is_deletion, set_cookie_name
 from .endpoints import ConsentEndpoints, consent_form
 from .html import (
     DocumentCache,
@@ -87,6 +87,7 @@ class ConsentMetrics:
 UNDECLARED = "(undeclared)"
 
 _VIEW_CACHE_LIMIT = 1024
+_SEEN_LIMIT = 8192
 _VIEW_MAX_HEADER = 4096
 _OUTCOME_LIMIT = 4
 _NAME_CACHE_LIMIT = 1024
@@ -117,6 +118,37 @@ class _Outcome:
         self.counted = bool(blocked or undeclared or expired)
 
 
+# One pair of a Cookie header: (name, the pair as sent, its match or None, is the consent
+# cookie).
+_Pair = tuple[str, bytes, "Match | None", bool]
+_NAME_LIMIT = 1024
+
+
+class _Names(dict[bytes, tuple[str, "Match | None", bool]]):
+    """What a cookie name, as it stands before the ``=`` in a Cookie header, stands for:
+    ``(name, match or None, is the consent cookie)``. Values change from request to request
+    (an analytics cookie counting page views, a rotated session id), names do not, so a
+    header not seen before is parsed without classifying its names again. Bounded: emptied
+    when full."""
+
+    def __init__(self, cookie_name: str, classifier: Classifier) -> None:
+        super().__init__()
+        self.cookie_name = cookie_name
+        self.classifier = classifier
+
+    def add(self, key: bytes) -> tuple[str, Match | None, bool]:
+        name = key.strip(b" \t").decode("latin-1")
+        found = (
+            (name, None, True)
+            if name == self.cookie_name
+            else (name, self.classifier.match(name), False)
+        )
+        if len(self) >= _NAME_LIMIT:
+            self.clear()
+        self[key] = found
+        return found
+
+
 class _CookieView:
     """What one (merged) request Cookie header holds, worked out once per distinct header.
 
@@ -129,18 +161,27 @@ class _CookieView:
 
     __slots__ = ("consent", "items", "outcomes", "verified")
 
-    def __init__(self, header: bytes, cookie_name: str, classifier: Classifier) -> None:
+    def __init__(self, header: bytes, names: _Names) -> None:
         consent: list[str] = []
         # (name, raw pair, match or None, is the consent cookie)
-        items: list[tuple[str, bytes, Match | None, bool]] = []
-        for cname, raw in cookie_pairs(header):
-            if cname == cookie_name:
-                value = raw[len(cname) + 1 :].strip(b' \t"')
+        items: list[_Pair] = []
+        # The pairs as cookie_pairs() splits them, each name looked up as it was sent.
+        for part in header.split(b";"):
+            key, eq, _ = part.partition(b"=")
+            if not eq:  # no "=": a nameless pair, or nothing at all
+                raw = part.strip(b" \t")
+                if raw:
+                    items.append(("", raw, names.classifier.match(""), names.cookie_name == ""))
+                continue
+            found = names.get(key)
+            if found is None:
+                found = names.add(key)
+            raw = part.strip(b" \t")
+            items.append((found[0], raw, found[1], found[2]))
+            if found[2]:
+                value = raw[len(found[0]) + 1 :].strip(b' \t"')
                 with contextlib.suppress(UnicodeDecodeError):
                     consent.append(value.decode("ascii"))
-                items.append((cname, raw, None, True))
-            else:
-                items.append((cname, raw, classifier.match(cname), False))
         self.consent = tuple(consent)
         self.items = tuple(items)
         # (decided state, when its cookie was signed)
@@ -359,6 +400,8 @@ class ConsentMiddleware:
         # Oldest first out; an OrderedDict drops its oldest entry at once, where a dict would
         # first step over the slots its earlier deletions left empty.
         self._views: OrderedDict[bytes, _CookieView] = OrderedDict()
+        self._names = _Names(self.cookie_name, self.classifier)
+        self._seen: set[int] = set()  # hashes of headers seen once (see _view)
         # Set-Cookie name bytes -> (name, match or None, is the consent cookie)
         self._set_names: dict[bytes, tuple[str, Match | None, bool]] = {}
         # Per set of allowed categories, the Set-Cookie name bytes that it always lets through
@@ -545,12 +588,22 @@ class ConsentMiddleware:
         views = self._views
         view = views.get(header)
         if view is None:
-            view = _CookieView(header, self.cookie_name, self.classifier)
+            view = _CookieView(header, self._names)
             if len(header) <= _VIEW_MAX_HEADER:
-                if len(views) >= _VIEW_CACHE_LIMIT:
-                    with contextlib.suppress(KeyError):  # emptied meanwhile by another thread
-                        views.popitem(last=False)
-                views[header] = view
+                # Kept from the second time a header is seen: many are sent once only (an
+                # analytics cookie that counts page views changes the header on every
+                # request), and would push out the headers that do come back.
+                seen = self._seen
+                key = hash(header)
+                if key in seen:
+                    if len(views) >= _VIEW_CACHE_LIMIT:
+                        with contextlib.suppress(KeyError):  # emptied by another thread
+                            views.popitem(last=False)
+                    views[header] = view
+                else:
+                    if len(seen) >= _SEEN_LIMIT:
+                        seen.clear()
+                    seen.add(key)
         return view
 
     def _state_from_view(self, view: _CookieView) -> tuple[ConsentState, str | None]:
