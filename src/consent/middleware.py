@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections import Counter, OrderedDict
+from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from html import escape
@@ -397,9 +397,11 @@ class ConsentMiddleware:
         self.sale_or_share = self.policy.sale_or_share
         self.inject = site.banner.inject if inject_banner is None else inject_banner
         self._undeclared_logged: set[str] = set()
-        # Oldest first out; an OrderedDict drops its oldest entry at once, where a dict would
-        # first step over the slots its earlier deletions left empty.
-        self._views: OrderedDict[bytes, _CookieView] = OrderedDict()
+        # Oldest first out, in the order kept beside the dict: a dict alone would first step
+        # over the slots its earlier deletions left empty to find its oldest entry (an
+        # OrderedDict costs every lookup a little instead).
+        self._views: dict[bytes, _CookieView] = {}
+        self._views_order: deque[bytes] = deque()  # its keys, oldest first
         self._names = _Names(self.cookie_name, self.classifier)
         self._seen: set[int] = set()  # hashes of headers seen once (see _view)
         # Set-Cookie name bytes -> (name, match or None, is the consent cookie)
@@ -596,9 +598,12 @@ class ConsentMiddleware:
                 seen = self._seen
                 key = hash(header)
                 if key in seen:
-                    if len(views) >= _VIEW_CACHE_LIMIT:
-                        with contextlib.suppress(KeyError):  # emptied by another thread
-                            views.popitem(last=False)
+                    order = self._views_order
+                    if len(order) >= _VIEW_CACHE_LIMIT:
+                        with contextlib.suppress(KeyError, IndexError):  # another thread's
+                            del views[order.popleft()]
+                    if header not in views:  # (another thread's, meanwhile)
+                        order.append(header)
                     views[header] = view
                 else:
                     if len(seen) >= _SEEN_LIMIT:
