@@ -121,7 +121,6 @@ class _Outcome:
 # One pair of a Cookie header: (name, the pair as sent, its match or None, is the consent
 # cookie).
 _Pair = tuple[str, bytes, "Match | None", bool]
-_NAME_LIMIT = 1024
 
 
 class _Names(dict[bytes, tuple[str, "Match | None", bool]]):
@@ -143,18 +142,19 @@ class _Names(dict[bytes, tuple[str, "Match | None", bool]]):
             if name == self.cookie_name
             else (name, self.classifier.match(name), False)
         )
-        if len(self) >= _NAME_LIMIT:
+        if len(self) >= _NAME_CACHE_LIMIT:
             self.clear()
         self[key] = found
         return found
 
 
 class _CookieView:
-    """What one (merged) request Cookie header holds, worked out once per distinct header.
+    """What one (merged) request Cookie header holds.
 
-    Visitors send the same header on request after request, so the parsing, the consent cookie
-    values and the classification of every name are cached per header; the filtering result is
-    cached per consent state. Only pure functions of the header live here, and the decided
+    Visitors often send the same header on request after request, so the parsing, the consent
+    cookie values and the classification of every name are cached per header (from the second
+    time it is seen: see ``ConsentMiddleware._view``); the filtering result is cached per
+    consent state. Only pure functions of the header live here, and the decided
     state its consent cookie was verified to hold (``verified``), whose lifetime the
     middleware re-checks on every request.
     """
