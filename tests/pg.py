@@ -123,10 +123,17 @@ class PgServer:
         return f"postgresql://{self.user}@127.0.0.1:{self.port}/{dbname}"
 
     def processes(self) -> list[int]:
-        """The postmaster and its children (backends, writers, ...)."""
+        """The postmaster and its children (backends, writers, ...), from /proc."""
         main = int((self.data / "postmaster.pid").read_text().split()[0])
-        children = Path(f"/proc/{main}/task/{main}/children").read_text().split()
-        return [main, *map(int, children)]
+        children = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rpartition(")")[2].split()
+            except OSError:  # the process ended meanwhile
+                continue
+            if int(fields[1]) == main:  # the parent's pid follows the state
+                children.append(int(stat.parent.name))
+        return [main, *children]
 
     @contextlib.contextmanager
     def frozen(self) -> Iterator[None]:
