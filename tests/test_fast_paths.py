@@ -736,3 +736,14 @@ def test_cookie_verification_of_genuine_cookies_and_by_every_key() -> None:
     loaded, subject = cookie.loads(value, now=1_800_000_100)
     assert loaded == state
     assert subject == "s-1"
+
+
+def test_long_cookie_names_are_parsed_but_not_kept() -> None:
+    mw = _middleware()
+    long_name = b"x" * 300
+    header = b"session=s; " + long_name + b"=1; px_uid=2"
+    for _ in range(2):
+        view = mw_module._CookieView(header, mw._names)
+        assert [item[0] for item in view.items] == ["session", "x" * 300, "px_uid"]
+    assert b" " + long_name not in mw._names
+    assert b" px_uid" in mw._names

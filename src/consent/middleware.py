@@ -121,14 +121,15 @@ class _Outcome:
 # One pair of a Cookie header: (name, the pair as sent, its match or None, is the consent
 # cookie).
 _Pair = tuple[str, bytes, "Match | None", bool]
+_NAME_MAX = 256
 
 
 class _Names(dict[bytes, tuple[str, "Match | None", bool]]):
     """What a cookie name, as it stands before the ``=`` in a Cookie header, stands for:
     ``(name, match or None, is the consent cookie)``. Values change from request to request
     (an analytics cookie counting page views, a rotated session id), names do not, so a
-    header not seen before is parsed without classifying its names again. Bounded: emptied
-    when full."""
+    header not seen before is parsed without classifying its names again. Bounded: names of
+    up to 256 bytes, emptied when full."""
 
     def __init__(self, cookie_name: str, classifier: Classifier) -> None:
         super().__init__()
@@ -142,9 +143,10 @@ class _Names(dict[bytes, tuple[str, "Match | None", bool]]):
             if name == self.cookie_name
             else (name, self.classifier.match(name), False)
         )
-        if len(self) >= _NAME_CACHE_LIMIT:
-            self.clear()
-        self[key] = found
+        if len(key) <= _NAME_MAX:  # real names are short; others are not worth keeping
+            if len(self) >= _NAME_CACHE_LIMIT:
+                self.clear()
+            self[key] = found
         return found
 
 
