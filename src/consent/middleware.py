@@ -170,15 +170,14 @@ class _CookieView:
         # The pairs as cookie_pairs() splits them, each name looked up as it was sent.
         for part in header.split(b";"):
             key, eq, _ = part.partition(b"=")
-            if not eq:  # no "=": a nameless pair, or nothing at all
-                raw = part.strip(b" \t")
-                if raw:
-                    items.append(("", raw, names.classifier.match(""), names.cookie_name == ""))
-                continue
+            raw = part.strip(b" \t")
+            if not eq:
+                if not raw:
+                    continue
+                key = b""  # a pair without "=" has the empty name (RFC 6265bis 5.6)
             found = names.get(key)
             if found is None:
                 found = names.add(key)
-            raw = part.strip(b" \t")
             items.append((found[0], raw, found[1], found[2]))
             if found[2]:
                 value = raw[len(found[0]) + 1 :].strip(b' \t"')
