@@ -30,6 +30,14 @@ pytestmark = [pytest.mark.postgres, pytest.mark.anyio]
 SIGNER = ReceiptSigner([TEST_KEY])
 
 
+@pytest.fixture
+def own_pg_server(pg_server: PgServer | ExternalPg) -> PgServer:
+    """The test server, for tests that stop, freeze or restart it (skipped on an external one)."""
+    if isinstance(pg_server, ExternalPg):
+        pytest.skip("cannot stop, freeze or restart an external PostgreSQL server")
+    return pg_server
+
+
 def _store(url: str, timeout: float = 5.0) -> PostgresStore:
     store = open_store(url, SIGNER, timeout=timeout)
     assert isinstance(store, PostgresStore)
@@ -298,15 +306,13 @@ async def test_an_unconfirmed_decision_is_answered_503_and_logged_by_receipt_id(
 
 
 async def test_a_frozen_server_fails_every_call_in_bounded_time(
-    pg_server: PgServer | ExternalPg, pg_url: str, monkeypatch: pytest.MonkeyPatch
+    own_pg_server: PgServer, pg_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if isinstance(pg_server, ExternalPg):
-        pytest.skip("cannot freeze an external PostgreSQL server")
     monkeypatch.setattr(pg_store, "RETRY_INTERVAL", 0.0)
     store = _store(pg_url, timeout=1.0)
     try:
         first = await store.append(make_receipt(subject_id="before"))
-        with pg_server.frozen():
+        with own_pg_server.frozen():
             # Pooled connections (their liveness check), and new ones, get no answer.
             calls: list[Callable[[], Awaitable[object]]] = [
                 lambda: store.append(make_receipt(subject_id="frozen")),
@@ -380,15 +386,13 @@ async def test_filters_purge_and_resume(pg_url: str) -> None:
 
 
 async def test_server_down_then_back(
-    pg_server: PgServer | ExternalPg, pg_url: str, monkeypatch: pytest.MonkeyPatch
+    own_pg_server: PgServer, pg_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if isinstance(pg_server, ExternalPg):
-        pytest.skip("cannot stop an external PostgreSQL server")
     monkeypatch.setattr(pg_store, "RETRY_INTERVAL", 0.0)
     store = _store(pg_url, timeout=2.0)
     try:
         first = await store.append(make_receipt())
-        pg_server.stop()
+        own_pg_server.stop()
         try:
             started = time.monotonic()
             with pytest.raises(StoreUnavailable, match="PostgreSQL"):
@@ -403,7 +407,7 @@ async def test_server_down_then_back(
             assert await fresh.open() is False
             await fresh.close()
         finally:
-            pg_server.start()
+            own_pg_server.start()
 
         # Recording resumes without restarting the application.
         second = await store.append(make_receipt())
@@ -414,16 +418,12 @@ async def test_server_down_then_back(
     assert verify_store(store, SIGNER).ok
 
 
-async def test_restart_between_requests_is_invisible(
-    pg_server: PgServer | ExternalPg, pg_url: str
-) -> None:
-    if isinstance(pg_server, ExternalPg):
-        pytest.skip("cannot restart an external PostgreSQL server")
+async def test_restart_between_requests_is_invisible(own_pg_server: PgServer, pg_url: str) -> None:
     store = _store(pg_url)
     try:
         await store.append(make_receipt())
-        pg_server.stop()
-        pg_server.start()
+        own_pg_server.stop()
+        own_pg_server.start()
         # Pooled connections died with the old server; they are checked and replaced.
         assert (await store.append(make_receipt())).seq == 2
     finally:
