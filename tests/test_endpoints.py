@@ -202,14 +202,28 @@ def test_form_post_redirects_same_origin_only(client: TestClient) -> None:
     assert data["granted"] == []
 
 
+ALL_OPTIONAL = ["analytics", "embedded", "marketing", "preferences"]
+
+
 def test_form_accept_all(client: TestClient) -> None:
     client.post("/_consent", data={"accept": "all"}, headers=SAME_ORIGIN, follow_redirects=False)
-    assert client.get("/_consent").json()["granted"] == [
-        "analytics",
-        "embedded",
-        "marketing",
-        "preferences",
-    ]
+    assert client.get("/_consent").json()["granted"] == ALL_OPTIONAL
+
+
+@pytest.mark.parametrize(("button", "granted"), [("none", []), ("all", ALL_OPTIONAL)])
+def test_a_form_button_overrides_the_ticked_boxes(
+    client: TestClient, button: str, granted: list[str]
+) -> None:
+    """The form's boxes come before its buttons: a visitor who ticked Analytics and then
+    pressed "Reject all" (or "Accept all") sends both, and the button is what they chose."""
+    response = client.post(
+        "/_consent",
+        content=f"accept=analytics&accept={button}".encode(),
+        headers={**SAME_ORIGIN, "content-type": "application/x-www-form-urlencoded"},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303
+    assert client.get("/_consent").json()["granted"] == granted
 
 
 # --------------------------------------------------------------------------- bad requests record nothing
@@ -245,6 +259,15 @@ def test_form_accept_all(client: TestClient) -> None:
             "too large",
         ),
         ({"data": {"accept": "telemetry"}}, 422, "unknown category: 'telemetry'"),
+        ({"data": {"accept": ["all", "none"]}}, 422, "cannot be both"),
+        (
+            {
+                "content": b"accept=%ff",
+                "headers": {"content-type": "application/x-www-form-urlencoded"},
+            },
+            400,
+            "form body is not UTF-8",
+        ),
     ],
 )
 def test_bad_bodies_get_clear_4xx_and_record_nothing(

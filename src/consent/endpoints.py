@@ -435,11 +435,11 @@ class ConsentEndpoints:
     async def _read_body(self, scope: Scope, receive: Receive, headers: Headers) -> bytes:
         declared = headers.get("content-length")
         if declared is not None:
-            try:
-                if int(declared) > MAX_BODY:
-                    raise BadRequest(413, "request body too large", {"limit_bytes": MAX_BODY})
-            except ValueError:
-                raise BadRequest(400, "invalid Content-Length header") from None
+            # Digits only (RFC 9110 8.6): int() would also take "-5", "+16", "1_6", " 16".
+            if not (declared.isascii() and declared.isdigit()):
+                raise BadRequest(400, "invalid Content-Length header")
+            if int(declared) > MAX_BODY:
+                raise BadRequest(413, "request body too large", {"limit_bytes": MAX_BODY})
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -500,16 +500,29 @@ class ConsentEndpoints:
             is_form = False
         elif media == "application/x-www-form-urlencoded":
             try:
+                # errors="strict": a percent-encoded byte that is not UTF-8 ("%ff") is as
+                # malformed as a raw one, not a replacement character.
                 fields = parse_qsl(
-                    body.decode("utf-8"), keep_blank_values=True, strict_parsing=False
+                    body.decode("utf-8"),
+                    keep_blank_values=True,
+                    strict_parsing=False,
+                    errors="strict",
                 )
             except UnicodeDecodeError:
                 raise BadRequest(400, "form body is not UTF-8") from None
             values = [v for k, v in fields if k == "accept"]
+            # The "Accept all" and "Reject all" buttons send their value after the ticked
+            # boxes' (accept=analytics&accept=none): the button says what the visitor chose.
+            if "all" in values and "none" in values:
+                raise BadRequest(
+                    422, '\'accept\' cannot be both "all" and "none"', {"field": "accept"}
+                )
             if "all" in values:
                 accepted = set(self.policy.optional)
+            elif "none" in values:
+                accepted = set()
             else:
-                accepted = {v for v in values if v and v != "none"}
+                accepted = {v for v in values if v}
             for k, v in fields:
                 if k in ("next", "page", "method"):
                     extra[k] = v

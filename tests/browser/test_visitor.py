@@ -426,6 +426,40 @@ def test_without_javascript_accept_all(
     page.close()
 
 
+def test_without_javascript_reject_all_refuses_the_ticked_boxes(
+    make_context: Callable[..., BrowserContext], demo: DemoServer
+) -> None:
+    context = make_context(java_script_enabled=False)
+    page = context.new_page()
+
+    def granted() -> list[str]:
+        answer: list[str] = context.request.get(demo.url + "/_consent").json()["granted"]
+        return answer
+
+    page.goto(demo.url + ARTICLE)
+    form = page.locator(".consent-noscript form")
+    form.get_by_label("Analytics").check()
+    with page.expect_navigation():
+        form.get_by_role("button", name="Reject all").click()
+    assert "consent" in names(context)
+    assert granted() == []
+    assert not (ANALYTICS & names(context))
+
+    # On the settings page the visitor's granted categories come ticked: after accepting
+    # everything, "Reject all" there must still refuse everything (a withdrawal).
+    page.goto(demo.url + "/_consent/declaration")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Accept all").click()
+    assert "stats_vid" in names(context)
+    page.goto(demo.url + "/_consent/declaration")
+    expect(page.get_by_label("Analytics")).to_be_checked()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Reject all").click()
+    assert granted() == []
+    assert not (ANALYTICS & names(context))
+    page.close()
+
+
 # --------------------------------------------------------------------------- policy change
 
 
