@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -604,3 +605,29 @@ def test_lifespan_shutdown_closes_the_receipt_store(tmp_path: Path) -> None:
         assert c.post("/_consent", json={"accept": []}, headers={"Origin": HOST}).status_code == 200
         assert mw.endpoints._store is not None
     assert mw.endpoints._store is None  # closed when the server shut down
+
+
+@pytest.mark.anyio
+async def test_a_bytearray_cookie_header_is_filtered_like_bytes() -> None:
+    """ASGI says bytes; a server that passes a bytearray gets the same filtering, not a 500."""
+    scopes: list[Scope] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        scopes.append(scope)
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    mw = ConsentMiddleware(app, policy=EXAMPLE_POLICY, secret_key=KEY, store="memory://")
+    await run_raw(mw, http_scope(headers=[(b"cookie", bytearray(b"session=1; px_uid=2"))]))
+    assert scopes[0]["headers"] == [(b"cookie", b"session=1")]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("path", ["/_consent/i18n/\udcff.json", "/_consent/\udcff"])
+async def test_a_path_that_is_not_text_gets_a_json_404(path: str) -> None:
+    mw = ConsentMiddleware(inner, policy=EXAMPLE_POLICY, secret_key=KEY, store="memory://")
+    scope = http_scope()
+    scope["path"] = path
+    sent = await run_raw(mw, scope)
+    assert sent[0]["status"] == 404
+    assert json.loads(sent[1]["body"])["error"] == "not found"

@@ -141,7 +141,11 @@ class BadRequest(Exception):
         body: dict[str, Any] = {"error": self.error}
         if self.detail is not None:
             body["detail"] = self.detail
-        return JSONResponse(body, status_code=self.status, headers=_NO_STORE)
+        try:
+            return JSONResponse(body, status_code=self.status, headers=_NO_STORE)
+        except UnicodeEncodeError:  # a lone surrogate from the path, echoed in the detail
+            content = json.dumps(body, separators=(",", ":")).encode()  # escaped as \udcff
+            return Response(content, self.status, _NO_STORE, "application/json")
 
 
 def _load_assets() -> dict[str, tuple[bytes, str, str]]:

@@ -589,7 +589,10 @@ class ConsentMiddleware:
 
     def _view(self, header: bytes) -> _CookieView:
         views = self._views
-        view = views.get(header)
+        try:
+            view = views.get(header)
+        except TypeError:  # a bytearray (ASGI says bytes): unhashable, so look up a copy
+            return self._view(bytes(header))
         if view is None:
             view = _CookieView(header, self._names)
             if len(header) <= _VIEW_MAX_HEADER:
