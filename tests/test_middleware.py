@@ -323,6 +323,18 @@ def test_expired_cookie_is_no_decision(mw: ConsentMiddleware) -> None:
     assert mw.cookie.loads(cookie, now=later)[0].decided is False
 
 
+@pytest.mark.parametrize("key", [b"k" * 32, [b"k" * 32], ["a-key", 5]])
+def test_a_secret_key_that_is_not_text_is_refused_clearly(key: object) -> None:
+    with pytest.raises(TypeError, match="secret_key must be a string or a sequence of strings"):
+        ConsentMiddleware(inner, policy=EXAMPLE_POLICY, secret_key=key, store="memory://")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("url", ["bogus://x", "sqlite://", "sqlite:///", "consent.db"])
+def test_a_store_url_no_backend_understands_is_refused_at_start(url: str) -> None:
+    with pytest.raises(ValueError, match=r"store URL|sqlite URL"):
+        ConsentMiddleware(inner, policy=EXAMPLE_POLICY, secret_key="k" * 20, store=url)
+
+
 def test_secret_key_required(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CONSENT_SECRET_KEY", raising=False)
     with pytest.raises(ValueError, match="CONSENT_SECRET_KEY"):

@@ -194,6 +194,10 @@ class ConsentEndpoints:
         self.site = policy.site
         self.cookie = cookie
         self.signer = ReceiptSigner(list(keys))
+        if isinstance(store, str):
+            # A URL no backend understands is a mistake in the configuration: say so now, not
+            # on the first decision (building a store does not connect to it).
+            open_store(store, self.signer, timeout=self.site.receipts.timeout)
         self._store_spec = store
         self._store: ReceiptStore | None = None
         self._store_lock = anyio.Lock()

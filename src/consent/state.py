@@ -110,6 +110,14 @@ def resolve_secret_keys(secret_key: str | Sequence[str] | None) -> list[str]:
     elif isinstance(secret_key, str):
         keys = [secret_key] if secret_key else []
     else:
+        if isinstance(secret_key, bytes | bytearray) or not all(
+            isinstance(k, str) for k in secret_key
+        ):
+            raise TypeError(
+                "secret_key must be a string or a sequence of strings (the first signs, all "
+                f"verify), not {type(secret_key).__name__}"
+                + ("" if isinstance(secret_key, bytes | bytearray) else " of other values")
+            )
         keys = [k for k in secret_key if k]
     if not keys:
         raise ValueError(
