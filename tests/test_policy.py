@@ -162,6 +162,36 @@ def test_all_problems_reported_at_once(tmp_path: Path) -> None:
     assert any(e.startswith("marketing.toml: bar") for e in errors)
 
 
+def test_errors_in_one_file_do_not_hide_or_invent_errors_across_files(tmp_path: Path) -> None:
+    """The example of docs/policy.md: a file with an error still takes part in the checks
+    across files (its valid rules, its necessary flag)."""
+    policy_dir = copy_policy(tmp_path)
+    append(policy_dir / "analytics.toml", '\n[[cookies]]\nregex = "(unclosed"\n')
+    append(
+        policy_dir / "necessary.toml",
+        '\n[[cookies]]\nname = "__Host-x"\ndomain = "example.org"\n',
+    )
+    append(policy_dir / "marketing.toml", '\n[[cookies]]\nname = "stats_vid"\n')
+    append(policy_dir / "embedded.toml", 'colour = "red"\n')
+    assert errors_of(policy_dir) == [
+        "analytics.toml: cookies[3].regex: invalid regular expression '(unclosed': "
+        "missing ), unterminated subpattern at position 0",
+        "embedded.toml: colour: unknown key (not allowed here)",
+        "necessary.toml: cookies[5]: a __Host- cookie cannot have a Domain (RFC 6265bis 4.1.3.2)",
+        "marketing.toml: cookies[3].name: 'stats_vid' is also declared in analytics.toml "
+        "cookies[0]; a cookie belongs to exactly one category",
+    ]
+
+
+def test_an_unreadable_file_is_not_also_said_to_lack_a_necessary_category(
+    tmp_path: Path,
+) -> None:
+    policy_dir = copy_policy(tmp_path)
+    (policy_dir / "necessary.toml").write_text("necessary = \n")
+    errors = errors_of(policy_dir)
+    assert [e.split(":")[0] for e in errors] == ["necessary.toml"]
+
+
 def test_a_necessary_category_is_required(tmp_path: Path) -> None:
     policy_dir = copy_policy(tmp_path)
     (policy_dir / "necessary.toml").unlink()

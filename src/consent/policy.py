@@ -10,7 +10,7 @@ import hashlib
 import json
 import re
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -465,6 +465,10 @@ def load_policy(directory: str | Path) -> Policy:
                 errors.extend(_errors_of("site.toml", exc))
 
     categories: dict[str, Category] = {}
+    # The cookie rules of every category file, those of a file with errors included (each of
+    # its rules that is valid on its own), so that the checks across files still see them.
+    rules: dict[str, list[tuple[int, CookieRule]]] = {}
+    necessary_declared = unreadable = False
     for path in sorted(root.glob("*.toml")):
         if path.name == "site.toml":
             continue
@@ -477,26 +481,42 @@ def load_policy(directory: str | Path) -> Policy:
             continue
         data = _read_toml(path, errors)
         if data is None:
+            unreadable = True  # it may be the one that declares necessary = true
             continue
+        necessary_declared = necessary_declared or data.get("necessary") is True
         if "key" in data:
             errors.append(f"{path.name}: key: unknown key (the file name is the category key)")
             continue
         try:
-            categories[key] = Category.model_validate({**data, "key": key})
+            category = categories[key] = Category.model_validate({**data, "key": key})
+            rules[key] = list(enumerate(category.cookies))
         except ValidationError as exc:
             errors.extend(_errors_of(path.name, exc))
+            rules[key] = _valid_rules(data.get("cookies"))
 
-    if not categories and not errors:
+    if not rules and not errors:
         errors.append(f"{root}: (directory): no category files (*.toml besides site.toml)")
-    if categories and not any(c.necessary for c in categories.values()):
+    if rules and not necessary_declared and not unreadable:
         errors.append(
             "(policy): no category has necessary = true; declare the cookies the site cannot work "
             "without (sessions, CSRF, load balancing) in one"
         )
-    errors.extend(_ambiguities(categories))
+    errors.extend(_ambiguities(rules))
     if errors or site is None:
         raise PolicyError(errors)
     return Policy(site=site, categories=categories, source=root.resolve())
+
+
+def _valid_rules(cookies: Any) -> list[tuple[int, CookieRule]]:
+    """The entries of a category file's ``cookies`` that are valid rules, by position (the
+    others' errors are already reported with the file's)."""
+    valid = []
+    for i, entry in enumerate(cookies if isinstance(cookies, list) else ()):
+        try:
+            valid.append((i, CookieRule.model_validate(entry)))
+        except ValidationError:
+            continue
+    return valid
 
 
 def _samples(rule: CookieRule) -> list[str]:
@@ -511,7 +531,7 @@ def _samples(rule: CookieRule) -> list[str]:
     return []
 
 
-def _ambiguities(categories: Mapping[str, Category]) -> list[str]:
+def _ambiguities(rules: Mapping[str, Sequence[tuple[int, CookieRule]]]) -> list[str]:
     """A cookie name matched by rules of two categories is an error.
 
     Exact names in two categories always conflict. A glob or regex of one category that
@@ -522,8 +542,8 @@ def _ambiguities(categories: Mapping[str, Category]) -> list[str]:
     """
     errors: list[str] = []
     exact: dict[str, tuple[str, int]] = {}
-    for key, cat in sorted(categories.items()):
-        for i, rule in enumerate(cat.cookies):
+    for key, numbered in sorted(rules.items()):
+        for i, rule in numbered:
             if rule.name is None:
                 continue
             if rule.name in exact and exact[rule.name][0] != key:
@@ -536,8 +556,8 @@ def _ambiguities(categories: Mapping[str, Category]) -> list[str]:
                 exact.setdefault(rule.name, (key, i))
     patterns = [
         (key, i, rule, rule.compiled())
-        for key, cat in sorted(categories.items())
-        for i, rule in enumerate(cat.cookies)
+        for key, numbered in sorted(rules.items())
+        for i, rule in numbered
         if rule.name is None
     ]
     reported: set[frozenset[tuple[str, int]]] = set()
