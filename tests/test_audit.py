@@ -424,6 +424,13 @@ def test_cli_verify_export_purge(
     assert done.returncode == 0, done.stderr
     done = _consent("verify", "--file", str(export_path))
     assert (done.returncode, done.stdout.splitlines()[0]) == (0, "OK: 6 receipts verified")
+    assert done.stdout.splitlines()[1].startswith("head: seq 6 ")
+    # Cut short before its chain head, it still verifies but does not claim to be complete.
+    cut = tmp_path / "cut.jsonl"
+    cut.write_text("".join(export_path.read_text().splitlines(keepends=True)[:4]))
+    done = _consent("verify", "--file", str(cut))
+    assert (done.returncode, done.stdout.splitlines()[0]) == (0, "OK: 4 receipts verified")
+    assert done.stdout.splitlines()[1].startswith("no chain head: ")
 
     done = _consent("export", "--store", url, "--format", "csv", "--event", "given")
     assert done.returncode == 0, done.stderr

@@ -36,6 +36,21 @@ def test_no_command_is_usage_error() -> None:
     assert consent("declaration", str(EXAMPLE_POLICY), "--format", "pdf").returncode == 2
 
 
+def test_a_reader_that_stops_early_ends_the_command_quietly() -> None:
+    """``consent check DIR | head -1``: the pipe is closed before the command writes."""
+    with subprocess.Popen(
+        [sys.executable, "-m", "consent.cli", "check", str(EXAMPLE_POLICY)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    ) as proc:
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        proc.stdout.close()
+        stderr = proc.stderr.read()
+        assert proc.wait(timeout=60) == 141
+    assert stderr == b""
+
+
 def test_init_writes_a_valid_policy(tmp_path: Path) -> None:
     target = tmp_path / "policy"
     result = consent("init", str(target))

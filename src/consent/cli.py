@@ -20,6 +20,7 @@ from .policy import Policy, PolicyError, load_policy
 __all__ = ["main"]
 
 EXIT_OK, EXIT_FINDING, EXIT_USAGE = 0, 1, 2
+EXIT_BROKEN_PIPE = 141  # what a shell reports for a program ended by SIGPIPE
 
 
 class _Parser(argparse.ArgumentParser):
@@ -217,7 +218,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    result: int = args.func(args)
+    try:
+        result: int = args.func(args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Whoever read the output stopped early (``consent export ... | head``): stop too,
+        # quietly, and keep the interpreter's last flush of stdout from failing again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     return result
 
 
