@@ -15,10 +15,12 @@ Configurations: SQLite with 1 and 2 workers (one file), PostgreSQL with 2 worker
 throwaway cluster started as in ``tests/pg.py``, but with ``fsync=on``). After each
 configuration the receipts in the store are counted and the chain verified.
 
-Besides requests per second, the workers' CPU time per request is reported (from ``/proc``,
-so Linux only; PostgreSQL's own processes are not counted): on a shared machine it moves much
-less than throughput does, and its ratio is what the throughput ratio tends to when the
-workers are CPU-bound.
+Besides requests per second, CPU time per request is reported (from ``/proc``, so Linux
+only): the workers' (all their threads), PostgreSQL's (the postmaster, its backends and
+writers), and all of it with wrk's. On a shared machine it moves much less than throughput
+does. While the workers are CPU-bound the throughput ratio tends to the workers' CPU ratio;
+while the whole machine is (wrk, the workers and the database on the same cores), to the
+ratio of all of it.
 
 Not a test: the numbers depend on the machine.
 """
@@ -28,12 +30,14 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from _common import (
     POLICY,
@@ -158,33 +162,79 @@ def start_server(store: str, workers: int, port: int) -> list[subprocess.Popen[b
     return procs
 
 
-def cpu_seconds(procs: list[subprocess.Popen[bytes]]) -> float:
-    """User + system CPU time the worker processes (all their threads) used so far; 0.0
-    where /proc is not available."""
+def cpu_seconds(pids: list[int], ended_children: bool = False) -> float:
+    """User + system CPU time the processes (all their threads) used so far, and with
+    ``ended_children`` that of their children which have ended; 0.0 where /proc is not
+    available."""
     total = 0.0
-    for proc in procs:
+    for pid in pids:
         try:
-            fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
-            return 0.0
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            if not Path("/proc/self/stat").exists():
+                return 0.0
+            continue  # the process ended meanwhile (a database backend)
+        ticks = int(fields[11]) + int(fields[12])
+        if ended_children:
+            ticks += int(fields[13]) + int(fields[14])
+        total += ticks / os.sysconf("SC_CLK_TCK")
     return total
 
 
+class Meter:
+    """CPU seconds used so far by the workers, by the database's processes (PostgreSQL: the
+    postmaster, its backends, writers and the backends that have ended) and by wrk."""
+
+    def __init__(self, procs: list[subprocess.Popen[bytes]], database: Any = None) -> None:
+        self.workers = [proc.pid for proc in procs]
+        self.database = database
+
+    @staticmethod
+    def machine() -> tuple[float, float]:
+        """(idle, all) CPU seconds of the whole machine so far (iowait counts as idle)."""
+        try:
+            ticks = [int(t) for t in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        except OSError:
+            return 0.0, 0.0
+        hz = os.sysconf("SC_CLK_TCK")
+        return (ticks[3] + ticks[4]) / hz, sum(ticks[:8]) / hz
+
+    def read(self) -> tuple[float, float, float]:
+        db = 0.0
+        if self.database is not None:
+            pids = self.database.processes()
+            db = cpu_seconds(pids[:1], ended_children=True) + cpu_seconds(pids[1:])
+        own = resource.getrusage(resource.RUSAGE_CHILDREN)  # wrk runs are waited for
+        return cpu_seconds(self.workers), db, own.ru_utime + own.ru_stime
+
+
 def run_config(
-    name: str, store: str, workers: int, rounds: int, seconds: int
-) -> tuple[list[float], list[float], int, list[float], list[float]]:
-    """(echo req/s per round, consent req/s per round, consent requests answered, and the
-    workers' CPU microseconds per echo and per consent request, per round)."""
+    name: str, store: str, workers: int, rounds: int, seconds: int, database: Any = None
+) -> tuple[list[float], list[float], int, dict[str, list[float]]]:
+    """(echo req/s per round, consent req/s per round, consent requests answered, and per
+    round: CPU microseconds per request, the workers' (``echo``, ``consent``), the
+    database's (``database``) and all of it with wrk's (``echo all``, ``consent all``); and
+    the percentage of the machine's CPU time left idle (``echo idle``, ``consent idle``))."""
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "post.lua"
         script.write_text(_LUA.format(body=BODY, port=port))
         procs = start_server(store, workers, port)
+        meter = Meter(procs, database)
         echo: list[float] = []
         consent: list[float] = []
-        echo_cpu: list[float] = []
-        consent_cpu: list[float] = []
+        cpu: dict[str, list[float]] = {
+            key: []
+            for key in (
+                "echo",
+                "consent",
+                "echo all",
+                "consent all",
+                "database",
+                "echo idle",
+                "consent idle",
+            )
+        }
         answered = 0
         try:
             wait_for_port(port, procs[0])
@@ -193,21 +243,36 @@ def run_config(
             for r in range(rounds):
                 order = ("/echo", "/_consent") if r % 2 == 0 else ("/_consent", "/echo")
                 for path in order:
-                    before = cpu_seconds(procs)
+                    before, machine_before = meter.read(), meter.machine()
                     rps, total = wrk(port, path, seconds, script)
-                    cpu = (cpu_seconds(procs) - before) / max(total, 1) * 1e6
-                    if path == "/echo":
+                    used = [
+                        (b - a) / max(total, 1) * 1e6
+                        for a, b in zip(before, meter.read(), strict=True)
+                    ]
+                    idle, whole = (
+                        b - a for a, b in zip(machine_before, meter.machine(), strict=True)
+                    )
+                    kind = "echo" if path == "/echo" else "consent"
+                    cpu[kind].append(used[0])
+                    cpu[kind + " all"].append(sum(used))
+                    cpu[kind + " idle"].append(100 * idle / whole if whole else 0.0)
+                    if kind == "echo":
                         echo.append(rps)
-                        echo_cpu.append(cpu)
                     else:
                         consent.append(rps)
-                        consent_cpu.append(cpu)
+                        cpu["database"].append(used[1])
                         answered += total
         finally:
             for proc in procs:
                 stop(proc)
     print(f"  {name}: done", file=sys.stderr)
-    return echo, consent, answered, echo_cpu, consent_cpu
+    return echo, consent, answered, cpu
+
+
+def cpu_ratios(echo: list[float], decision: list[float]) -> str:
+    """min / median / max of echo CPU over decision CPU, round by round."""
+    ratios = [e / d for e, d in zip(echo, decision, strict=True) if d > 0]
+    return fmt3(ratios, ".2f") if ratios else "-"
 
 
 def check_store(store: str) -> tuple[int, str]:
@@ -287,23 +352,29 @@ def main() -> None:
                     print(f"  {config}: skipped (no PostgreSQL binaries)")
                     continue
             try:
-                echo, consent, answered, echo_cpu, consent_cpu = run_config(
-                    config, store, int(workers), args.rounds, args.seconds
+                echo, consent, answered, cpu = run_config(
+                    config, store, int(workers), args.rounds, args.seconds, server
                 )
                 count, chain = check_store(store)
             finally:
                 if server is not None:
                     server.destroy()
             ratio = [c / e for c, e in zip(consent, echo, strict=True)]
-            cpu_ratio = [e / c for c, e in zip(consent_cpu, echo_cpu, strict=True) if c > 0]
             rows.append(
                 [
                     f"{kind} x{workers} workers",
                     fmt3(echo, ".0f"),
                     fmt3(consent, ".0f"),
                     fmt3(ratio, ".2f"),
-                    f"{statistics.median(echo_cpu):.0f} / {statistics.median(consent_cpu):.0f}",
-                    fmt3(cpu_ratio, ".2f") if cpu_ratio else "-",
+                    f"{statistics.median(cpu['echo']):.0f} / "
+                    f"{statistics.median(cpu['consent']):.0f}",
+                    cpu_ratios(cpu["echo"], cpu["consent"]),
+                    f"{statistics.median(cpu['database']):.0f}" if server is not None else "-",
+                    f"{statistics.median(cpu['echo all']):.0f} / "
+                    f"{statistics.median(cpu['consent all']):.0f}",
+                    cpu_ratios(cpu["echo all"], cpu["consent all"]),
+                    f"{statistics.median(cpu['echo idle']):.0f} / "
+                    f"{statistics.median(cpu['consent idle']):.0f}",
                     f"{count} / {answered} {chain}",
                 ]
             )
@@ -316,6 +387,10 @@ def main() -> None:
                 "decisions / echo",
                 "worker CPU µs per echo / decision",
                 "echo CPU / decision CPU",
+                "database CPU µs per decision",
+                "all CPU µs per echo / decision",
+                "all: echo / decision",
+                "machine idle % echo / decision",
                 "receipts stored / answered",
             ],
             rows,

@@ -13,6 +13,7 @@ import sys
 import pytest
 
 from .helpers import ROOT
+from .pg import find_bindir
 
 # (script, extra arguments) -> a word its table must show
 SCRIPTS = {
@@ -23,6 +24,7 @@ SCRIPTS = {
     ("hot_path.py", ("--visitors", "1,50")): "50",
     ("html_path.py", ()): "2 MB",
     ("decisions.py", ()): "sqlite x1 workers",
+    ("decisions.py", ("--only", "postgres-2")): "postgres x2 workers",
     ("audit.py", ()): "verify-store",
 }
 
@@ -33,6 +35,8 @@ SCRIPTS = {
 def test_benchmark_runs_quick(script: str, extra: tuple[str, ...]) -> None:
     if script == "decisions.py" and shutil.which("wrk") is None:
         pytest.skip("wrk is not installed")
+    if "postgres-2" in extra and find_bindir() is None:
+        pytest.skip("no PostgreSQL server binaries")
     result = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / script), "--quick", *extra],
         cwd=ROOT,
