@@ -452,6 +452,28 @@ def test_cli_verify_export_purge(
     assert _consent("verify", "--store", url).returncode == 1  # nothing was purged
 
 
+@pytest.mark.parametrize("table", ["consent_chain", "consent_receipts"])
+def test_a_receipt_store_missing_a_table_is_a_finding_not_an_error(
+    sqlite_store: tuple[str, list[StoredReceipt]], tmp_path: Path, table: str
+) -> None:
+    """A table dropped from a file the store created is damage (exit 1, and purge refuses);
+    a file that never was a receipt store is a usage error (exit 2)."""
+    url, rows = sqlite_store
+    execute_sql(url, f"DROP TABLE {table}")
+    done = _consent("verify", "--store", url)
+    assert done.returncode == 1
+    assert done.stdout.startswith(f"BROKEN: SQLite receipt store {url[len('sqlite:///') :]}: ")
+    assert f"no such table: {table}" in done.stdout
+    done = _consent("purge", "--store", url, "--before", rows[2].receipt.time)
+    assert (done.returncode, "refusing to purge" in done.stdout) == (1, True)
+
+    other = tmp_path / "other.db"
+    execute_sql(f"sqlite:///{other}", "CREATE TABLE notes (text)")
+    done = _consent("verify", "--store", f"sqlite:///{other}")
+    assert done.returncode == 2
+    assert "no such table" in done.stderr
+
+
 def test_cli_usage_errors(sqlite_store: tuple[str, list[StoredReceipt]], tmp_path: Path) -> None:
     url, _ = sqlite_store
     done = _consent("verify", "--store", url, key=None)

@@ -45,7 +45,7 @@ from .receipts import (
     chain_hash,
     format_time,
 )
-from .store import ReceiptStore, StoreUnavailable, open_store
+from .store import ReceiptStore, StoreDamaged, StoreUnavailable, open_store
 from .store.base import ReceiptRow, row_values, values_in_batches
 
 __all__ = [
@@ -775,11 +775,19 @@ def _result(exc: _Broken, count: int) -> VerifyResult:
 def verify_store(
     store: ReceiptStore, signer: ReceiptSigner, *, workers: int | None = None
 ) -> VerifyResult:
-    """Verify the whole log held by ``store`` (raises StoreUnavailable when unreachable).
+    """Verify the whole log held by ``store`` (raises StoreUnavailable when unreachable; a
+    store missing a part it was created with is a finding).
 
     ``workers``: how many processes may share the work on a large log (None: one per CPU,
     at most two; the result is the same).
     """
+    try:
+        return _verify_store(store, signer, workers)
+    except StoreDamaged as exc:
+        return VerifyResult(ok=False, count=0, reason=str(exc))
+
+
+def _verify_store(store: ReceiptStore, signer: ReceiptSigner, workers: int | None) -> VerifyResult:
     state = store.chain_state()
     chain = _Chain(signer, state.start())
     plan: _Plan | None = None

@@ -10,12 +10,20 @@
 from __future__ import annotations
 
 from ..receipts import ReceiptSigner
-from .base import ChainState, ReceiptRow, ReceiptStore, StoreUnavailable, redact_url
+from .base import (
+    ChainState,
+    ReceiptRow,
+    ReceiptStore,
+    StoreDamaged,
+    StoreUnavailable,
+    redact_url,
+)
 
 __all__ = [
     "ChainState",
     "ReceiptRow",
     "ReceiptStore",
+    "StoreDamaged",
     "StoreUnavailable",
     "open_store",
 ]

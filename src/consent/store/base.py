@@ -65,6 +65,11 @@ class StoreUnavailable(Exception):
         self.maybe_recorded = maybe_recorded
 
 
+class StoreDamaged(StoreUnavailable):
+    """The store was created as a receipt store, and a part of it is missing (a table
+    dropped): not a passing outage but damage, which verification reports as a finding."""
+
+
 @dataclass(frozen=True)
 class ReceiptRow:
     """One stored row exactly as found: the indexed columns, the body and the chain fields.

@@ -43,6 +43,7 @@ from .base import (
     PendingAppend,
     ReceiptRow,
     StoreBase,
+    StoreDamaged,
     StoreUnavailable,
     chain_state_from_row,
     last_link,
@@ -99,6 +100,14 @@ _CHAIN_COLUMNS = (
     "head_seq, head_hash, head_kid, head_signature, "
     "cp_seq, cp_hash, cp_count, cp_before, cp_time, cp_kid, cp_signature"
 )
+
+
+def _schema_version(conn: sqlite3.Connection) -> int:
+    """The file's ``user_version``: SCHEMA_VERSION once the store created its tables."""
+    try:
+        return int(conn.execute("PRAGMA user_version").fetchone()[0])
+    except sqlite3.Error:
+        return 0
 
 
 def path_from_url(url: str) -> str:
@@ -361,6 +370,13 @@ class SQLiteStore(GroupCommit, StoreBase):
             yield conn
         except sqlite3.IntegrityError:
             raise
+        except sqlite3.OperationalError as exc:
+            message = f"SQLite receipt store {self.path}: {exc}"
+            if str(exc).startswith("no such table") and _schema_version(conn) >= 1:
+                raise StoreDamaged(
+                    f"{message}, although the file was created as a receipt store"
+                ) from exc
+            raise StoreUnavailable(message) from exc
         except (sqlite3.Error, OSError) as exc:
             raise StoreUnavailable(f"SQLite receipt store {self.path}: {exc}") from exc
         finally:
