@@ -300,6 +300,25 @@ def test_cross_site_posts_are_refused(client: TestClient, db: str, headers: dict
     assert receipts_in(db) == 0
 
 
+def test_an_http_page_cannot_decide_for_the_https_site(db: str) -> None:
+    """A network attacker can write a plain-http page on the site's host; behind a proxy that
+    ends TLS, an https page's request may arrive as http, which stays allowed."""
+    mw = ConsentMiddleware(site, policy=EXAMPLE_POLICY, secret_key=KEY, store=db)
+    with TestClient(mw, base_url="https://testserver") as c:
+        refused = c.post(
+            "/_consent", json={"accept": "all"}, headers={"Origin": "http://testserver"}
+        )
+        assert refused.status_code == 403
+        assert c.delete("/_consent", headers={"Origin": "http://testserver"}).status_code == 403
+        assert receipts_in(db) == 0
+        same = c.post("/_consent", json={"accept": []}, headers={"Origin": "https://testserver"})
+        assert same.status_code == 200
+    with TestClient(mw, base_url="http://testserver") as c:
+        proxied = c.post("/_consent", json={"accept": []}, headers={"Origin": "https://testserver"})
+        assert proxied.status_code == 200
+    assert receipts_in(db) == 2
+
+
 def test_same_origin_fetch_metadata_and_trusted_origins(db: str) -> None:
     mw = ConsentMiddleware(
         site,

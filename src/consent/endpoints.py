@@ -431,8 +431,13 @@ class ConsentEndpoints:
                 return
             host = headers.get("host", "").lower()
             parts = urlsplit(origin)
+            # A plain-http page may not decide for the https site (a network attacker could
+            # write one). The other way round is allowed: behind a proxy that ends TLS, the
+            # request may arrive as http from an https page.
+            downgraded = parts.scheme == "http" and scope.get("scheme") == "https"
             if host and parts.scheme in ("http", "https") and parts.netloc == host:
-                return
+                if not downgraded:
+                    return
         raise BadRequest(
             403,
             "cross-site request refused",
