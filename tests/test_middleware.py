@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -311,7 +312,6 @@ def test_cookie_from_an_older_policy_revision_is_no_decision(tmp_path: Path) -> 
 def test_expired_cookie_is_no_decision(mw: ConsentMiddleware) -> None:
     cookie = consent_cookie(mw, {"analytics"})
     lifetime = load_policy(EXAMPLE_POLICY).site.consent_cookie.max_age
-    import time
 
     assert mw.cookie.loads(cookie)[0].decided is True
     later = time.time() + lifetime + 10
@@ -643,3 +643,24 @@ async def test_a_path_that_is_not_text_gets_a_json_404(path: str) -> None:
     sent = await run_raw(mw, scope)
     assert sent[0]["status"] == 404
     assert json.loads(sent[1]["body"])["error"] == "not found"
+
+
+def test_of_several_consent_cookies_the_newest_decision_wins(
+    mw: ConsentMiddleware, client: TestClient
+) -> None:
+    """A consent cookie planted with a longer Path (from a sibling subdomain, say) is sent
+    before the visitor's own: it must not outvote the visitor's later choice."""
+    now = int(time.time())
+    planted = mw.cookie.dumps(
+        mw.cookie.decision(
+            {"analytics", "marketing"}, receipt_id="r-a", subject_id="attacker", decided_at=now - 60
+        )
+    )
+    own = mw.cookie.dumps(
+        mw.cookie.decision(set(), receipt_id="r-v", subject_id="visitor", decided_at=now - 5)
+    )
+    for header in (f"consent={planted}; consent={own}", f"consent={own}; consent={planted}"):
+        response = client.get("/echo", headers={"Cookie": f"{header}; px_uid=2; session=1"})
+        seen = response.json()
+        assert seen["granted"] == [], header
+        assert "px_uid" not in seen["cookies"], header

@@ -192,6 +192,41 @@ def test_an_unreadable_file_is_not_also_said_to_lack_a_necessary_category(
     assert [e.split(":")[0] for e in errors] == ["necessary.toml"]
 
 
+def set_consent_cookie(policy_dir: Path, settings: str) -> None:
+    """Replace the example's [consent_cookie] table with ``settings``."""
+    site = policy_dir / "site.toml"
+    head, _, rest = site.read_text().partition("[consent_cookie]\n")
+    site.write_text(f"{head}[consent_cookie]\n{settings}\n\n[gpc]{rest.partition('[gpc]')[2]}")
+
+
+@pytest.mark.parametrize(
+    ("settings", "fragment"),
+    [
+        ('name = "__Host-consent"', "only kept by browsers when Secure"),
+        ('name = "__Secure-consent"\nsecure = "auto"', "only kept by browsers when Secure"),
+        ('name = "__Host-consent"\nsecure = true\npath = "/shop"', "needs path = '/'"),
+        (
+            'name = "__Host-consent"\nsecure = true\ndomain = "example.org"',
+            "cannot have a domain",
+        ),
+    ],
+)
+def test_a_prefixed_consent_cookie_name_needs_its_attributes(
+    tmp_path: Path, settings: str, fragment: str
+) -> None:
+    policy_dir = copy_policy(tmp_path)
+    set_consent_cookie(policy_dir, settings)
+    assert any(
+        e.startswith("site.toml: consent_cookie") and fragment in e for e in errors_of(policy_dir)
+    ), errors_of(policy_dir)
+
+
+def test_a_host_prefixed_consent_cookie_loads(tmp_path: Path) -> None:
+    policy_dir = copy_policy(tmp_path)
+    set_consent_cookie(policy_dir, 'name = "__Host-consent"\nsecure = true')
+    assert load_policy(policy_dir).site.consent_cookie.name == "__Host-consent"
+
+
 def test_a_necessary_category_is_required(tmp_path: Path) -> None:
     policy_dir = copy_policy(tmp_path)
     (policy_dir / "necessary.toml").unlink()

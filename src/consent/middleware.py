@@ -616,18 +616,26 @@ class ConsentMiddleware:
         return view
 
     def _state_from_view(self, view: _CookieView) -> tuple[ConsentState, str | None]:
-        """The visitor's state from the consent cookie(s) of a cached header view; the first
-        valid one wins, and a validly signed stale one still lends its subject id."""
+        """The visitor's state from the consent cookie(s) of a cached header view; the newest
+        valid decision wins, and a validly signed stale one still lends its subject id."""
         subject: str | None = None
         loads = self.cookie.loads
+        newest: ConsentState | None = None
         for text in view.consent:
             state, sub = loads(text)
             if state.decided:
-                if state.decided_at is not None:  # always, for a decided state
-                    # Those before it stay invalid: it wins for as long as it is valid.
-                    view.verified = (state, state.decided_at)
-                return state, state.subject_id
-            subject = subject or sub
+                if newest is None or (state.decided_at or 0) > (newest.decided_at or 0):
+                    newest = state
+            else:
+                subject = subject or sub
+        if newest is not None:
+            # Several valid ones: the newest decision wins. A cookie planted with a longer Path
+            # (from a sibling subdomain, say) is sent first, and must not outvote the
+            # visitor's own later choice. The older ones expire first, so it wins for as long
+            # as it is valid.
+            if newest.decided_at is not None:  # always, for a decided state
+                view.verified = (newest, newest.decided_at)
+            return newest, newest.subject_id
         view.verified = None
         return self._no_decision, subject
 

@@ -97,6 +97,13 @@ class ConsentCookieSettings(_Model):
     def _samesite_none_needs_secure(self) -> ConsentCookieSettings:
         if self.samesite == "none" and self.secure is False:
             raise ValueError("samesite = 'none' requires secure = true or 'auto'")
+        if self.name.startswith(("__Host-", "__Secure-")) and self.secure is not True:
+            raise ValueError(
+                f"a {self.name.split('-')[0]}- cookie is only kept by browsers when Secure: set "
+                "secure = true (and serve the site over https)"
+            )
+        if self.name.startswith("__Host-") and (self.domain is not None or self.path != "/"):
+            raise ValueError("a __Host- cookie cannot have a domain and needs path = '/'")
         return self
 
     @property
