@@ -208,6 +208,22 @@ def test_refused_categories_are_expired_with_registered_path_and_domain(
     # preferences was granted: lang survives; third-party cookies cannot be expired by this site
     assert not any(h.startswith(("lang=", "yt-remote-x=")) for h in expiries)
     assert response.json()["cookies"] == {"consent": cookie, "lang": "en"}
+    # The deletions are this visitor's: a shared cache must not hand them to others.
+    assert response.headers.get_list("vary") == ["Cookie"]
+    plain = client.get("/echo", headers={"cookie": f"consent={cookie}; lang=en"})
+    assert "vary" not in plain.headers
+
+
+def test_deletions_vary_on_cookie_without_banner_injection_too() -> None:
+    mw = ConsentMiddleware(
+        inner, policy=EXAMPLE_POLICY, secret_key=KEY, store="memory://", inject_banner=False
+    )
+    cookie = consent_cookie(mw, {"preferences"})
+    with TestClient(mw, base_url=HOST) as client:
+        response = client.get("/echo", headers={"cookie": f"consent={cookie}; stats_vid=1"})
+        assert any(h.startswith("stats_vid=;") for h in response.headers.get_list("set-cookie"))
+        assert response.headers.get_list("vary") == ["Cookie"]
+        assert "vary" not in client.get("/echo", headers={"cookie": f"consent={cookie}"}).headers
 
 
 def test_expiry_is_secure_on_https_and_obeys_host_prefix(mw: ConsentMiddleware) -> None:

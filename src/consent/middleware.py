@@ -557,7 +557,7 @@ class ConsentMiddleware:
                         return
                     if kept is not None or expire:
                         message = dict(message)
-                        message["headers"] = [*passed, *expire]
+                        message["headers"] = [*passed, *expire, *(_VARY_COOKIE if expire else ())]
                 else:
                     message = filter_headers(message, allowed, expire)
             elif mtype == "websocket.accept" and (message.get("headers") or expire):
@@ -678,7 +678,9 @@ class ConsentMiddleware:
             return message
         if out is None:
             out = list(headers)
-        out.extend(expire)
+        if expire:
+            # The deletions answer this visitor's cookies: a shared cache must not replay them.
+            out.extend((*expire, *_VARY_COOKIE))
         message = dict(message)
         message["headers"] = out
         return message
