@@ -514,8 +514,30 @@ def test_notice_and_texts_follow_the_language(client: TestClient) -> None:
     ).json()
     assert by_header["language"] == "fr"
     assert by_header["notice"].startswith("La Clinique Lindenhof")
-    # a language with neither a notice nor translations: empty notice, the banner shows its default
-    assert client.get("/_consent?lang=it").json()["notice"] == ""
+    # A language the site has no text in is not the one the visitor reads (nor what a receipt
+    # should record): the site's default is.
+    for asked in ("it", "%E4%B8%AD%E6%96%87", "x1"):
+        answer = client.get(f"/_consent?lang={asked}").json()
+        assert answer["language"] == "en", asked
+        assert answer["notice"] == english["notice"]
+    italian_first = client.get("/_consent", headers={"Accept-Language": "it, de;q=0.8"}).json()
+    assert italian_first["language"] == "de"
+
+
+def test_a_language_of_the_policy_counts_without_a_bundled_translation(
+    tmp_path: Path, db: str
+) -> None:
+    policy = copy_policy(tmp_path)
+    with (policy / "analytics.toml").open("a") as fh:
+        fh.write(
+            '\n[translations.it]\ntitle = "Statistiche"\ndescription = "Misurano le visite."\n'
+        )
+    mw = ConsentMiddleware(site, policy=policy, secret_key=KEY, store=db)
+    with TestClient(mw, base_url=HOST) as c:
+        answer = c.get("/_consent?lang=it").json()
+        assert answer["language"] == "it"
+        titles = {cat["key"]: cat["title"] for cat in answer["categories"]}
+        assert titles["analytics"] == "Statistiche"
 
 
 def test_declaration_page_and_form_in_german(client: TestClient) -> None:

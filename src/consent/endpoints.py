@@ -327,7 +327,7 @@ class ConsentEndpoints:
                 break
         found = self._languages.get((query, accept))
         if found is None:
-            found = language_of(scope, self.site.language)
+            found = language_of(scope, self.site.language, self.policy.languages)
             if len(self._languages) < 4 * _CACHE_LIMIT:
                 self._languages[(query, accept)] = found
         return found
@@ -435,9 +435,13 @@ class ConsentEndpoints:
             # write one). The other way round is allowed: behind a proxy that ends TLS, the
             # request may arrive as http from an https page.
             downgraded = parts.scheme == "http" and scope.get("scheme") == "https"
-            if host and parts.scheme in ("http", "https") and parts.netloc == host:
-                if not downgraded:
-                    return
+            if (
+                host
+                and parts.scheme in ("http", "https")
+                and parts.netloc == host
+                and not downgraded
+            ):
+                return
         raise BadRequest(
             403,
             "cross-site request refused",
@@ -828,14 +832,15 @@ def _page(title: str, body: str, language: str) -> str:
     )
 
 
-def language_of(scope: Scope, default: str) -> str:
-    """The language to render in: ``?lang=``, then ``Accept-Language``, then the site default."""
+def language_of(scope: Scope, default: str, known: frozenset[str] = frozenset()) -> str:
+    """The language to render in: ``?lang=``, then ``Accept-Language``, then the site default
+    (see :func:`~consent.i18n.pick_language`)."""
     accept = None
     for name, value in scope.get("headers", ()):
         if name == b"accept-language":
             accept = value.decode("latin-1")
             break
-    return pick_language(scope.get("query_string", b""), accept, default)
+    return pick_language(scope.get("query_string", b""), accept, default, known)
 
 
 def consent_form(

@@ -32,17 +32,24 @@ def ui_strings(language: str) -> dict[str, str]:
 
 def _primary(tag: str) -> str:
     primary = tag.strip().split("-")[0].split("_")[0].lower()
-    return primary if primary.isalpha() and len(primary) <= 3 else ""
+    return primary if primary.isascii() and primary.isalpha() and len(primary) <= 3 else ""
 
 
-def pick_language(query_string: bytes, accept_language: str | None, default: str) -> str:
-    """``?lang=`` first, then the browser's ``Accept-Language`` (first listed language we have a
-    translation for), then the site's default language."""
+def pick_language(
+    query_string: bytes,
+    accept_language: str | None,
+    default: str,
+    known: frozenset[str] = frozenset(),
+) -> str:
+    """``?lang=`` first, then the browser's ``Accept-Language`` (first listed), then the site's
+    default language. Only a language there is a text for counts: the bundled translations, and
+    ``known`` (the policy's translations); anything else would be recorded on a receipt as the
+    language the visitor read while they read the default."""
+    have = available_languages() | known
     for key, value in parse_qsl(query_string.decode("latin-1")):
-        if key == "lang" and _primary(value):
+        if key == "lang" and _primary(value) in have:
             return _primary(value)
     if accept_language:
-        have = available_languages()
         for part in accept_language.split(",")[:8]:
             lang = _primary(part.split(";")[0])
             if lang in have:

@@ -407,6 +407,18 @@ class Policy:
     def sale_or_share(self) -> frozenset[str]:
         return frozenset(k for k, c in self.categories.items() if c.sale_or_share)
 
+    @cached_property
+    def languages(self) -> frozenset[str]:
+        """The languages the policy has texts in: its own, its category translations and its
+        notice translations."""
+        return frozenset(
+            {
+                self.site.language.split("-")[0].lower(),
+                *self.site.banner.notice_translations,
+                *(lang for c in self.categories.values() for lang in c.translations),
+            }
+        )
+
     def ordered(self) -> list[tuple[str, Category]]:
         """Categories in display order: necessary first, then ``order``, then key."""
         return sorted(
