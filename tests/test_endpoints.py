@@ -548,6 +548,47 @@ def test_declaration_page_and_form_in_german(client: TestClient) -> None:
     assert "Statistik</label>" in page
 
 
+def test_a_decision_in_german_is_recorded_and_shown_in_german(client: TestClient) -> None:
+    """The receipt keeps what the visitor read (the German titles) and who receives data; the
+    receipt page speaks the visitor's language."""
+    posted = client.post(
+        "/_consent?lang=de", json={"accept": ["analytics", "marketing"]}, headers=SAME_ORIGIN
+    ).json()
+    receipt = posted["receipt"]
+    assert receipt["language"] == "de"
+    purposes = {p["key"]: p for p in receipt["purposes"]}
+    assert purposes["analytics"]["title"] == "Statistik"
+    assert purposes["embedded"]["title"] == "Eingebettete Videos"
+    assert purposes["marketing"]["third_parties"] == [
+        "AdPixel Networks",
+        "Meta Platforms",
+        "Google Ads",
+    ]
+    assert purposes["embedded"]["third_parties"] == ["Google (YouTube)"]
+    assert purposes["analytics"]["third_parties"] == []
+    kantara = client.get("/_consent/receipt").json()["kantara"]
+    services = {p["purposeCategory"][0]: p for p in kantara["services"][0]["purposes"]}
+    assert services["marketing"]["thirdPartyDisclosure"] is True
+    assert services["marketing"]["thirdPartyName"] == "AdPixel Networks, Meta Platforms, Google Ads"
+    assert services["analytics"]["thirdPartyDisclosure"] is False
+
+    page = client.get("/_consent/receipt?lang=de", headers={"Accept": "text/html"}).text
+    assert '<html lang="de">' in page
+    assert "<h1>Ihr Einwilligungsnachweis</h1>" in page
+    assert '<th scope="row">Erlaubt</th><td>Statistik, Marketing</td>' in page
+    assert "Your consent receipt" not in page
+    english = client.get("/_consent/receipt", headers={"Accept": "text/html"}).text
+    assert '<th scope="row">Granted</th><td>Analytics, Marketing</td>' in english
+
+
+def test_the_declaration_names_who_receives_data(client: TestClient) -> None:
+    data = client.get("/_consent/declaration?format=json").json()
+    shared = {c["key"]: c["third_parties"] for c in data["categories"]}
+    assert shared["embedded"] == ["Google (YouTube)"]
+    page = client.get("/_consent/declaration?lang=de", headers={"Accept": "text/html"}).text
+    assert "Weitergegeben an: AdPixel Networks, Meta Platforms, Google Ads." in page
+
+
 def test_receipt_page_before_a_decision_is_a_readable_404(client: TestClient) -> None:
     response = client.get("/_consent/receipt", headers={"Accept": "text/html"})
     assert response.status_code == 404

@@ -227,6 +227,34 @@ def test_a_host_prefixed_consent_cookie_loads(tmp_path: Path) -> None:
     assert load_policy(policy_dir).site.consent_cookie.name == "__Host-consent"
 
 
+def test_a_policy_without_third_parties_keeps_the_revision_it_had(tmp_path: Path) -> None:
+    """Declaring third parties is new; a policy that declares none must keep its revision,
+    or every visitor of a site that upgrades would be asked again. The value is the example
+    policy's revision before the setting existed."""
+    policy_dir = copy_policy(tmp_path)
+    for name in ("marketing.toml", "embedded.toml"):
+        path = policy_dir / name
+        path.write_text(
+            "".join(
+                line
+                for line in path.read_text().splitlines(keepends=True)
+                if not line.startswith("third_parties")
+            )
+        )
+    # ... and the consent cookie's purpose as it was then
+    necessary = policy_dir / "necessary.toml"
+    text = necessary.read_text()
+    now = text.split('name = "consent"\npurpose = "', 1)[1].split('"', 1)[0]
+    necessary.write_text(
+        text.replace(now, "Remembers your cookie choices (signed, no personal data).")
+    )
+    assert (
+        load_policy(policy_dir).revision
+        == "d8e8b89ee1e32fc1c2ad749f2bf436f51e9f2aaf6e5971c5d4f82cefbdda0df5"
+    )
+    assert load_policy(EXAMPLE_POLICY).revision != load_policy(policy_dir).revision
+
+
 def test_a_necessary_category_is_required(tmp_path: Path) -> None:
     policy_dir = copy_policy(tmp_path)
     (policy_dir / "necessary.toml").unlink()

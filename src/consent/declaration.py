@@ -32,6 +32,7 @@ def declaration_data(policy: Policy, language: str | None = None) -> dict[str, A
                 "necessary": cat.necessary,
                 "sale_or_share": cat.sale_or_share,
                 "consent_mode": list(cat.consent_mode),
+                "third_parties": list(cat.third_parties),
                 "cookies": [
                     {
                         "name": rule.label,
@@ -72,6 +73,8 @@ def render_markdown(policy: Policy, language: str | None = None) -> str:
     for cat in data["categories"]:
         status = "always active" if cat["necessary"] else "only with your consent"
         lines += [f"## {cat['title']} ({status})", "", cat["description"], ""]
+        if cat["third_parties"]:
+            lines += [f"Shared with: {', '.join(cat['third_parties'])}.", ""]
         if cat["cookies"]:
             lines += ["| Cookie | Vendor | Purpose | Duration |", "| --- | --- | --- | --- |"]
             for ck in cat["cookies"]:
@@ -105,6 +108,11 @@ def render_html(policy: Policy, language: str | None = None, *, form: str = "") 
             f"<small>({escape(status)})</small></h2>"
         )
         out.append(f"<p>{escape(cat['description'])}</p>")
+        if cat["third_parties"]:
+            out.append(
+                f'<p class="consent-third-parties">{escape(t["shared_with"])}: '
+                f"{escape(', '.join(cat['third_parties']))}.</p>"
+            )
         if cat["cookies"]:
             heads = "".join(
                 f'<th scope="col">{escape(t[k])}</th>'

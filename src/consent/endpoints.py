@@ -39,7 +39,7 @@ from .classify import Classifier
 from .cookies import cookie_pairs
 from .declaration import declaration_data, render_html
 from .i18n import pick_language, ui_strings
-from .policy import Policy
+from .policy import Category, Policy
 from .receipts import (
     Controller,
     Purpose,
@@ -210,18 +210,14 @@ class ConsentEndpoints:
         if settings.domain:
             self._cookie_tail += f"; Domain={settings.domain}"
         self._cookie_tail += f"; HttpOnly; SameSite={settings.samesite.capitalize()}"
-        self._purposes_shown = [(key, cat.title, cat.necessary) for key, cat in policy.ordered()]
-        # Every receipt names the same controller and shows the same categories: those parts
-        # are validated once here and shared (they are frozen).
+        # Every receipt names the same controller and shows the same categories (in its
+        # language): those parts are validated once and shared (they are frozen).
         c = self.site.controller
         self._controller = Controller(
             name=c.name, email=c.email, address=c.address, url=c.url, phone=c.phone
         )
-        self._purposes = {
-            (key, granted): Purpose(key=key, title=title, necessary=necessary, granted=granted)
-            for key, title, necessary in self._purposes_shown
-            for granted in (False, True)
-        }
+        # language -> per category: its key, its purpose when refused and when granted
+        self._purposes: dict[str, list[tuple[str, Purpose, Purpose]]] = {}
         # (query string, Accept-Language) -> language
         self._languages: dict[tuple[bytes, bytes | None], str] = {}
         # (language, prefix) -> what a decided state's JSON holds after its own fields, and
@@ -331,6 +327,27 @@ class ConsentEndpoints:
             if len(self._languages) < 4 * _CACHE_LIMIT:
                 self._languages[(query, accept)] = found
         return found
+
+    def _purposes_in(self, language: str) -> list[tuple[str, Purpose, Purpose]]:
+        """The categories as a receipt in ``language`` records them (the titles the visitor
+        was shown, the third parties each shares data with), refused and granted."""
+
+        def purpose(key: str, cat: Category, granted: bool) -> Purpose:
+            return Purpose(
+                key=key,
+                title=cat.text(language).title,
+                necessary=cat.necessary,
+                granted=granted,
+                third_parties=list(cat.third_parties),
+            )
+
+        purposes = [
+            (key, purpose(key, cat, False), purpose(key, cat, True))
+            for key, cat in self.policy.ordered()
+        ]
+        if len(self._purposes) < _CACHE_LIMIT:
+            self._purposes[language] = purposes
+        return purposes
 
     def _declaration(self, language: str) -> dict[str, Any]:
         decl = self._declarations.get(language)
@@ -642,7 +659,7 @@ class ConsentEndpoints:
             user_agent = headers.get("user-agent", "")[:512] or None
         language = self._language(scope)
         allowed = new_state.allowed
-        purposes = self._purposes
+        purposes = self._purposes.get(language) or self._purposes_in(language)
         # Every value below is already what Receipt's validators would make of it (a fresh
         # UUID, sorted keys, a truncated address, capped texts, the shared controller and
         # purposes validated in __init__), so the receipt is not validated a second time.
@@ -659,7 +676,7 @@ class ConsentEndpoints:
             jurisdiction=site.jurisdiction,
             language=language,
             controller=self._controller,
-            purposes=[purposes[key, key in allowed] for key, _, _ in self._purposes_shown],
+            purposes=[on if key in allowed else off for key, off, on in purposes],
             page=(page or None) and page[:2000],
             ip=ip,
             user_agent=user_agent,
@@ -759,7 +776,10 @@ class ConsentEndpoints:
             raise BadRequest(404, "receipt not found")
         if _wants_html(headers):
             return HTMLResponse(
-                _receipt_html(stored, self._public_prefix(scope)), headers=_NO_STORE
+                _receipt_html(
+                    stored, self._public_prefix(scope), self.policy, self._language(scope)
+                ),
+                headers=_NO_STORE,
             )
         return JSONResponse(
             {"receipt": stored.to_dict(), "kantara": to_kantara(stored)}, headers=_NO_STORE
@@ -873,30 +893,39 @@ def consent_form(
     )
 
 
-def _receipt_html(stored: StoredReceipt, prefix: str) -> str:
+def _receipt_html(stored: StoredReceipt, prefix: str, policy: Policy, language: str) -> str:
+    """The visitor's receipt as a page in ``language`` (categories by their titles)."""
     r = stored.receipt
+    t = ui_strings(language)
+
+    def titles(keys: list[str]) -> str:
+        cats = policy.categories
+        return (
+            ", ".join(cats[k].text(language).title if k in cats else k for k in keys) or t["none"]
+        )
+
     rows = [
-        ("Receipt", r.receipt_id),
-        ("Time (UTC)", r.time),
-        ("Event", r.event),
-        ("Granted", ", ".join(r.granted) or "none"),
-        ("Refused", ", ".join(r.refused) or "none"),
-        ("How", r.method),
-        ("Global Privacy Control", "yes" if r.gpc else "no"),
-        ("Controller", f"{r.controller.name} <{r.controller.email}>"),
-        ("Policy", r.policy_url),
-        ("Policy revision", r.revision),
-        ("Jurisdiction", r.jurisdiction),
-        ("Your pseudonymous id", r.subject_id),
-        ("Signature (key " + stored.kid + ")", stored.signature),
-        ("Chain hash", stored.hash),
+        (t["receipt_id"], r.receipt_id),
+        (t["receipt_time"], r.time),
+        (t["receipt_event"], r.event),
+        (t["receipt_granted"], titles(r.granted)),
+        (t["receipt_refused"], titles(r.refused)),
+        (t["receipt_method"], r.method),
+        (t["receipt_gpc"], t["yes"] if r.gpc else t["no"]),
+        (t["controller"], f"{r.controller.name} <{r.controller.email}>"),
+        (t["receipt_policy"], r.policy_url),
+        (t["receipt_revision"], r.revision),
+        (t["receipt_jurisdiction"], r.jurisdiction),
+        (t["receipt_subject"], r.subject_id),
+        (t["receipt_signature"].replace("{kid}", stored.kid), stored.signature),
+        (t["receipt_hash"], stored.hash),
     ]
     table = "".join(
         f'<tr><th scope="row">{escape(k)}</th><td>{escape(str(v))}</td></tr>' for k, v in rows
     )
     body = (
-        "<h1>Your consent receipt</h1><p>This is the record the site keeps of your cookie choice.</p>"
+        f"<h1>{escape(t['receipt_title'])}</h1><p>{escape(t['receipt_intro'])}</p>"
         f"<table>{table}</table>"
-        f'<p><a href="{escape(prefix)}/declaration">Change your choices</a></p>'
+        f'<p><a href="{escape(prefix)}/declaration">{escape(t["change_choices"])}</a></p>'
     )
-    return _page("Consent receipt", body, r.language)
+    return _page(t["receipt_title"], body, language)

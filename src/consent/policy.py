@@ -294,6 +294,11 @@ class Category(_Model):
     sale_or_share: bool = False
     order: int = 100
     consent_mode: list[str] = Field(default_factory=list)
+    # Who else receives data through this category's cookies (GDPR Art. 13(1)(e) recipients):
+    # shown in the declaration, recorded on every receipt.
+    third_parties: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
+        default_factory=list
+    )
     translations: dict[str, CategoryText] = Field(default_factory=dict)
     cookies: list[CookieRule] = Field(default_factory=list)
 
@@ -377,7 +382,13 @@ class Policy:
             "undeclared": self.site.undeclared,
             "categories": {
                 key: {
-                    **cat.model_dump(mode="json", exclude={"cookies", "order"}),
+                    # (third_parties only when declared: a policy without them keeps the
+                    # revision it had before the setting existed)
+                    **cat.model_dump(
+                        mode="json",
+                        exclude={"cookies", "order"}
+                        | (set() if cat.third_parties else {"third_parties"}),
+                    ),
                     "cookies": sorted(
                         (r.canonical() for r in cat.cookies),
                         key=lambda r: json.dumps(r, sort_keys=True),
