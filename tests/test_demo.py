@@ -121,6 +121,35 @@ def test_pages_are_in_the_chosen_language(client: TestClient) -> None:
     assert 'href="/newsletter?lang=de"' in german  # links keep the language
 
 
+def _noscript(html: str) -> str:
+    return html.split("<noscript>", 1)[1].split("</noscript>", 1)[0]
+
+
+def test_the_no_javascript_form_speaks_the_page_language_and_shows_gpc(
+    client: TestClient,
+) -> None:
+    """Without JavaScript a visitor gets what the banner's first layer gives: the notice, the
+    policy link, the choices in their language, and Global Privacy Control's effect."""
+    english = _noscript(client.get(ARTICLE).text)
+    assert 'lang="en"' in english
+    assert '<a href="/cookie-policy">Cookie policy</a>' in english
+    assert 'name="accept" value="marketing"' in english
+
+    german = _noscript(client.get(ARTICLE + "?lang=de").text)
+    assert 'lang="de"' in german
+    assert "<legend>Ihre Cookie-Auswahl</legend>" in german
+    assert "Statistik</label>" in german
+    assert ">Alle ablehnen</button>" in german
+    assert ">Cookie-Richtlinie</a>" in german
+    assert "Your cookie choices" not in german
+
+    with_gpc = _noscript(client.get(ARTICLE, headers={"Sec-GPC": "1"}).text)
+    assert 'value="marketing"' not in with_gpc  # cannot be ticked
+    assert "Marketing — Off (Global Privacy Control)</label>" in with_gpc
+    assert "Global Privacy Control signal" in with_gpc
+    assert 'name="accept" value="analytics"' in with_gpc
+
+
 def test_gated_markup_before_consent(client: TestClient) -> None:
     html = client.get(ARTICLE).text
     assert '<script type="text/plain" data-consent="analytics" src="/static/stats.js">' in html

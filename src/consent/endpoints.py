@@ -314,6 +314,11 @@ class ConsentEndpoints:
 
     # ------------------------------------------------------------------ GET state
 
+    def language(self, scope: Scope) -> str:
+        """The language a response to this request is in (``?lang=``, ``Accept-Language``, the
+        site's), cached per query string and header."""
+        return self._language(scope)
+
     def _language(self, scope: Scope) -> str:
         query: bytes = scope.get("query_string", b"")
         accept: bytes | None = None
@@ -869,6 +874,7 @@ def consent_form(
     """A plain HTML form with the same choices as the banner (works without JavaScript)."""
     t = ui_strings(language)
     rows = []
+    gpc_note = ""
     for key, cat in policy.ordered():
         title = escape(cat.text(language).title)
         if cat.necessary:
@@ -876,6 +882,13 @@ def consent_form(
                 f'<p><label><input type="checkbox" checked disabled> {title} '
                 f"({escape(t['always_on'])})</label></p>"
             )
+        elif state.gpc and cat.sale_or_share:
+            # Global Privacy Control refuses it whatever is ticked (as the banner shows it).
+            rows.append(
+                f'<p><label><input type="checkbox" disabled> {title} '
+                f"— {escape(t['gpc_off'])}</label></p>"
+            )
+            gpc_note = f"<p>{escape(t['gpc'])}</p>"
         else:
             checked = " checked" if key in state.granted else ""
             rows.append(
@@ -884,7 +897,8 @@ def consent_form(
             )
     return (
         f'<form method="post" action="{escape(prefix)}" class="consent-form">'
-        f"<fieldset><legend>{escape(t['your_choices'])}</legend>{''.join(rows)}</fieldset>"
+        f"<fieldset><legend>{escape(t['your_choices'])}</legend>{''.join(rows)}{gpc_note}"
+        "</fieldset>"
         f'<input type="hidden" name="next" value="{escape(next_url)}">'
         f'<button type="submit" name="save" value="1">{escape(t["save"])}</button>'
         f'<button type="submit" name="accept" value="all">{escape(t["accept_all"])}</button>'

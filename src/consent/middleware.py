@@ -20,7 +20,7 @@ import contextlib
 import logging
 import time
 from collections import Counter, deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
@@ -42,6 +42,7 @@ from .html import (
     script_tag,
     with_length,
 )
+from .i18n import ui_strings
 from .policy import Policy, load_policy
 from .state import ConsentCookie, ConsentState, current_consent, resolve_secret_keys
 
@@ -244,20 +245,20 @@ class _CookieView:
 class Injection:
     """What the middleware adds to HTML pages, prepared once; one responder per HTML response."""
 
-    def __init__(self, policy: Policy, prefix: str) -> None:
+    def __init__(self, policy: Policy, prefix: str, language: Callable[[Scope], str]) -> None:
         self.policy = policy
         self.prefix = prefix
+        self._language = language  # the request's language (see ConsentEndpoints.language)
         types: dict[str, list[str]] = {}
         for key, cat in policy.categories.items():
             for t in cat.consent_mode:
                 types.setdefault(t, []).append(key)
         self._types = types
-        notice = policy.site.banner.notice
-        self._notice = f"<p>{escape(notice)}</p>" if notice else ""
         self._head_start: dict[frozenset[str], bytes] = {}
         self._head_end: dict[str, bytes] = {}
-        # The <noscript> form per page address (and state: GPC changes it), for first visits.
-        self._forms: dict[tuple[str, str, bytes, ConsentState], bytes] = {}
+        # The <noscript> form per page address, state (GPC changes it) and language, for
+        # first visits.
+        self._forms: dict[tuple[str, str, bytes, ConsentState, str], bytes] = {}
         #: Rewritten pages (see :class:`consent.html.DocumentCache`).
         self.documents = DocumentCache()
         # The page last rewritten for a visitor who has decided, without a nonce: (what the
@@ -298,15 +299,24 @@ class Injection:
         path = scope.get("path", "/")
         query = scope.get("query_string", b"")
         root = scope.get("root_path", "")
-        key = (root, path, query, state)
+        language = self._language(scope)
+        key = (root, path, query, state, language)
         cached = self._forms.get(key)
         if cached is not None:
             return cached
         next_url = path + ("?" + query.decode("latin-1") if query else "")
-        form = consent_form(self.policy, root + self.prefix, state, next_url=next_url)
+        form = consent_form(
+            self.policy, root + self.prefix, state, next_url=next_url, language=language
+        )
+        # What the banner's first layer says, in the same language: the notice, the policy.
+        t = ui_strings(language)
+        site = self.policy.site
+        notice = site.notice_for(language) or t["notice"]
         cached = (
-            '<noscript><div class="consent-noscript" role="region" aria-label="Cookie consent">'
-            f"{self._notice}{form}</div></noscript>"
+            f'<noscript><div class="consent-noscript" role="region" lang="{escape(language)}" '
+            f'aria-label="{escape(t["title"])}"><p>{escape(notice)} '
+            f'<a href="{escape(site.policy_url)}">{escape(t["policy_link"])}</a></p>'
+            f"{form}</div></noscript>"
         ).encode()
         if len(self._forms) >= 1024:
             self._forms.clear()
@@ -424,7 +434,9 @@ class ConsentMiddleware:
             classifier=self.classifier,
             metrics=self.metrics,
         )
-        self.injection = Injection(self.policy, self.prefix) if self.inject else None
+        self.injection = (
+            Injection(self.policy, self.prefix, self.endpoints.language) if self.inject else None
+        )
         self._prefix_slash = self.prefix + "/"
 
     # ------------------------------------------------------------------ ASGI entry point
