@@ -7,14 +7,26 @@ mix; assertions read the jar through ``context.cookies()`` and look at the page 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import uvicorn
 from playwright.sync_api import BrowserContext, Page, expect
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+from starlette.routing import Route
 
-from .conftest import DemoServer, copy_demo_policy, require_chromium
+from consent import ConsentMiddleware
+from consent.demo import POLICY_DIR
+
+from .conftest import TEST_KEY, DemoServer, copy_demo_policy, require_chromium
 
 require_chromium()
 pytestmark = pytest.mark.browser
@@ -610,3 +622,137 @@ def test_strict_content_security_policy_lets_the_injected_tags_run(
     page.click("#consent-accept-all")
     page.wait_for_function("() => window.__statsRan === 1 && window.__pixelRan === 1")
     assert page.evaluate("() => window.__cspViolations") == []
+
+
+# --------------------------------------------------------------------------- injected markup
+
+
+# A page with a 'strict-dynamic' CSP: only scripts with the response's nonce run, and whatever
+# they add. The comment stands for markup an injection bug lets through: the server leaves it
+# inert (it compares the raw bytes, `text&#47;plain` is not `text/plain`), the browser decodes it.
+STRICT_CSP = "script-src 'nonce-{nonce}' 'strict-dynamic'; object-src 'none'; base-uri 'none'"
+STRICT_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Comments</title><link rel="icon" href="data:,"></head>
+<body>
+<main><h1>Comments</h1>
+<script type="text/plain" data-consent="analytics" nonce="{nonce}">
+  window.__gatedRan = (window.__gatedRan || 0) + 1;
+</script>
+<div class="comment">{comment}</div>
+</main>
+</body>
+</html>"""
+RAN = "(window.__injected = window.__injected || []).push({!r});"
+INJECTED = (
+    f'<script type="text&#47;plain" data-consent="necessary">{RAN.format("entity")}</script>'
+    f'<script type="text/plain" data-consent="necessary&nbsp;necessary">{RAN.format("nbsp")}</script>'
+    f'<script type="text&#47;plain" data-consent="analytics">{RAN.format("analytics")}</script>'
+)
+
+
+@pytest.fixture
+def strict_site(tmp_path: Path) -> Iterator[str]:
+    """A small site behind ConsentMiddleware with a strict-dynamic CSP, served by uvicorn in a
+    thread on a loopback socket; its base URL."""
+
+    async def comments(request: Request) -> HTMLResponse:
+        nonce = secrets.token_urlsafe(16)
+        return HTMLResponse(
+            STRICT_PAGE.format(nonce=nonce, comment=INJECTED),
+            headers={"Content-Security-Policy": STRICT_CSP.format(nonce=nonce)},
+        )
+
+    async def without_csp(request: Request) -> HTMLResponse:
+        return HTMLResponse(STRICT_PAGE.format(nonce="", comment=INJECTED))
+
+    app = ConsentMiddleware(
+        Starlette(routes=[Route("/", comments), Route("/without-csp", without_csp)]),
+        policy=POLICY_DIR,
+        secret_key=TEST_KEY,
+        store=f"sqlite:///{tmp_path / 'consent.db'}",
+    )
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        for _ in range(400):
+            if server.started or not thread.is_alive():
+                break
+            time.sleep(0.05)
+        assert server.started, "the strict site did not start"
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+def test_strict_dynamic_csp_runs_only_the_gated_scripts_with_the_nonce(
+    context: BrowserContext, strict_site: str
+) -> None:
+    page = open_page(context, strict_site + "/")
+    expect(page.locator("#consent-banner")).to_be_visible()
+    inert = 'script[type="text/plain"][data-consent]'
+    assert page.locator(inert).count() == 4
+    page.click("#consent-accept-all")
+
+    # The page's own gated script runs without a reload; the injected ones never do.
+    page.wait_for_function("() => window.__gatedRan === 1")
+    expect(page.locator("#consent-settings")).to_be_visible()
+    assert page.evaluate("typeof window.__injected") == "undefined"
+    assert page.locator(inert).count() == 3
+
+    # Next page: the server activated the gated script (it ran once), the banner nothing more.
+    page.reload()
+    expect(page.locator("#consent-settings")).to_be_visible()
+    assert page.evaluate("window.__gatedRan") == 1
+    assert page.evaluate("typeof window.__injected") == "undefined"
+    assert page.locator(inert).count() == 3
+
+
+# --------------------------------------------------------------------------- room for the banner
+
+
+@pytest.mark.parametrize(("width", "height"), [(1280, 800), (375, 667)])
+def test_the_banner_leaves_room_for_the_footer(
+    make_context: Callable[..., BrowserContext], demo: DemoServer, width: int, height: int
+) -> None:
+    context = make_context(viewport={"width": width, "height": height}, is_mobile=width < 600)
+    page = open_page(context, demo.url + "/")
+    banner = page.locator("#consent-banner")
+    expect(banner).to_be_visible()
+    next_frame = "() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))"
+    page.evaluate(next_frame)
+
+    # Scrolled to the end, every footer link (the last one included) is above the banner.
+    page.evaluate("window.scrollTo(0, document.documentElement.scrollHeight)")
+    page.evaluate(next_frame)
+    top = banner.bounding_box()
+    assert top is not None
+    links = page.locator(".site-footer a")
+    assert links.count() >= 3
+    for i in range(links.count()):
+        box = links.nth(i).bounding_box()
+        assert box is not None
+        assert box["y"] + box["height"] <= top["y"], (i, box, top)
+
+    # Once the visitor has decided, the page gets its own padding back.
+    page.click("#consent-reject-all")
+    expect(banner).to_have_count(0)
+    assert page.evaluate("document.body.style.paddingBottom") == ""
+    assert page.evaluate("getComputedStyle(document.body).paddingBottom") == "0px"
+    page.close()
+
+
+def test_only_granted_category_keys_activate_gated_scripts(
+    context: BrowserContext, strict_site: str
+) -> None:
+    """Without a CSP nonce, data-consent is read as the server reads it: category keys separated
+    by ASCII whitespace, and gating on necessary categories alone activates nothing."""
+    page = open_page(context, strict_site + "/without-csp")
+    page.click("#consent-accept-all")
+    page.wait_for_function("() => window.__gatedRan === 1")
+    assert page.evaluate("window.__injected") == ["analytics"]
+    assert page.evaluate("window.consent.allows('necessary')") is True
