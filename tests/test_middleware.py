@@ -508,8 +508,8 @@ async def test_lifespan_and_unknown_scopes_pass_through() -> None:
     assert got == ["lifespan", "lifespan.startup", "custom-thing"]
 
 
-@pytest.mark.anyio
-async def test_scope_is_copied_not_mutated() -> None:
+def recording_middleware() -> tuple[ConsentMiddleware, list[Scope]]:
+    """A middleware around an app that answers 204 and keeps every scope it is called with."""
     scopes: list[Scope] = []
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -518,6 +518,12 @@ async def test_scope_is_copied_not_mutated() -> None:
         await send({"type": "http.response.body", "body": b""})
 
     mw = ConsentMiddleware(app, policy=EXAMPLE_POLICY, secret_key=KEY, store="memory://")
+    return mw, scopes
+
+
+@pytest.mark.anyio
+async def test_scope_is_copied_not_mutated() -> None:
+    mw, scopes = recording_middleware()
     original = http_scope(headers=[(b"cookie", b"session=1; px_uid=2")])
     original["state"] = {"db": "pool"}
     await run_raw(mw, original)
@@ -638,14 +644,7 @@ def test_lifespan_shutdown_closes_the_receipt_store(tmp_path: Path) -> None:
 @pytest.mark.anyio
 async def test_a_bytearray_cookie_header_is_filtered_like_bytes() -> None:
     """ASGI says bytes; a server that passes a bytearray gets the same filtering, not a 500."""
-    scopes: list[Scope] = []
-
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        scopes.append(scope)
-        await send({"type": "http.response.start", "status": 204, "headers": []})
-        await send({"type": "http.response.body", "body": b""})
-
-    mw = ConsentMiddleware(app, policy=EXAMPLE_POLICY, secret_key=KEY, store="memory://")
+    mw, scopes = recording_middleware()
     await run_raw(mw, http_scope(headers=[(b"cookie", bytearray(b"session=1; px_uid=2"))]))
     assert scopes[0]["headers"] == [(b"cookie", b"session=1")]
 
