@@ -17,6 +17,7 @@ from starlette.testclient import TestClient
 
 from consent import ConsentMiddleware
 from consent.audit import verify_store
+from consent.policy import CookieText, load_policy
 from consent.receipts import ReceiptSigner
 from consent.store import open_store
 
@@ -587,6 +588,23 @@ def test_the_declaration_names_who_receives_data(client: TestClient) -> None:
     assert shared["embedded"] == ["Google (YouTube)"]
     page = client.get("/_consent/declaration?lang=de", headers={"Accept": "text/html"}).text
     assert "Weitergegeben an: AdPixel Networks, Meta Platforms, Google Ads." in page
+
+
+def test_cookie_texts_follow_the_language(client: TestClient) -> None:
+    german = client.get("/_consent?lang=de").json()
+    cookies = {c["name"]: c for cat in german["categories"] for c in cat["cookies"]}
+    assert cookies["stats_vid"]["purpose"].startswith("Erkennt einen wiederkehrenden Browser")
+    assert cookies["stats_vid"]["duration"] == "13 Monate"
+    page = client.get("/_consent/declaration?lang=fr", headers={"Accept": "text/html"}).text
+    assert "<td>Mémorise votre langue.</td><td>1 an</td>" in page
+    english = client.get("/_consent").json()
+    cookies = {c["name"]: c for cat in english["categories"] for c in cat["cookies"]}
+    assert cookies["stats_vid"]["duration"] == "13 months"
+    # a translation may leave a piece out: it falls back to the rule's own text
+    policy = load_policy(EXAMPLE_POLICY)
+    rule = policy.categories["preferences"].cookies[1]
+    partial = rule.model_copy(update={"translations": {"it": CookieText(purpose="La lingua.")}})
+    assert (partial.text("it").purpose, partial.text("it").duration) == ("La lingua.", "1 year")
 
 
 def test_receipt_page_before_a_decision_is_a_readable_404(client: TestClient) -> None:

@@ -227,20 +227,19 @@ def test_a_host_prefixed_consent_cookie_loads(tmp_path: Path) -> None:
     assert load_policy(policy_dir).site.consent_cookie.name == "__Host-consent"
 
 
-def test_a_policy_without_third_parties_keeps_the_revision_it_had(tmp_path: Path) -> None:
-    """Declaring third parties is new; a policy that declares none must keep its revision,
-    or every visitor of a site that upgrades would be asked again. The value is the example
-    policy's revision before the setting existed."""
+def test_a_policy_without_the_newer_settings_keeps_the_revision_it_had(tmp_path: Path) -> None:
+    """Declaring third parties and translating cookie texts are new; a policy that uses
+    neither must keep its revision, or every visitor of a site that upgrades would be asked
+    again. The value is the example policy's revision before the settings existed."""
     policy_dir = copy_policy(tmp_path)
-    for name in ("marketing.toml", "embedded.toml"):
-        path = policy_dir / name
-        path.write_text(
-            "".join(
-                line
-                for line in path.read_text().splitlines(keepends=True)
-                if not line.startswith("third_parties")
-            )
-        )
+    for path in policy_dir.glob("*.toml"):
+        kept, skipping = [], False
+        for line in path.read_text().splitlines(keepends=True):
+            # cookie translations came later too: drop each [cookies.translations.xx] table
+            skipping = line.startswith("[cookies.translations.") or (skipping and line.strip())
+            if not skipping and not line.startswith("third_parties"):
+                kept.append(line)
+        path.write_text("".join(kept))
     # ... and the consent cookie's purpose as it was then
     necessary = policy_dir / "necessary.toml"
     text = necessary.read_text()

@@ -187,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("directory", metavar="DIR")
     p.add_argument("--format", choices=["markdown", "html", "json"], default="markdown")
-    p.add_argument("--language", help="use the category translations for this language")
+    p.add_argument("--language", help="use the category and cookie translations for this language")
     p.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of stdout")
     p.set_defaults(func=cmd_declaration)
 

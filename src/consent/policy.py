@@ -166,6 +166,14 @@ class SiteConfig(_Model):
 # --------------------------------------------------------------------------- categories
 
 
+class CookieText(_Model):
+    """A translation of a cookie's visible text (what it is for, how long it lives); a piece
+    left out falls back to the rule's own."""
+
+    purpose: str = ""
+    duration: str = ""
+
+
 class CookieRule(_Model):
     """One cookie (or family of cookies) that belongs to a category.
 
@@ -183,6 +191,7 @@ class CookieRule(_Model):
     path: str = "/"
     third_party: bool = False
     partitioned: bool = False
+    translations: dict[str, CookieText] = Field(default_factory=dict)
 
     @field_validator("name")
     @classmethod
@@ -273,8 +282,21 @@ class CookieRule(_Model):
         assert self.regex is not None
         return re.compile(self.regex)
 
+    def text(self, language: str | None) -> CookieText:
+        """Purpose and duration in ``language``, each falling back to the rule's own."""
+        found = self.translations.get(language) if language else None
+        if found is None:
+            return CookieText(purpose=self.purpose, duration=self.duration)
+        return CookieText(
+            purpose=found.purpose or self.purpose, duration=found.duration or self.duration
+        )
+
     def canonical(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
+        # (translations only when given: a rule without them keeps the revision it had before
+        # they existed)
+        return self.model_dump(
+            mode="json", exclude=set() if self.translations else {"translations"}
+        )
 
 
 class CategoryText(_Model):
@@ -427,6 +449,12 @@ class Policy:
                 self.site.language.split("-")[0].lower(),
                 *self.site.banner.notice_translations,
                 *(lang for c in self.categories.values() for lang in c.translations),
+                *(
+                    lang
+                    for c in self.categories.values()
+                    for rule in c.cookies
+                    for lang in rule.translations
+                ),
             }
         )
 
