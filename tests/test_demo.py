@@ -152,8 +152,12 @@ def test_the_no_javascript_form_speaks_the_page_language_and_shows_gpc(
 
 def test_gated_markup_before_consent(client: TestClient) -> None:
     html = client.get(ARTICLE).text
-    assert '<script type="text/plain" data-consent="analytics" src="/static/stats.js">' in html
-    assert '<script type="text/plain" data-consent="marketing" src="/static/pixel.js">' in html
+    assert (
+        '<script type="text/plain" data-consent="analytics" src="/static/stats.js" nonce="' in html
+    )
+    assert (
+        '<script type="text/plain" data-consent="marketing" src="/static/pixel.js" nonce="' in html
+    )
     assert '<iframe data-consent="embedded" data-src="/video-platform/embed/' in html
     assert '<img class="pixel" data-consent="marketing" data-src="/pixel.gif"' in html
     assert 'class="video-placeholder"' in html
@@ -184,7 +188,7 @@ def test_stats_vid_only_after_analytics_consent(client: TestClient) -> None:
     page = client.get("/")
     assert "stats_vid" in stored(page)
     # The server now un-gates the analytics script but not the marketing one.
-    assert '<script data-consent="analytics" src="/static/stats.js">' in page.text
+    assert '<script data-consent="analytics" src="/static/stats.js" nonce="' in page.text
     assert '<script type="text/plain" data-consent="marketing"' in page.text
     assert 'class="consent-noscript"' not in page.text
     # The visitor id stays the same across pages.

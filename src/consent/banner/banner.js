@@ -103,11 +103,10 @@ async function load() {
 }
 
 // Run what the visitor allowed, without a reload. Under 'strict-dynamic' every script made here
-// runs: with a nonce, only gated scripts with it qualify (or same-origin files, given no nonce).
+// runs: on a page with a nonce, only gated scripts carrying it qualify.
 function activate() {
   d.querySelectorAll('script[type="text/plain"][data-consent]').forEach((old) => {
-    const n = old.nonce;
-    if (nonce && n !== nonce && (n || !String(old.src).startsWith(location.origin + "/"))) return;
+    if (nonce && old.nonce !== nonce) return;
     if (!allAllowed(old.getAttribute("data-consent")) || !old.parentNode) return;
     const s = d.createElement("script");
     for (const a of Array.from(old.attributes)) {

@@ -328,6 +328,9 @@ def _page(
     """
     lang = lang or _language(request)
     t = TEXT[lang]
+    # Gated scripts carry the page's CSP nonce: the banner activates only those that do.
+    csp_nonce = getattr(request.state, "csp_nonce", "")
+    nonce = f' nonce="{escape(csp_nonce)}"' if csp_nonce else ""
     settings = _prefix(request) + "/declaration"
     font = request.cookies.get("font_size", "normal")
     font = font if font in ("normal", "large") else "normal"
@@ -357,8 +360,8 @@ def _page(
 <title>{escape(title)} · {escape(t["clinic"])}</title>
 <link rel="icon" href="/static/favicon.svg" type="image/svg+xml">
 <link rel="stylesheet" href="/static/site.css">
-<script type="text/plain" data-consent="analytics" src="/static/stats.js"></script>
-<script type="text/plain" data-consent="marketing" src="/static/pixel.js"></script>
+<script type="text/plain" data-consent="analytics" src="/static/stats.js"{nonce}></script>
+<script type="text/plain" data-consent="marketing" src="/static/pixel.js"{nonce}></script>
 </head>
 <body class="font-{font}">
 <a class="skip" href="#main">{escape(t["skip"])}</a>
