@@ -513,6 +513,8 @@ def test_gpc_keeps_marketing_refused(
     context = make_context(extra_http_headers={"Sec-GPC": "1"})
     page = open_page(context, demo.url + ARTICLE)
     assert page.evaluate("window.consent.state.gpc") is True
+    # The first layer says so before "Accept all" is pressed.
+    expect(page.locator("#consent-banner .consent-gpc")).to_contain_text("Global Privacy Control")
     page.click("#consent-accept-all")
     page.wait_for_function("() => window.__statsRan === 1")
     page.reload()

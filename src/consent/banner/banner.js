@@ -188,6 +188,7 @@ function showBanner() {
   if (changed) el("p", { id: "consent-banner-changed", class: "consent-changed" }, t("policy_changed"), banner);
   banner.append(
     withLink(el("p", { id: "consent-banner-notice", class: "consent-notice" }, String(state.notice || "").trim() || t("notice"))),
+    state.gpc ? el("p", { class: "consent-gpc" }, t("gpc")) : "",
     el("p", { class: "consent-error", role: "alert" }),
     actions(false)
   );
