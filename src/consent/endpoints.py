@@ -317,9 +317,6 @@ class ConsentEndpoints:
     def language(self, scope: Scope) -> str:
         """The language a response to this request is in (``?lang=``, ``Accept-Language``, the
         site's), cached per query string and header."""
-        return self._language(scope)
-
-    def _language(self, scope: Scope) -> str:
         query: bytes = scope.get("query_string", b"")
         accept: bytes | None = None
         for name, value in scope.get("headers", ()):
@@ -436,7 +433,7 @@ class ConsentEndpoints:
         return str(scope.get("root_path", "")) + self.prefix
 
     def get_state(self, scope: Scope, state: ConsentState, subject: str | None) -> Response:
-        body = self.state_json(state, subject, self._language(scope), self._public_prefix(scope))
+        body = self.state_json(state, subject, self.language(scope), self._public_prefix(scope))
         return JSONResponse(body, headers=_NO_STORE)
 
     # ------------------------------------------------------------------ POST / DELETE
@@ -662,7 +659,7 @@ class ConsentEndpoints:
         user_agent = None
         if site.receipts.user_agent:
             user_agent = headers.get("user-agent", "")[:512] or None
-        language = self._language(scope)
+        language = self.language(scope)
         allowed = new_state.allowed
         purposes = self._purposes.get(language) or self._purposes_in(language)
         # Every value below is already what Receipt's validators would make of it (a fresh
@@ -764,7 +761,7 @@ class ConsentEndpoints:
         headers = Headers(scope=scope)
         if not state.decided or not state.receipt_id:
             if _wants_html(headers):
-                language = self._language(scope)
+                language = self.language(scope)
                 t = ui_strings(language)
                 link = f'<a href="{escape(self._public_prefix(scope))}/declaration">{escape(t["change_choices"])}</a>'
                 body = f"<h1>{escape(t['receipt_title'])}</h1><p>{escape(t['receipt_none'])}</p><p>{link}</p>"
@@ -782,7 +779,7 @@ class ConsentEndpoints:
         if _wants_html(headers):
             return HTMLResponse(
                 _receipt_html(
-                    stored, self._public_prefix(scope), self.policy, self._language(scope)
+                    stored, self._public_prefix(scope), self.policy, self.language(scope)
                 ),
                 headers=_NO_STORE,
             )
@@ -792,7 +789,7 @@ class ConsentEndpoints:
 
     def get_declaration(self, scope: Scope, state: ConsentState) -> Response:
         headers = Headers(scope=scope)
-        language = self._language(scope)
+        language = self.language(scope)
         query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
         if query.get("format") == "json" or not _wants_html(headers):
             return JSONResponse(declaration_data(self.policy, language))
