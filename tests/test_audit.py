@@ -8,7 +8,9 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -277,8 +279,29 @@ def test_verify_file_finds_tampering(
         lines[2] = lines[2].replace('\\"language\\":\\"en\\"', '\\"language\\":\\"fr\\"')
         return lines
 
+    def changed_fields(
+        change: Callable[[dict[str, Any]], None],
+    ) -> Callable[[list[str]], list[str]]:
+        def edit(lines: list[str]) -> list[str]:
+            record = json.loads(lines[2])
+            change(record)
+            lines[2] = json.dumps(record) + "\n"
+            return lines
+
+        return edit
+
     cases = {
         "edited field": (edited_field, rows[2].receipt_id, "event differs"),
+        "removed field": (
+            changed_fields(lambda r: r.pop("page")),
+            rows[2].receipt_id,
+            "fields page added or removed",
+        ),
+        "added field": (
+            changed_fields(lambda r: r.update(note="consented by phone")),
+            rows[2].receipt_id,
+            "fields note added or removed",
+        ),
         "edited body": (edited_body, rows[2].receipt_id, "signature"),
         "deleted line": (lambda ls: ls[:2] + ls[3:], rows[3].receipt_id, "missing"),
         "swapped lines": (
@@ -368,6 +391,11 @@ def test_csv_cells_cannot_become_formulas(tmp_path: Path) -> None:
     assert records[1]["subject_id"] == "'-leading-dash"
     assert records[0]["body"].startswith("{")
     assert verify_file(path, SIGNER).ok
+    # With its protecting quote taken away the cell would run as a formula: not the export.
+    path.write_text(path.read_text("utf-8").replace("'=HYPERLINK", "=HYPERLINK"), "utf-8")
+    result = verify_file(path, SIGNER)
+    assert not result.ok
+    assert "user_agent is a formula without its protecting quote" in result.reason
 
 
 def test_export_rejects_bad_arguments(sqlite_store: tuple[str, list[StoredReceipt]]) -> None:
@@ -441,6 +469,20 @@ def test_cli_verify_export_purge(
     assert "Purged 2 receipts" in done.stdout
     done = _consent("verify", "--store", url)
     assert (done.returncode, done.stdout.splitlines()[0]) == (0, "OK: 4 receipts verified")
+
+    assert done.stdout.splitlines()[2].startswith("purged: 2 receipts recorded before ")
+    with subprocess.Popen(
+        [sys.executable, "-m", "consent.cli", "export", "--store", url],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+    ) as proc:  # `consent export ... | head`, the reader gone before the first line
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        proc.stdout.close()
+        stderr = proc.stderr.read()
+        assert proc.wait(timeout=60) == 141
+    assert stderr == b""
 
     execute_sql(url, "UPDATE consent_receipts SET event = 'withdrawn' WHERE seq = 5")
     done = _consent("verify", "--store", url)

@@ -61,6 +61,7 @@ __all__ = [
 ]
 
 EXIT_OK, EXIT_FINDING, EXIT_USAGE = 0, 1, 2
+EXIT_BROKEN_PIPE = 141  # what a shell reports for a program ended by SIGPIPE
 
 EVENTS: tuple[str, ...] = get_args(Event)
 
@@ -363,13 +364,16 @@ class _Fast:
 # --------------------------------------------------------------------------- export
 
 
+_CSV_FORMULA = "=+-@\t\r"  # what a spreadsheet program may read as the start of a formula
+
+
 def _csv_safe(value: str) -> str:
     """Keep spreadsheet programs from running a cell as a formula (reversible).
 
     Applied to the receipt fields, some of which come from the visitor (user agent, page);
     the chain fields and the signed body are written verbatim.
     """
-    if value and value[0] in "=+-@\t\r'":
+    if value and value[0] in _CSV_FORMULA + "'":
         return "'" + value
     return value
 
@@ -546,6 +550,7 @@ class VerifyResult:
     seq: int | None = None
     receipt_id: str | None = None
     head: ChainHead | None = None
+    checkpoint: Checkpoint | None = None  # where a purge left the log to start
 
     def message(self) -> str:
         if self.ok:
@@ -822,7 +827,9 @@ def _verify_store(store: ReceiptStore, signer: ReceiptSigner, workers: int | Non
             # A purge ran meanwhile; the two processes may have read different logs.
             return verify_store(store, signer, workers=1)
         return _result(exc, chain.count)
-    return VerifyResult(ok=True, count=chain.count, reason="", head=state.head)
+    return VerifyResult(
+        ok=True, count=chain.count, reason="", head=state.head, checkpoint=state.checkpoint
+    )
 
 
 def _json_rows(
@@ -861,8 +868,14 @@ def _row_from(number: int, data: Mapping[str, Any]) -> ReceiptRow:
 
 
 def _compare(given: Mapping[str, Any], expected: Mapping[str, Any], row: ReceiptRow) -> None:
+    """Every field of an exported row is the signed body's, and none is missing or added."""
+    if given.keys() - _CHAIN_FIELDS != expected.keys() - _CHAIN_FIELDS:
+        odd = sorted((given.keys() ^ expected.keys()) - set(_CHAIN_FIELDS))
+        raise _Broken(
+            f"fields {', '.join(odd)} added or removed after export", row.seq, row.receipt_id
+        )
     for name, value in given.items():
-        if name in _CHAIN_FIELDS or name not in expected:
+        if name in _CHAIN_FIELDS:
             continue
         if expected[name] != value:
             raise _Broken(
@@ -931,8 +944,8 @@ def _verify_jsonl(lines: Iterator[tuple[int, str]], signer: ReceiptSigner) -> Ve
             _check_head(head, chain, signer)
     except _Broken as exc:
         return _result(exc, chain.count)
-    head = trailer[0] if trailer else None
-    return VerifyResult(ok=True, count=chain.count, head=head)
+    head, checkpoint = trailer if trailer else (None, None)
+    return VerifyResult(ok=True, count=chain.count, head=head, checkpoint=checkpoint)
 
 
 def _verify_csv(lines: Iterator[tuple[int, str]], signer: ReceiptSigner) -> VerifyResult:
@@ -943,6 +956,14 @@ def _verify_csv(lines: Iterator[tuple[int, str]], signer: ReceiptSigner) -> Veri
         if missing:
             raise _Broken(f"CSV export lacks the columns {', '.join(missing)}")
         for index, record in enumerate(reader, start=2):
+            for k, v in record.items():
+                if k not in _CHAIN_FIELDS and v and v[0] in _CSV_FORMULA:
+                    # The export prefixes such a cell with "'": this one was edited since, and
+                    # a spreadsheet would run it as a formula.
+                    raise _Broken(
+                        f"CSV row {index}: {k} is a formula without its protecting quote "
+                        "(edited after export)"
+                    )
             data = {
                 k: (v or "") if k in _CHAIN_FIELDS else _csv_unsafe(v or "")
                 for k, v in record.items()
@@ -1354,10 +1375,11 @@ def cmd_export(args: argparse.Namespace) -> int:
             export(store, sys.stdout, args.format, since, until, args.event, signer=signer)
             sys.stdout.flush()
     except BrokenPipeError:
-        # The reader went away (`consent export ... | head`): not an error.
+        # The reader went away (`consent export ... | head`): stop quietly, with the status a
+        # program ended by SIGPIPE has (as the command line's other commands do).
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-        return EXIT_OK
+        return EXIT_BROKEN_PIPE
     except StoreUnavailable as exc:
         return _fail(str(exc))
     except OSError as exc:
@@ -1380,6 +1402,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
     print(result.message())
     if result.ok and result.head is not None:
         print(f"head: seq {result.head.seq} hash {result.head.hash}")
+    if result.ok and result.checkpoint is not None:
+        cp = result.checkpoint
+        print(
+            f"purged: {cp.count} receipts recorded before {format_time(cp.before)}, up to seq "
+            f"{cp.seq} (signed checkpoint of {format_time(cp.time)}); the log starts after it"
+        )
     elif result.ok and args.file:
         print(
             "no chain head: the receipts are genuine and linked, but the file does not show "

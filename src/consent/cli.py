@@ -20,7 +20,7 @@ from .policy import Policy, PolicyError, load_policy
 __all__ = ["main"]
 
 EXIT_OK, EXIT_FINDING, EXIT_USAGE = 0, 1, 2
-EXIT_BROKEN_PIPE = 141  # what a shell reports for a program ended by SIGPIPE
+EXIT_BROKEN_PIPE = audit.EXIT_BROKEN_PIPE
 
 
 class _Parser(argparse.ArgumentParser):
