@@ -7,6 +7,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from starlette.applications import Starlette
@@ -201,6 +202,36 @@ def test_form_post_redirects_same_origin_only(client: TestClient) -> None:
         assert r.headers["location"] == "/"
     data = client.get("/_consent").json()
     assert data["granted"] == []
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "page"),
+    [
+        # a query string may hold personal data (a search, an address): the path only
+        ({"json": {"accept": [], "page": "/search?q=hiv+test&email=a@b.example#r"}}, {}, "/search"),
+        ({"json": {"accept": [], "page": "https://evil.example/x"}}, {}, None),
+        ({"json": {"accept": [], "page": "//evil.example/x"}}, {}, None),
+        (
+            {"data": {"accept": "none", "next": "/articles/1?email=a@b.example"}},
+            {},
+            "/articles/1",
+        ),
+        # a form whose next leads elsewhere: the page it was sent from, by its Referer
+        (
+            {"data": {"accept": "none", "next": "https://evil.example/"}},
+            {"Referer": HOST + "/contact?name=Ann"},
+            "/contact",
+        ),
+    ],
+)
+def test_the_page_recorded_is_a_path_of_the_site_without_its_query(
+    client: TestClient, body: dict[str, Any], headers: dict[str, str], page: str | None
+) -> None:
+    response = client.post(
+        "/_consent", headers={**SAME_ORIGIN, **headers}, follow_redirects=False, **body
+    )
+    assert response.status_code in (200, 303)
+    assert client.get("/_consent/receipt").json()["receipt"]["page"] == page
 
 
 ALL_OPTIONAL = ["analytics", "embedded", "marketing", "preferences"]

@@ -604,7 +604,11 @@ class ConsentEndpoints:
         if state.gpc:
             granted -= self.policy.sale_or_share
         event = "updated" if state.decided else ("given" if granted else "refused")
-        page = extra.get("page") or extra.get("next") or _referer_path(headers)
+        page = (
+            _page_path(extra.get("page"))
+            or _page_path(extra.get("next"))
+            or _page_path(_referer_path(headers))
+        )
         return await self._record(
             scope, headers, state, subject, granted, event, method, page, is_form, extra
         )
@@ -679,7 +683,7 @@ class ConsentEndpoints:
             language=language,
             controller=self._controller,
             purposes=[on if key in allowed else off for key, off, on in purposes],
-            page=(page or None) and page[:2000],
+            page=page,
             ip=ip,
             user_agent=user_agent,
             gpc=state.gpc,
@@ -821,6 +825,15 @@ def _referer_path(headers: Headers) -> str | None:
         return None
     parts = urlsplit(ref)
     return parts.path or "/"
+
+
+def _page_path(value: str | None) -> str | None:
+    """Where a choice was made, as a path of this site: without its query string or fragment
+    (a search, an e-mail address in a link: personal data a receipt need not keep), and
+    nothing from another site."""
+    if not value or not value.startswith("/") or value.startswith("//"):
+        return None
+    return value.split("?", 1)[0].split("#", 1)[0][:2000] or None
 
 
 def _safe_next(value: str | None, headers: Headers) -> str:
