@@ -8,6 +8,7 @@ module-scoped ``application`` fixture.
 
 from __future__ import annotations
 
+import gzip
 import re
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -140,6 +141,25 @@ async def test_djangos_csrf_check_still_gets_its_cookie(client: httpx.AsyncClien
     assert "We will send the newsletter to a@example.org" in ok.text
     forged = await client.post("/newsletter", data={"csrfmiddlewaretoken": "x" * 64})
     assert forged.status_code == 403
+
+
+@pytest.mark.anyio
+async def test_compressed_outside_consent_as_the_docs_say(application: ASGIApp) -> None:
+    """docs/frameworks/django.md: GZip outside consent, with Django's title-case header names
+    lowered first; otherwise the response carries two Content-Length headers."""
+    from lindenhof.asgi import compressed_application
+
+    messages = await http_messages(
+        compressed_application, "/", headers=[("accept-encoding", "gzip")]
+    )
+    start = response_start(messages)
+    lengths = [v for n, v in start["headers"] if n.lower() == b"content-length"]
+    body = b"".join(body_chunks(messages))
+    assert (dict(start["headers"])[b"content-encoding"], len(lengths)) == (b"gzip", 1)
+    assert int(lengths[0]) == len(body)
+    page = gzip.decompress(body).decode()
+    assert "/_consent/banner.js" in page  # consent rewrote the page before it was compressed
+    assert cookie_names(set_cookie_headers(start)) <= {"sessionid", "csrftoken"}
 
 
 @pytest.mark.anyio

@@ -9,6 +9,8 @@ import os
 
 from django.conf import settings
 from django.core.asgi import get_asgi_application
+from starlette.middleware.gzip import GZipMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from consent import ConsentMiddleware
 
@@ -23,3 +25,25 @@ application = ConsentMiddleware(
     secret_key=settings.CONSENT_SECRET_KEY,
     store=settings.CONSENT_STORE,
 )
+
+
+def lowercase_header_names(app: ASGIApp) -> ASGIApp:
+    """Django names its response headers in title case (``Content-Length``); Starlette's
+    GZipMiddleware looks them up in lower case, and would add a second ``Content-Length``
+    (which servers refuse to send). Lower-case them on the way out."""
+
+    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
+        async def lowered(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = message.get("headers") or ()
+                message = {**message, "headers": [(n.lower(), v) for n, v in headers]}
+            await send(message)
+
+        await app(scope, receive, lowered)
+
+    return wrapped
+
+
+# The same site, compressed outside consent (so that consent still sees the HTML it adds the
+# banner to): uvicorn --app-dir examples/django_site lindenhof.asgi:compressed_application
+compressed_application = GZipMiddleware(lowercase_header_names(application), minimum_size=500)
