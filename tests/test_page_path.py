@@ -241,3 +241,28 @@ def test_pages_alternating_for_one_visitor_each_get_their_own_rewrite() -> None:
         expected = HtmlRewriter(**inserts).rewrite(doc)
         assert rewrite_document(doc, cache=cache, **inserts)[0] == expected
     assert len(cache) == 2
+
+
+@pytest.mark.parametrize("granted", [None, {"analytics"}])
+def test_head_does_not_claim_the_length_get_no_longer_has(granted: set[str] | None) -> None:
+    """RFC 9110 8.6: a HEAD answer's Content-Length must be what GET would send. GET answers
+    the page rewritten (longer, without the ETag, varying with the consent cookie)."""
+    mw = _middleware()
+    cookie = None if granted is None else _cookie(mw, granted)
+    got, _, body = _serve(mw, _scope(cookie), PAGE)
+    assert int(got[b"content-length"][0]) == len(body) > len(PAGE)
+
+    head_scope = _scope(cookie)
+    head_scope["method"] = "HEAD"
+    head, _, nothing = _serve(mw, head_scope, b"")
+    assert nothing == b""
+    assert b"content-length" not in head
+    assert b"etag" not in head
+    assert head[b"vary"] == [b"Cookie"]
+    assert head[b"set-cookie"] == got[b"set-cookie"]  # filtered the same way
+    assert head[b"x-frame-options"] == [b"DENY"]
+
+    # A HEAD of what GET would not rewrite keeps its headers.
+    json_headers = [(b"content-type", b"application/json"), (b"content-length", b"2")]
+    kept, _, _ = _serve(mw, head_scope, b"", headers=json_headers)
+    assert kept[b"content-length"] == [b"2"]

@@ -37,6 +37,8 @@ from .html import (
     HtmlResponder,
     banner_tags,
     consent_mode_default,
+    fix_headers,
+    html_page_nonce,
     rewrite_document,
     scan_start,
     script_tag,
@@ -566,6 +568,21 @@ class ConsentMiddleware:
                     if page is not None:
                         held = message
                         held_headers, layout, nonce = passed, where, page
+                        return
+                    if (
+                        scope.get("method") == "HEAD"
+                        and html_page_nonce("GET", message) is not None
+                    ):
+                        # GET would answer the page rewritten: not this length, nor these
+                        # validators (RFC 9110 8.6), and it varies with the consent cookie.
+                        message = dict(message)
+                        message["headers"] = fix_headers(
+                            passed,
+                            content_length=None,
+                            body_changed=True,
+                            extra=(*expire, *_VARY_COOKIE),
+                        )
+                        await send(message)
                         return
                     if kept is not None or expire:
                         message = dict(message)
