@@ -603,6 +603,8 @@ def test_a_decision_in_german_is_recorded_and_shown_in_german(client: TestClient
     assert services["marketing"]["thirdPartyDisclosure"] is True
     assert services["marketing"]["thirdPartyName"] == "AdPixel Networks, Meta Platforms, Google Ads"
     assert services["analytics"]["thirdPartyDisclosure"] is False
+    # a policy URL that is a path is made absolute: the receipt is read away from the site
+    assert kantara["policyUrl"] == "http://testserver/cookie-policy"
 
     page = client.get("/_consent/receipt?lang=de", headers={"Accept": "text/html"}).text
     assert '<html lang="de">' in page

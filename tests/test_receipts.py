@@ -362,3 +362,15 @@ def test_schema_is_not_vacuous() -> None:
     assert not validator.is_valid({**doc, "sensitive": True})  # needs spiCat entries
     purpose = dict(doc["services"][0]["purposes"][0], thirdPartyDisclosure=True)
     assert not validator.is_valid({**doc, "services": [{"service": "s", "purposes": [purpose]}]})
+
+
+def test_kantara_policy_url_is_made_absolute_against_the_site() -> None:
+    relative = make_receipt(policy_url="/cookie-policy")
+    assert to_kantara(relative)["policyUrl"] == "/cookie-policy"
+    made = to_kantara(relative, base_url="https://www.example.org/")
+    assert made["policyUrl"] == "https://www.example.org/cookie-policy"
+    absolute = make_receipt(policy_url="https://policies.example.net/cookies")
+    assert (
+        to_kantara(absolute, base_url="https://www.example.org/")["policyUrl"]
+        == "https://policies.example.net/cookies"
+    )

@@ -788,7 +788,8 @@ class ConsentEndpoints:
                 headers=_NO_STORE,
             )
         return JSONResponse(
-            {"receipt": stored.to_dict(), "kantara": to_kantara(stored)}, headers=_NO_STORE
+            {"receipt": stored.to_dict(), "kantara": to_kantara(stored, base_url=_site_url(scope))},
+            headers=_NO_STORE,
         )
 
     def get_declaration(self, scope: Scope, state: ConsentState) -> Response:
@@ -817,6 +818,17 @@ class ConsentEndpoints:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _site_url(scope: Scope) -> str | None:
+    """``scheme://host`` of the request (the ``Host`` header), or None without one."""
+    for name, value in scope.get("headers", ()):
+        if name == b"host":
+            host = value.decode("latin-1")
+            if host and not any(c in host for c in "/\\@?# "):
+                return f"{scope.get('scheme', 'http')}://{host}/"
+            return None
+    return None
 
 
 def _referer_path(headers: Headers) -> str | None:

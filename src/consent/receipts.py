@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from json.encoder import encode_basestring as _json_str  # what json.dumps(ensure_ascii=False) uses
 from typing import Any, Literal
+from urllib.parse import urljoin
 
 from itsdangerous import Signer
 from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
@@ -656,8 +657,11 @@ _TERMINATION = (
 )
 
 
-def to_kantara(stored: StoredReceipt | Receipt) -> dict[str, Any]:
+def to_kantara(stored: StoredReceipt | Receipt, *, base_url: str | None = None) -> dict[str, Any]:
     """The receipt as a Kantara Initiative Consent Receipt (KI-CR-v1.1.0) JSON document.
+
+    ``base_url`` (the site's address, ``https://www.example.org``) makes a policy URL that is
+    a path (``/cookie-policy``) absolute, so that the receipt can be read away from the site.
 
     The service is the site; its purposes are the categories the visitor's choice covers
     (necessary categories as primary purposes, plus every granted category). Refused
@@ -705,7 +709,7 @@ def to_kantara(stored: StoredReceipt | Receipt) -> dict[str, Any]:
         "language": receipt.language,
         "piiPrincipalId": receipt.subject_id,
         "piiControllers": [pii_controller],
-        "policyUrl": receipt.policy_url,
+        "policyUrl": urljoin(base_url, receipt.policy_url) if base_url else receipt.policy_url,
         "services": [{"service": controller.url or controller.name, "purposes": purposes}],
         "sensitive": False,
         "spiCat": [],
