@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 from starlette.types import Receive, Scope, Send
@@ -13,6 +15,22 @@ from consent.store.base import GroupCommit
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_POLICY = ROOT / "examples" / "policy"
+
+
+def consent_with_reader_gone(*args: str) -> tuple[int, bytes]:
+    """Run ``consent ARGS`` with its output pipe closed before it writes, as in
+    ``consent ... | head`` when head has had enough: (exit status, what it wrote to stderr)."""
+    with subprocess.Popen(
+        [sys.executable, "-m", "consent.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+    ) as proc:
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        proc.stdout.close()
+        stderr = proc.stderr.read()
+        return proc.wait(timeout=60), stderr
 
 
 def copy_policy(tmp_path: Path, name: str = "policy") -> Path:

@@ -21,6 +21,7 @@ from consent.receipts import ReceiptSigner, StoredReceipt
 from consent.store import ReceiptStore, open_store
 
 from .conftest import ROOT, TEST_KEY, execute_sql, make_receipt
+from .helpers import consent_with_reader_gone
 
 SIGNER = ReceiptSigner([TEST_KEY])
 
@@ -471,18 +472,7 @@ def test_cli_verify_export_purge(
     assert (done.returncode, done.stdout.splitlines()[0]) == (0, "OK: 4 receipts verified")
 
     assert done.stdout.splitlines()[2].startswith("purged: 2 receipts recorded before ")
-    with subprocess.Popen(
-        [sys.executable, "-m", "consent.cli", "export", "--store", url],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        cwd=ROOT,
-    ) as proc:  # `consent export ... | head`, the reader gone before the first line
-        assert proc.stdout is not None
-        assert proc.stderr is not None
-        proc.stdout.close()
-        stderr = proc.stderr.read()
-        assert proc.wait(timeout=60) == 141
-    assert stderr == b""
+    assert consent_with_reader_gone("export", "--store", url) == (141, b"")
 
     execute_sql(url, "UPDATE consent_receipts SET event = 'withdrawn' WHERE seq = 5")
     done = _consent("verify", "--store", url)

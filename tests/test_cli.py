@@ -9,7 +9,7 @@ from pathlib import Path
 
 from consent.policy import load_policy
 
-from .helpers import EXAMPLE_POLICY, copy_policy
+from .helpers import EXAMPLE_POLICY, consent_with_reader_gone, copy_policy
 
 
 def consent(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -38,17 +38,7 @@ def test_no_command_is_usage_error() -> None:
 
 def test_a_reader_that_stops_early_ends_the_command_quietly() -> None:
     """``consent check DIR | head -1``: the pipe is closed before the command writes."""
-    with subprocess.Popen(
-        [sys.executable, "-m", "consent.cli", "check", str(EXAMPLE_POLICY)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    ) as proc:
-        assert proc.stdout is not None
-        assert proc.stderr is not None
-        proc.stdout.close()
-        stderr = proc.stderr.read()
-        assert proc.wait(timeout=60) == 141
-    assert stderr == b""
+    assert consent_with_reader_gone("check", str(EXAMPLE_POLICY)) == (141, b"")
 
 
 def test_init_writes_a_valid_policy(tmp_path: Path) -> None:
