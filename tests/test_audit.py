@@ -454,6 +454,7 @@ def test_cli_verify_export_purge(
     done = _consent("verify", "--file", str(export_path))
     assert (done.returncode, done.stdout.splitlines()[0]) == (0, "OK: 6 receipts verified")
     assert done.stdout.splitlines()[1].startswith("head: seq 6 ")
+    assert "no chain head" not in done.stdout  # it has one
     # Cut short before its chain head, it still verifies but does not claim to be complete.
     cut = tmp_path / "cut.jsonl"
     cut.write_text("".join(export_path.read_text().splitlines(keepends=True)[:4]))

@@ -610,6 +610,7 @@ def test_a_decision_in_german_is_recorded_and_shown_in_german(client: TestClient
     assert '<html lang="de">' in page
     assert "<h1>Ihr Einwilligungsnachweis</h1>" in page
     assert '<th scope="row">Erlaubt</th><td>Statistik, Marketing</td>' in page
+    assert '<th scope="row">Ereignis</th><td>erteilt</td>' in page  # not "given" (WCAG 3.1.2)
     assert "Your consent receipt" not in page
     english = client.get("/_consent/receipt", headers={"Accept": "text/html"}).text
     assert '<th scope="row">Granted</th><td>Analytics, Marketing</td>' in english

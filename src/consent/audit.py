@@ -1402,16 +1402,16 @@ def cmd_verify(args: argparse.Namespace) -> int:
     print(result.message())
     if result.ok and result.head is not None:
         print(f"head: seq {result.head.seq} hash {result.head.hash}")
+    elif result.ok and args.file:
+        print(
+            "no chain head: the receipts are genuine and linked, but the file does not show "
+            "that it holds the whole log (a filtered export, or one cut short)"
+        )
     if result.ok and result.checkpoint is not None:
         cp = result.checkpoint
         print(
             f"purged: {cp.count} receipts recorded before {format_time(cp.before)}, up to seq "
             f"{cp.seq} (signed checkpoint of {format_time(cp.time)}); the log starts after it"
-        )
-    elif result.ok and args.file:
-        print(
-            "no chain head: the receipts are genuine and linked, but the file does not show "
-            "that it holds the whole log (a filtered export, or one cut short)"
         )
     return EXIT_OK if result.ok else EXIT_FINDING
 

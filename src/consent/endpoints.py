@@ -873,9 +873,12 @@ def _page(title: str, body: str, language: str) -> str:
         f'<!doctype html><html lang="{escape(language)}"><head><meta charset="utf-8">'
         f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>{escape(title)}</title>'
         "<style>body{font:16px/1.5 system-ui,sans-serif;max-width:48rem;margin:2rem auto;padding:0 1rem;"
-        "color:#1a1a1a}table{border-collapse:collapse;width:100%}td,th{border:1px solid #bbb;padding:.3rem .5rem;"
-        "text-align:left}fieldset{margin:1rem 0}button{font:inherit;padding:.5rem 1rem;margin:.25rem}"
-        "</style></head><body>" + body + "</body></html>"
+        "color:#1a1a1a;overflow-wrap:break-word;hyphens:auto}table{border-collapse:collapse;width:100%}td,th{border:1px solid #bbb;padding:.3rem .5rem;"
+        "text-align:left;overflow-wrap:anywhere}fieldset{margin:1rem 0}"
+        "button{font:inherit;padding:.5rem 1rem;margin:.25rem}"
+        # On a narrow screen a wide table scrolls by itself, not the whole page (WCAG 1.4.10).
+        "@media (max-width:40rem){table{display:block;overflow-x:auto}}"
+        "</style></head><body><main>" + body + "</main></body></html>"
     )
 
 
@@ -943,10 +946,10 @@ def _receipt_html(stored: StoredReceipt, prefix: str, policy: Policy, language: 
     rows = [
         (t["receipt_id"], r.receipt_id),
         (t["receipt_time"], r.time),
-        (t["receipt_event"], r.event),
+        (t["receipt_event"], t.get(f"event_{r.event}", r.event)),
         (t["receipt_granted"], titles(r.granted)),
         (t["receipt_refused"], titles(r.refused)),
-        (t["receipt_method"], r.method),
+        (t["receipt_method"], t.get(f"method_{r.method}", r.method)),
         (t["receipt_gpc"], t["yes"] if r.gpc else t["no"]),
         (t["controller"], f"{r.controller.name} <{r.controller.email}>"),
         (t["receipt_policy"], r.policy_url),

@@ -752,11 +752,65 @@ def test_the_banner_leaves_room_for_the_footer(
         assert box is not None
         assert box["y"] + box["height"] <= top["y"], (i, box, top)
 
+    # Moving the focus back to the top and then by keyboard onto a footer link scrolls it into
+    # view above the banner, not under it (WCAG 2.4.11).
+    page.evaluate("window.scrollTo(0, 0)")
+    page.evaluate(next_frame)
+    last = links.nth(links.count() - 1)
+    last.evaluate("(a) => a.focus()")
+    page.evaluate(next_frame)
+    box = last.bounding_box()
+    top = banner.bounding_box()
+    assert box is not None
+    assert top is not None
+    assert box["y"] + box["height"] <= top["y"] + 1, (box, top)
+
     # Once the visitor has decided, the page gets its own padding back.
     page.click("#consent-reject-all")
     expect(banner).to_have_count(0)
     assert page.evaluate("document.body.style.paddingBottom") == ""
     assert page.evaluate("getComputedStyle(document.body).paddingBottom") == "0px"
+    page.close()
+
+
+def test_on_a_short_screen_the_dialog_actions_do_not_cover_the_focused_switch(
+    make_context: Callable[..., BrowserContext], demo: DemoServer
+) -> None:
+    """WCAG 2.4.11 at 400 % zoom (320 x 256 CSS pixels): the dialog's sticky button bar would
+    hide the switches it keeps in reach; on a short screen it scrolls with them."""
+    context = make_context(viewport={"width": 320, "height": 256}, is_mobile=True)
+    page = open_page(context, demo.url + "/")
+    page.click("#consent-customize")
+    dialog = page.locator("#consent-preferences")
+    expect(dialog).to_be_visible()
+    bar = page.locator("#consent-preferences .consent-actions")
+    for key in ("analytics", "marketing", "preferences", "embedded"):
+        switch = page.locator(f"#consent-toggle-{key}")
+        switch.focus()
+        box, covering = switch.bounding_box(), bar.bounding_box()
+        assert box is not None
+        assert covering is not None
+        overlap = (
+            box["y"] + box["height"] > covering["y"]
+            and covering["y"] + covering["height"] > box["y"]
+        )
+        assert not overlap, (key, box, covering)
+    page.close()
+
+
+def test_the_receipt_page_reflows_on_a_narrow_screen(
+    make_context: Callable[..., BrowserContext], demo: DemoServer
+) -> None:
+    """WCAG 1.4.10: at 320 CSS pixels the receipt (64-digit hashes) and the declaration (its
+    cookie tables) do not make the page scroll sideways."""
+    context = make_context(viewport={"width": 320, "height": 640}, is_mobile=True)
+    page = open_page(context, demo.url + "/?lang=de")
+    page.click("#consent-reject-all")
+    expect(page.locator("#consent-settings")).to_be_visible()
+    for path in ("/_consent/receipt?lang=de", "/_consent/declaration?lang=de"):
+        page.goto(demo.url + path)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 320, (path, width)
     page.close()
 
 

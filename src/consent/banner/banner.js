@@ -167,11 +167,12 @@ function actions(save) {
   return box;
 }
 
-let room; // while the first layer shows at the bottom, the page keeps room for it there
+let room; // while the first layer shows at the bottom, the page (and focus) keeps clear of it
 function keepRoom() {
   const r = banner && !banner.hidden && banner.getBoundingClientRect(), h = d.documentElement.clientHeight;
   if (!room && r && d.adoptedStyleSheets) d.adoptedStyleSheets = d.adoptedStyleSheets.concat(room = new CSSStyleSheet());
-  if (room) room.replaceSync(r && h - r.bottom <= r.top ? "body{padding-bottom:" + Math.ceil(h - r.top) + "px!important}" : "");
+  const px = Math.ceil(h - (r && r.top)) + "px";
+  if (room) room.replaceSync(r && h - r.bottom <= r.top ? "html{scroll-padding-bottom:" + px + "}body{padding-bottom:" + px + "!important}" : "");
 }
 
 // First layer: not modal, no close button (ignoring it is not consent).
