@@ -140,13 +140,16 @@ class PgServer:
         """Stop every process of the cluster (SIGSTOP), and let them go on afterwards
         (SIGCONT). The host still accepts connections and data and nothing answers, as when
         the database host hangs or the network in between drops packets."""
-        processes = self.processes()
-        for pid in processes:
-            os.kill(pid, signal.SIGSTOP)
+        stopped: list[int] = []
         try:
+            for pid in self.processes():
+                # (a backend may end between the listing and the signal)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGSTOP)
+                    stopped.append(pid)
             yield
         finally:
-            for pid in processes:
+            for pid in stopped:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGCONT)
 

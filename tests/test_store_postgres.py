@@ -6,13 +6,16 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 import httpx
 import psycopg
 import pytest
+from psycopg import sql as psql
 
 from consent import ConsentMiddleware
 from consent.audit import verify_store
@@ -456,3 +459,80 @@ def test_url_options() -> None:
     with pytest.raises(ValueError, match="invalid PostgreSQL URL") as info:
         open_store("postgresql://u:s3cret@h/db?bogus=1")
     assert "s3cret" not in str(info.value)
+
+
+@contextlib.contextmanager
+def _role(admin_url: str, *grants: str) -> Iterator[str]:
+    """A login role with only ``grants`` (SQL after ``GRANT``, ``{role}`` for its name); the
+    store URL that connects as it. Dropped afterwards (roles belong to the whole cluster)."""
+    role = "site_app_" + uuid.uuid4().hex[:8]
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(
+            psql.SQL("CREATE ROLE {} LOGIN PASSWORD 'app-secret'").format(psql.Identifier(role))
+        )
+        for grant in grants:
+            conn.execute(psql.SQL("GRANT " + grant).format(role=psql.Identifier(role)))
+    parts = urlsplit(admin_url)
+    url = urlunsplit(parts._replace(netloc=f"{role}:app-secret@{parts.hostname}:{parts.port}"))
+    try:
+        yield url
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(psql.SQL("DROP OWNED BY {}").format(psql.Identifier(role)))
+            conn.execute(psql.SQL("DROP ROLE {}").format(psql.Identifier(role)))
+
+
+async def test_an_app_role_with_only_the_documented_grants_records_decisions(
+    pg_url: str,
+) -> None:
+    """docs/operations.md, Privileges: the tables created once by an owner, the application's
+    role granted only what it needs. It records decisions, and cannot change or delete one."""
+    owner = _store(pg_url)
+    assert await owner.open()  # creates the tables, as the owner
+    try:
+        await owner.append(make_receipt(subject_id="before"))
+    finally:
+        await owner.close()
+    with _role(
+        pg_url,
+        "SELECT, INSERT ON consent_receipts TO {role}",
+        "SELECT, INSERT, UPDATE ON consent_chain TO {role}",
+    ) as app_url:
+        app = _store(app_url)
+        assert await app.open()
+        try:
+            stored = await app.append(make_receipt(subject_id="visitor"))
+            assert stored.seq == 2
+        finally:
+            await app.close()
+        with psycopg.connect(app_url, autocommit=True) as conn:
+            for statement in (
+                "UPDATE consent_receipts SET event = 'given'",
+                "DELETE FROM consent_receipts",
+                "CREATE TABLE consent_other (a int)",
+            ):
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    conn.execute(statement)
+    assert verify_store(_store(pg_url), SIGNER).ok
+
+
+async def test_a_failed_connection_keeps_telling_why_while_it_waits_to_retry(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A role that may not create the tables: the first call and the ones right after it (before
+    the store tries again) name the cause, not an unreachable server; the password is not in
+    the message."""
+    monkeypatch.setattr(pg_store, "RETRY_INTERVAL", 30.0)
+    with _role(pg_url) as app_url:
+        app = _store(app_url + "?application_name=x&password=app-secret")
+        try:
+            messages = []
+            for _ in range(2):
+                with pytest.raises(StoreUnavailable) as info:
+                    await app.append(make_receipt())
+                messages.append(str(info.value))
+        finally:
+            await app.close()
+    assert all("permission denied" in m for m in messages), messages
+    assert "retrying shortly" in messages[1]
+    assert not any("app-secret" in m for m in messages), messages

@@ -16,6 +16,7 @@ from pathlib import Path
 from . import __version__, audit
 from .declaration import render_html, render_json, render_markdown
 from .policy import Policy, PolicyError, load_policy
+from .store.base import redact_url
 
 __all__ = ["main"]
 
@@ -136,8 +137,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
             else "from CONSENT_SECRET_KEY"
         )
     )
-    print(f"  receipts:   {args.store}")
-    print(f"  export:     consent export --store {args.store}")
+    print(f"  receipts:   {redact_url(args.store)}")
+    print(f"  export:     consent export --store {redact_url(args.store)}")
     sys.stdout.flush()
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
     return EXIT_OK

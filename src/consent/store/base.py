@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -178,8 +179,14 @@ def link_all(
     return out, ChainHead.make(seq, prev_hash, signer)
 
 
+_PASSWORD_PARAMETER = re.compile(r"(password\s*=\s*)('[^']*'|[^&\s]*)", re.IGNORECASE)
+
+
 def redact_url(url: str) -> str:
-    """The store URL with any password replaced, for messages and logs."""
+    """The store URL with any password replaced, for messages and logs: in the user info
+    (``user:secret@host``) and as a parameter (``?password=secret``, or ``password=secret``
+    in a libpq keyword string)."""
+    url = _PASSWORD_PARAMETER.sub(r"\1***", url)
     scheme, sep, rest = url.partition("://")
     if not sep:
         return url

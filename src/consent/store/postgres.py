@@ -232,6 +232,7 @@ class PostgresStore(GroupCommit, StoreBase):
         # After a failed connection attempt, calls fail fast for a moment instead of queueing
         # up behind one another, each waiting out its own timeout.
         self._retry_after = 0.0
+        self._last_failure = ""  # why the last attempt to connect failed
         # Defaults for what the URL does not set itself.
         try:
             given = conninfo_to_dict(url)
@@ -253,7 +254,9 @@ class PostgresStore(GroupCommit, StoreBase):
             if self._pool is not None:
                 return self._pool
             if time.monotonic() < self._retry_after:
-                raise psycopg.OperationalError("server unreachable (retrying shortly)")
+                # Not tried again yet: say why the last attempt failed, which may not be the
+                # server (a missing privilege, a TLS setting).
+                raise psycopg.OperationalError(f"{self._last_failure} (retrying shortly)")
             pool: AsyncConnectionPool | None = None
             try:
                 # One direct connection first: it fails at once when the server refuses
@@ -278,8 +281,9 @@ class PostgresStore(GroupCommit, StoreBase):
                     name="asgi-consent",
                 )
                 await pool.open(wait=True, timeout=self._timeout)
-            except BaseException:
+            except BaseException as exc:
                 self._retry_after = time.monotonic() + RETRY_INTERVAL
+                self._last_failure = str(exc).strip() or type(exc).__name__
                 if pool is not None:
                     await pool.close(timeout=0)
                 raise
@@ -294,10 +298,18 @@ class PostgresStore(GroupCommit, StoreBase):
                 await pool.close(timeout=0)
 
     async def _create_schema(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """Create the tables unless they exist. When they do, nothing is created: the app's
+        role then needs no right to create or own them (see docs/operations.md, Privileges)."""
         async with conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (CHAIN_LOCK,))
-            for statement in _SCHEMA:
-                await conn.execute(statement)
+            cur = await conn.execute(
+                "SELECT to_regclass('consent_receipts') IS NOT NULL"
+                " AND to_regclass('consent_chain') IS NOT NULL"
+            )
+            found = await cur.fetchone()
+            if not (found and found[0]):
+                await conn.execute("SELECT pg_advisory_xact_lock(%s)", (CHAIN_LOCK,))
+                for statement in _SCHEMA:
+                    await conn.execute(statement)
             cur = await conn.execute("SHOW synchronous_commit")
             setting = await cur.fetchone()
         if setting is not None and str(setting[0]).lower() == "off":
