@@ -507,6 +507,15 @@ def test_a_receipt_store_missing_a_table_is_a_finding_not_an_error(
     assert "no such table" in done.stderr
 
 
+def test_create_store_prepares_an_empty_log(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/new.db"
+    done = _consent("create-store", "--store", url, key=None)
+    assert (done.returncode, done.stdout.strip()) == (0, f"Receipt store ready: {url}")
+    assert _consent("verify", "--store", url).stdout.startswith("OK: 0 receipts verified")
+    assert _consent("create-store", "--store", url, key=None).returncode == 0  # again: no change
+    assert _consent("create-store", "--store", "ftp://x/y", key=None).returncode == 2
+
+
 def test_cli_usage_errors(sqlite_store: tuple[str, list[StoredReceipt]], tmp_path: Path) -> None:
     url, _ = sqlite_store
     done = _consent("verify", "--store", url, key=None)

@@ -9,6 +9,7 @@ the signed purge checkpoint says it starts. It reports the first receipt at faul
 from __future__ import annotations
 
 import argparse
+import asyncio
 import binascii
 import codecs
 import contextlib
@@ -46,7 +47,7 @@ from .receipts import (
     format_time,
 )
 from .store import ReceiptStore, StoreDamaged, StoreUnavailable, open_store
-from .store.base import ReceiptRow, row_values, values_in_batches
+from .store.base import ReceiptRow, redact_url, row_values, values_in_batches
 
 __all__ = [
     "CSV_COLUMNS",
@@ -1440,8 +1441,26 @@ def cmd_purge(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_create_store(args: argparse.Namespace) -> int:
+    try:
+        store = open_store(args.store)
+    except ValueError as exc:
+        return _fail(str(exc))
+
+    async def prepare() -> bool:
+        try:
+            return await store.open()  # logs why, when it cannot
+        finally:
+            await store.close()
+
+    if not asyncio.run(prepare()):
+        return _fail(f"the receipt store {redact_url(args.store)} could not be prepared")
+    print(f"Receipt store ready: {redact_url(args.store)}")
+    return EXIT_OK
+
+
 def register(subparsers: Any) -> None:
-    """Add ``export``, ``verify`` and ``purge`` to the ``consent`` command."""
+    """Add ``export``, ``verify``, ``purge`` and ``create-store`` to the ``consent`` command."""
     times = (
         "Times are YYYY-MM-DD (midnight UTC) or RFC 3339 (2026-11-25T12:00:00Z). "
         "Keys come from CONSENT_SECRET_KEY (comma-separated; all verify)."
@@ -1487,3 +1506,15 @@ def register(subparsers: Any) -> None:
     p.add_argument("--store", required=True, metavar="URL", help="receipt store URL")
     p.add_argument("--before", required=True, metavar="TIME", help="retention cut-off")
     p.set_defaults(func=cmd_purge)
+
+    p = subparsers.add_parser(
+        "create-store",
+        help="create the receipt store's tables (once, with an owner role)",
+        description=(
+            "Create the tables of the receipt store at URL if they do not exist, as the site "
+            "does when it first connects. Run it once with a role that may create them; the "
+            "site's own role then needs only the grants in docs/operations.md (Privileges)."
+        ),
+    )
+    p.add_argument("--store", required=True, metavar="URL", help="receipt store URL")
+    p.set_defaults(func=cmd_create_store)
