@@ -88,6 +88,12 @@ def test_declaration_formats(tmp_path: Path) -> None:
     assert "## Analytics (only with your consent)" in md.stdout
     assert "| `px_uid` | AdPixel Networks |" in md.stdout
 
+    german = consent("declaration", str(EXAMPLE_POLICY), "--language", "de").stdout
+    assert german.startswith("# Cookie-Erklärung\n")
+    assert "| Name | Anbieter | Zweck | Speicherdauer |" in german
+    assert "## Statistik (nur mit Ihrer Einwilligung)" in german
+    assert "Weitergegeben an: AdPixel Networks, Meta Platforms, Google Ads." in german
+
     html = consent("declaration", str(EXAMPLE_POLICY), "--format", "html")
     assert '<h2 id="category-marketing">Marketing' in html.stdout
     assert "<td><code>stats_vid</code></td>" in html.stdout

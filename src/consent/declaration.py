@@ -62,23 +62,27 @@ def _md_cell(text: str) -> str:
 
 def render_markdown(policy: Policy, language: str | None = None) -> str:
     data = declaration_data(policy, language)
+    t = ui_strings(data["language"])
     c = data["controller"]
     lines = [
-        "# Cookie declaration",
+        f"# {t['declaration']}",
         "",
-        f"Controller: {c['name']} ({c['email']}). Policy: {data['policy_url']}. "
+        f"{t['controller']}: {c['name']} ({c['email']}). {t['policy_link']}: {data['policy_url']}. "
         f"Revision `{data['revision'][:16]}`.",
         "",
     ]
+    heads = [t[f"cookie_{k}"] for k in ("name", "vendor", "purpose", "duration")]
     for cat in data["categories"]:
-        status = "always active" if cat["necessary"] else "only with your consent"
+        status = t["always_on"] if cat["necessary"] else t["only_with_consent"]
         lines += [f"## {cat['title']} ({status})", "", cat["description"], ""]
         if cat["third_parties"]:
-            lines += [f"Shared with: {', '.join(cat['third_parties'])}.", ""]
+            lines += [f"{t['shared_with']}: {', '.join(cat['third_parties'])}.", ""]
         if cat["cookies"]:
-            lines += ["| Cookie | Vendor | Purpose | Duration |", "| --- | --- | --- | --- |"]
+            lines += ["| " + " | ".join(heads) + " |", "| --- | --- | --- | --- |"]
             for ck in cat["cookies"]:
-                name = f"`{ck['name']}`" + (" (pattern)" if ck["match"] != "name" else "")
+                name = f"`{ck['name']}`" + (
+                    f" ({t['cookie_pattern']})" if ck["match"] != "name" else ""
+                )
                 lines.append(
                     f"| {name} | {_md_cell(ck['vendor'])} | {_md_cell(ck['purpose'])} | "
                     f"{_md_cell(ck['duration'])} |"
