@@ -270,6 +270,34 @@ def test_gpc_well_known(client: TestClient, tmp_path: Path) -> None:
     mw = ConsentMiddleware(inner, policy=policy_dir, secret_key=KEY, store="memory://")
     with TestClient(mw, base_url=HOST) as c:
         assert c.get("/.well-known/gpc.json").status_code == 404  # the app's own 404
+    # A site that does not honour the signal does not claim to (well_known stays true).
+    site.write_text(site.read_text().replace("well_known = false", "well_known = true"))
+    site.write_text(site.read_text().replace("honor = true", "honor = false"))
+    mw = ConsentMiddleware(inner, policy=policy_dir, secret_key=KEY, store="memory://")
+    with TestClient(mw, base_url=HOST) as c:
+        assert c.get("/.well-known/gpc.json").status_code == 404
+        assert c.get("/echo", headers={"Sec-GPC": "1"}).json()["gpc"] is False
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("values", "signal"),
+    [
+        ([b"1"], True),
+        ([b" 1\t"], True),  # spaces and tabs around a value are not part of it (RFC 9110)
+        ([b"1", b"1"], True),
+        ([b"1", b"0"], False),  # every Sec-GPC header must say "1", not only the last
+        ([b"0", b"1"], False),
+        ([b"1, 1"], False),
+        ([b"1\x0b"], False),
+        ([b"1\r"], False),
+        ([b"true"], False),
+    ],
+)
+async def test_only_sec_gpc_1_is_the_signal(values: list[bytes], signal: bool) -> None:
+    mw, scopes = recording_middleware()
+    await run_raw(mw, http_scope(headers=[(b"sec-gpc", v) for v in values]))
+    assert scopes[0]["state"]["consent"].gpc is signal
 
 
 # --------------------------------------------------------------------------- consent cookie validity

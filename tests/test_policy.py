@@ -254,6 +254,17 @@ def test_a_policy_without_the_newer_settings_keeps_the_revision_it_had(tmp_path:
     assert load_policy(EXAMPLE_POLICY).revision != load_policy(policy_dir).revision
 
 
+@pytest.mark.parametrize("value", ["yesterday", "2026-13-45", "", "2026-1-5"])
+def test_the_gpc_files_last_update_is_a_date(tmp_path: Path, value: str) -> None:
+    policy_dir = copy_policy(tmp_path)
+    site = policy_dir / "site.toml"
+    text = site.read_text()
+    start = text.index("last_update = ")
+    end = text.index("\n", start)
+    site.write_text(text[:start] + f'last_update = "{value}"' + text[end:])
+    assert any(e.startswith("site.toml: gpc.last_update: ") for e in errors_of(policy_dir))
+
+
 def test_a_necessary_category_is_required(tmp_path: Path) -> None:
     policy_dir = copy_policy(tmp_path)
     (policy_dir / "necessary.toml").unlink()

@@ -406,7 +406,8 @@ class ConsentMiddleware:
         self.cookie_name = site.consent_cookie.name
         self.allow_undeclared = site.undeclared == "allow"
         self.honor_gpc = site.gpc.honor
-        self.serve_gpc_json = site.gpc.well_known
+        # The file says the site honours the signal: not served when it does not.
+        self.serve_gpc_json = site.gpc.well_known and site.gpc.honor
         self.sale_or_share = self.policy.sale_or_share
         self.inject = site.banner.inject if inject_banner is None else inject_banner
         self._undeclared_logged: set[str] = set()
@@ -459,13 +460,13 @@ class ConsentMiddleware:
         # --- read the request headers once
         cookie_header: bytes | None = None
         cookie_count = 0
-        gpc = False
+        gpc: bool | None = None  # the signal is "1", exactly, in every Sec-GPC header sent
         for name, value in scope["headers"]:
             if name == b"cookie":
                 cookie_header = value if cookie_header is None else cookie_header + b"; " + value
                 cookie_count += 1
             elif name == b"sec-gpc":
-                gpc = value.strip() == b"1"
+                gpc = gpc is not False and value.strip(b" \t") == b"1"
 
         view = self._view(cookie_header) if cookie_header is not None else None
         if view is None:

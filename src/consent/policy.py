@@ -12,6 +12,7 @@ import re
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -115,8 +116,21 @@ class GpcSettings(_Model):
     """Global Privacy Control (``Sec-GPC: 1``)."""
 
     honor: bool = True
-    well_known: bool = True
+    well_known: bool = True  # served only while the signal is honoured
     last_update: str = "2026-01-01"
+
+    @field_validator("last_update")
+    @classmethod
+    def _a_date(cls, v: str) -> str:
+        try:
+            date.fromisoformat(v)
+        except ValueError:
+            raise ValueError(
+                f"{v!r} is not a date: write YYYY-MM-DD (the GPC file's lastUpdate)"
+            ) from None
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", v):
+            raise ValueError(f"{v!r}: write the date as YYYY-MM-DD")
+        return v
 
 
 class ReceiptSettings(_Model):
