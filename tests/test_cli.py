@@ -69,6 +69,7 @@ def test_check_prints_the_table() -> None:
     assert "valid" in result.stdout
     assert "stats_ses*" in result.stdout
     assert "5 categories, 15 cookie rules" in result.stdout
+    assert "shared with: Google (YouTube)" in result.stdout  # embedded's third parties
 
 
 def test_check_invalid_names_file_and_field(tmp_path: Path) -> None:

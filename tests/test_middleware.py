@@ -379,6 +379,17 @@ def test_a_store_url_no_backend_understands_is_refused_at_start(url: str) -> Non
         ConsentMiddleware(inner, policy=EXAMPLE_POLICY, secret_key="k" * 20, store=url)
 
 
+def test_a_short_signing_key_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="consent"):
+        ConsentMiddleware(inner, policy=EXAMPLE_POLICY, secret_key="x", store="memory://")
+        ConsentMiddleware(
+            inner, policy=EXAMPLE_POLICY, secret_key=["k" * 32, "old"], store="memory://"
+        )
+    warned = [r.getMessage() for r in caplog.records if "signing key" in r.getMessage()]
+    assert warned == [warned[0]]  # the first only: an older, shorter key still verifies
+    assert "1 characters long: use at least 32 random bytes" in warned[0]
+
+
 def test_secret_key_required(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CONSENT_SECRET_KEY", raising=False)
     with pytest.raises(ValueError, match="CONSENT_SECRET_KEY"):

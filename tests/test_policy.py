@@ -265,6 +265,25 @@ def test_the_gpc_files_last_update_is_a_date(tmp_path: Path, value: str) -> None
     assert any(e.startswith("site.toml: gpc.last_update: ") for e in errors_of(policy_dir))
 
 
+@pytest.mark.parametrize(
+    ("file", "old", "new"),
+    [
+        ("analytics.toml", "[translations.de]", "[translations.DE]"),
+        ("analytics.toml", "[translations.de]", "[translations.de-AT]"),
+        ("analytics.toml", "[cookies.translations.de]", "[cookies.translations.German]"),
+    ],
+)
+def test_a_translation_is_keyed_by_a_lower_case_language_code(
+    tmp_path: Path, file: str, old: str, new: str
+) -> None:
+    """Visitors' languages are matched by lower-case code: "DE" or "de-AT" would never be
+    used, so they are errors, not silently ignored texts."""
+    policy_dir = copy_policy(tmp_path)
+    path = policy_dir / file
+    path.write_text(path.read_text().replace(old, new, 1))
+    assert any("is not a language code" in e for e in errors_of(policy_dir)), errors_of(policy_dir)
+
+
 def test_a_necessary_category_is_required(tmp_path: Path) -> None:
     policy_dir = copy_policy(tmp_path)
     (policy_dir / "necessary.toml").unlink()

@@ -81,6 +81,8 @@ def cmd_check(args: argparse.Namespace) -> int:
             flags.append("sale/share")
         if cat.consent_mode:
             flags.append("gcm:" + ",".join(cat.consent_mode))
+        if cat.third_parties:
+            flags.append("shared with: " + ", ".join(cat.third_parties))
         if not cat.cookies:
             rows.append((key, "-", "(no cookies)", "", " ".join(flags)))
         for i, rule in enumerate(cat.cookies):

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -72,6 +73,20 @@ class _Model(BaseModel):
 
 
 # --------------------------------------------------------------------------- site.toml
+
+
+def _language_code(value: str) -> str:
+    if not re.fullmatch(r"[a-z]{2,3}", value):
+        raise ValueError(
+            f"{value!r} is not a language code: write it in lower case, such as 'de' "
+            "(regional variants such as 'de-AT' are not told apart)"
+        )
+    return value
+
+
+#: The key of a translation: a lower-case ISO 639 code (``de``), as visitors' languages are
+#: matched (``de-AT`` in a browser picks ``de``).
+LanguageCode = Annotated[str, AfterValidator(_language_code)]
 
 
 class Controller(_Model):
@@ -150,7 +165,7 @@ class BannerSettings(_Model):
 
     inject: bool = True
     notice: str = ""
-    notice_translations: dict[str, str] = Field(default_factory=dict)
+    notice_translations: dict[LanguageCode, str] = Field(default_factory=dict)
     languages: list[str] = Field(default_factory=lambda: ["en", "de", "fr"])
 
 
@@ -205,7 +220,7 @@ class CookieRule(_Model):
     path: str = "/"
     third_party: bool = False
     partitioned: bool = False
-    translations: dict[str, CookieText] = Field(default_factory=dict)
+    translations: dict[LanguageCode, CookieText] = Field(default_factory=dict)
 
     @field_validator("name")
     @classmethod
@@ -335,7 +350,7 @@ class Category(_Model):
     third_parties: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
         default_factory=list
     )
-    translations: dict[str, CategoryText] = Field(default_factory=dict)
+    translations: dict[LanguageCode, CategoryText] = Field(default_factory=dict)
     cookies: list[CookieRule] = Field(default_factory=list)
 
     @field_validator("consent_mode")

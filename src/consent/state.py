@@ -18,6 +18,7 @@ import contextlib
 import hashlib
 import hmac
 import json
+import logging
 import os
 import struct
 import time
@@ -33,6 +34,8 @@ from itsdangerous.encoding import base64_decode, bytes_to_int
 
 from .policy import Policy
 from .receipts import new_uuid7_hex
+
+logger = logging.getLogger("consent")
 
 __all__ = [
     "ConsentCookie",
@@ -125,6 +128,12 @@ def resolve_secret_keys(secret_key: str | Sequence[str] | None) -> list[str]:
             "secret_key=... or set the CONSENT_SECRET_KEY environment variable (comma-separated "
             "for rotation, newest first). Generate one with: "
             'python -c "import secrets; print(secrets.token_urlsafe(32))"'
+        )
+    if len(keys[0]) < 32:
+        logger.warning(
+            "the consent signing key is %d characters long: use at least 32 random bytes, "
+            'for example: python -c "import secrets; print(secrets.token_urlsafe(32))"',
+            len(keys[0]),
         )
     return keys
 
