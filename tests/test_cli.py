@@ -41,6 +41,15 @@ def test_a_reader_that_stops_early_ends_the_command_quietly() -> None:
     assert consent_with_reader_gone("check", str(EXAMPLE_POLICY)) == (141, b"")
 
 
+def test_a_declaration_in_a_language_the_policy_lacks_says_so(tmp_path: Path) -> None:
+    target = tmp_path / "policy"
+    assert consent("init", str(target)).returncode == 0
+    done = consent("declaration", str(target), "--language", "fr")
+    assert done.returncode == 0
+    assert done.stdout.startswith("# Déclaration relative aux cookies")  # the page's own words
+    assert "the policy has no 'fr' texts" in done.stderr  # ...around the policy's English
+
+
 def test_init_writes_a_valid_policy(tmp_path: Path) -> None:
     target = tmp_path / "policy"
     result = consent("init", str(target))
@@ -94,6 +103,11 @@ def test_declaration_formats(tmp_path: Path) -> None:
     assert "| Name | Anbieter | Zweck | Speicherdauer |" in german
     assert "## Statistik (nur mit Ihrer Einwilligung)" in german
     assert "Weitergegeben an: AdPixel Networks, Meta Platforms, Google Ads." in german
+
+    french = consent("declaration", str(EXAMPLE_POLICY), "--language", "fr")
+    assert "Version de la politique\u00a0: `" in french.stdout  # French puts a space before ":"
+    assert "`stats_ses*` (motif)" in french.stdout
+    assert french.stderr == ""
 
     html = consent("declaration", str(EXAMPLE_POLICY), "--format", "html")
     assert '<h2 id="category-marketing">Marketing' in html.stdout

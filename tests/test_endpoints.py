@@ -616,6 +616,16 @@ def test_a_decision_in_german_is_recorded_and_shown_in_german(client: TestClient
     assert '<th scope="row">Granted</th><td>Analytics, Marketing</td>' in english
 
 
+def test_a_refusal_in_french_reads_as_french(client: TestClient) -> None:
+    client.post("/_consent?lang=fr", json={"accept": []}, headers=SAME_ORIGIN)
+    page = client.get("/_consent/receipt?lang=fr", headers={"Accept": "text/html"}).text
+    assert '<th scope="row">Autorisés</th><td>aucune catégorie</td>' in page
+    assert '<th scope="row">Événement</th><td>consentement refusé</td>' in page
+    declaration = client.get("/_consent/declaration?lang=fr", headers={"Accept": "text/html"})
+    assert "Responsable de ce site\u00a0: Lindenhof Clinic gGmbH" in declaration.text
+    assert "<code>stats_ses*</code> (motif)</td>" in declaration.text
+
+
 def test_the_declaration_names_who_receives_data(client: TestClient) -> None:
     data = client.get("/_consent/declaration?format=json").json()
     shared = {c["key"]: c["third_parties"] for c in data["categories"]}

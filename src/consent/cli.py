@@ -109,6 +109,13 @@ def cmd_declaration(args: argparse.Namespace) -> int:
     if isinstance(policy, int):
         return policy
     render = {"markdown": render_markdown, "html": render_html, "json": render_json}[args.format]
+    if args.language and args.language not in policy.languages:
+        print(
+            f"consent: warning: the policy has no {args.language!r} texts (it has "
+            f"{', '.join(sorted(policy.languages))}): categories and cookies are shown in "
+            f"{policy.site.language!r}; add [translations.{args.language}] tables",
+            file=sys.stderr,
+        )
     text = render(policy, args.language)
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")

@@ -67,8 +67,9 @@ def render_markdown(policy: Policy, language: str | None = None) -> str:
     lines = [
         f"# {t['declaration']}",
         "",
-        f"{t['controller']}: {c['name']} ({c['email']}). {t['policy_link']}: {data['policy_url']}. "
-        f"Revision `{data['revision'][:16]}`.",
+        f"{t['controller']}{t['colon']}{c['name']} ({c['email']}). "
+        f"{t['policy_link']}{t['colon']}{data['policy_url']}. "
+        f"{t['receipt_revision']}{t['colon']}`{data['revision'][:16]}`.",
         "",
     ]
     heads = [t[f"cookie_{k}"] for k in ("name", "vendor", "purpose", "duration")]
@@ -76,7 +77,7 @@ def render_markdown(policy: Policy, language: str | None = None) -> str:
         status = t["always_on"] if cat["necessary"] else t["only_with_consent"]
         lines += [f"## {cat['title']} ({status})", "", cat["description"], ""]
         if cat["third_parties"]:
-            lines += [f"{t['shared_with']}: {', '.join(cat['third_parties'])}.", ""]
+            lines += [f"{t['shared_with']}{t['colon']}{', '.join(cat['third_parties'])}.", ""]
         if cat["cookies"]:
             lines += ["| " + " | ".join(heads) + " |", "| --- | --- | --- | --- |"]
             for ck in cat["cookies"]:
@@ -99,10 +100,11 @@ def render_html(policy: Policy, language: str | None = None, *, form: str = "") 
     out = [
         '<section class="consent-declaration">',
         f"<h1>{escape(t['declaration'])}</h1>",
-        f'<p>{escape(t["controller"])}: {escape(c["name"])} (<a href="mailto:{escape(c["email"])}">'
-        f'{escape(c["email"])}</a>). <a href="{escape(data["policy_url"])}">'
-        f"{escape(t['policy_link'])}</a>. "
-        f"Revision <code>{escape(data['revision'][:16])}</code>.</p>",
+        f"<p>{escape(t['controller'] + t['colon'])}{escape(c['name'])} "
+        f'(<a href="mailto:{escape(c["email"])}">{escape(c["email"])}</a>). '
+        f'<a href="{escape(data["policy_url"])}">{escape(t["policy_link"])}</a>. '
+        f"{escape(t['receipt_revision'] + t['colon'])}"
+        f"<code>{escape(data['revision'][:16])}</code>.</p>",
         form,
     ]
     for cat in data["categories"]:
@@ -114,7 +116,7 @@ def render_html(policy: Policy, language: str | None = None, *, form: str = "") 
         out.append(f"<p>{escape(cat['description'])}</p>")
         if cat["third_parties"]:
             out.append(
-                f'<p class="consent-third-parties">{escape(t["shared_with"])}: '
+                f'<p class="consent-third-parties">{escape(t["shared_with"] + t["colon"])}'
                 f"{escape(', '.join(cat['third_parties']))}.</p>"
             )
         if cat["cookies"]:
@@ -124,8 +126,10 @@ def render_html(policy: Policy, language: str | None = None, *, form: str = "") 
             )
             out.append(f"<table><thead><tr>{heads}</tr></thead><tbody>")
             for ck in cat["cookies"]:
+                kind = "" if ck["match"] == "name" else f" ({escape(t['cookie_pattern'])})"
                 out.append(
-                    f"<tr><td><code>{escape(ck['name'])}</code></td><td>{escape(ck['vendor'])}</td>"
+                    f"<tr><td><code>{escape(ck['name'])}</code>{kind}</td>"
+                    f"<td>{escape(ck['vendor'])}</td>"
                     f"<td>{escape(ck['purpose'])}</td><td>{escape(ck['duration'])}</td></tr>"
                 )
             out.append("</tbody></table>")
