@@ -563,6 +563,8 @@ def test_receipt_page_after_a_decision(context: BrowserContext, demo: DemoServer
 def test_footer_link_opens_the_settings(context: BrowserContext, demo: DemoServer) -> None:
     page = open_page(context, demo.url + "/")
     page.click("#consent-reject-all")
+    # The decision is answered (a dialog opened while it is on its way would close with it).
+    expect(page.locator("#consent-settings")).to_be_visible()
     page.locator(".site-footer").get_by_role("link", name="Cookie settings").click()
     expect(page.locator("#consent-preferences")).to_be_visible()
     assert page.url == demo.url + "/"  # the link did not navigate
