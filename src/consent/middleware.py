@@ -239,7 +239,9 @@ class _CookieView:
             dropped,
             tuple(blocked),
             tuple(undeclared),
-            tuple((b"set-cookie", header) for header in expire),
+            # The deletions answer this visitor's cookies: whatever carries them varies with
+            # the Cookie header, so that a shared cache does not replay them to others.
+            (*((b"set-cookie", header) for header in expire), *_VARY_COOKIE) if expire else (),
             tuple(expired),
         )
 
@@ -359,10 +361,16 @@ class Injection:
         )
 
     def responder(
-        self, send: Send, scope: Scope, state: ConsentState, nonce: str = ""
+        self,
+        send: Send,
+        scope: Scope,
+        state: ConsentState,
+        nonce: str = "",
+        extra_headers: Sequence[tuple[bytes, bytes]] = _VARY_COOKIE,
     ) -> HtmlResponder:
         """A ``send`` wrapper that rewrites an HTML response streamed in several messages
-        (call it with the start message, then with everything that follows)."""
+        (call it with the start message, then with everything that follows); ``extra_headers``
+        are added to the start message."""
         return HtmlResponder(
             send,
             head_start=self.head_start(state.allowed, nonce),
@@ -370,7 +378,7 @@ class Injection:
             body_start=self.body_start(scope, state),
             granted=state.allowed,
             cache=None if nonce else self.documents,
-            extra_headers=_VARY_COOKIE,
+            extra_headers=extra_headers,
         )
 
 
@@ -538,8 +546,9 @@ class ConsentMiddleware:
                 if message["type"] == "http.response.body" and not message.get("more_body"):
                     # The whole page in one message (the usual case): rewrite it at once.
                     out, changed, length = injection.document(scope, message, state, nonce)
-                    # The page now depends on the consent cookie: caches must not mix visitors.
-                    extra = (*expire, *_VARY_COOKIE) if expire else _VARY_COOKIE
+                    # The page now depends on the consent cookie: caches must not mix visitors
+                    # (deletions, when there are any, come with that Vary already).
+                    extra = expire or _VARY_COOKIE
                     start = dict(start)
                     start["headers"] = with_length(held_headers, layout, length, changed, extra)
                     await send(start)
@@ -547,9 +556,9 @@ class ConsentMiddleware:
                     message["body"] = out
                     await send(message)
                     return
-                html_send = injection.responder(send, scope, state, nonce)
+                html_send = injection.responder(send, scope, state, nonce, expire or _VARY_COOKIE)
                 start = dict(start)
-                start["headers"] = [*held_headers, *expire]
+                start["headers"] = held_headers
                 await html_send(start)
             if html_send is not None:
                 await html_send(message)
@@ -581,13 +590,13 @@ class ConsentMiddleware:
                             passed,
                             content_length=None,
                             body_changed=True,
-                            extra=(*expire, *_VARY_COOKIE),
+                            extra=expire or _VARY_COOKIE,
                         )
                         await send(message)
                         return
                     if kept is not None or expire:
                         message = dict(message)
-                        message["headers"] = [*passed, *expire, *(_VARY_COOKIE if expire else ())]
+                        message["headers"] = [*passed, *expire]
                 else:
                     message = filter_headers(message, allowed, expire)
             elif mtype == "websocket.accept" and (message.get("headers") or expire):
@@ -708,9 +717,7 @@ class ConsentMiddleware:
             return message
         if out is None:
             out = list(headers)
-        if expire:
-            # The deletions answer this visitor's cookies: a shared cache must not replay them.
-            out.extend((*expire, *_VARY_COOKIE))
+        out.extend(expire)
         message = dict(message)
         message["headers"] = out
         return message
