@@ -26,6 +26,7 @@ SCRIPTS = {
     ("decisions.py", ()): "sqlite x1 workers",
     ("decisions.py", ("--only", "postgres-2")): "postgres x2 workers",
     ("audit.py", ()): "verify-store",
+    ("catalog.py", ()): "indexed",
 }
 
 

@@ -14,6 +14,7 @@ from importlib import resources
 from pathlib import Path
 
 from . import __version__, audit
+from .catalog.command import register as register_catalog
 from .declaration import render_html, render_json, render_markdown
 from .policy import Policy, PolicyError, load_policy
 from .store.base import redact_url
@@ -219,6 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     # Commands that live in other modules register themselves here.
     audit.register(sub)
+    register_catalog(sub)
     return parser
 
 
