@@ -1,5 +1,5 @@
-"""The known-cookie catalog: the shipped Open Cookie Database, its lookups, its category mapping
-and ``consent catalog``."""
+"""The known-cookie catalog: the shipped Open Cookie Database, its lookups, its category mapping,
+``consent catalog`` and ``consent check``'s warnings."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from consent.catalog import CATEGORY_KEYS, default_catalog, lookup
+from consent.catalog.checks import necessary_warnings
 from consent.catalog.mapping import site_category
 from consent.policy import load_policy
 
@@ -239,3 +240,57 @@ def test_consent_catalog_json() -> None:
 
 def test_consent_catalog_needs_a_name() -> None:
     assert consent("catalog").returncode == 2
+
+
+# --------------------------------------------------------------------------- consent check
+
+
+def test_check_warns_of_a_necessary_rule_the_catalog_calls_marketing() -> None:
+    done = consent("check", str(EXAMPLE_POLICY))
+    assert done.returncode == 0
+    assert (
+        "warning: necessary.toml: cookies[2].name 'sessionid' is declared necessary, but the "
+        "Open Cookie Database lists 'sessionid' as Marketing (Instagram)"
+    ) in done.stdout
+    assert "--ignore sessionid" in done.stdout
+    assert done.stdout.rstrip().endswith("1 warning")
+
+
+def test_check_strict_makes_warnings_exit_1_and_ignore_silences_one() -> None:
+    assert consent("check", str(EXAMPLE_POLICY), "--strict").returncode == 1
+    quiet = consent("check", str(EXAMPLE_POLICY), "--strict", "--ignore", "sessionid")
+    assert quiet.returncode == 0, quiet.stdout
+    assert "warning" not in quiet.stdout
+
+
+def test_check_warns_of_a_necessary_glob_that_catches_analytics(tmp_path: Path) -> None:
+    policy_dir = copy_policy(tmp_path)
+    analytics = policy_dir / "analytics.toml"
+    analytics.write_text(
+        analytics.read_text().replace('regex = "_ga(_[A-Z0-9]+)?"', 'name = "stats_x"')
+    )
+    necessary = policy_dir / "necessary.toml"
+    necessary.write_text(
+        necessary.read_text()
+        + '\n[[cookies]]\npattern = "_ga*"\n\n[[cookies]]\nname = "token"\n'
+        + '\n[[cookies]]\nname = "PHPSESSID"\n'
+    )
+    policy = load_policy(policy_dir)
+    found = necessary_warnings(policy, ignore={"sessionid"})
+    assert [(w.file, w.index, w.rule.label) for w in found] == [("necessary.toml", 5, "_ga*")]
+    names = dict(found[0].matches)
+    assert names["_ga"].vendor == "Google Analytics"
+    assert names["_ga_"].match == "prefix"
+    assert "'_ga' as Analytics (Google Analytics)" in found[0].message()
+    # an ambiguous name (token) and a Functional one (PHPSESSID) are not held against the rule
+    done = consent("check", str(policy_dir), "--strict", "--ignore", "sessionid")
+    assert done.returncode == 1
+    assert "necessary.toml: cookies[5].pattern '_ga*' is declared necessary" in done.stdout
+    assert "token" not in done.stdout.split("cookie rules", 1)[1]
+
+
+def test_a_starter_policy_has_no_warnings(tmp_path: Path) -> None:
+    assert consent("init", str(tmp_path / "p")).returncode == 0
+    done = consent("check", str(tmp_path / "p"), "--strict")
+    assert done.returncode == 0, done.stdout
+    assert "warning" not in done.stdout

@@ -102,7 +102,19 @@ def cmd_check(args: argparse.Namespace) -> int:
     n_rules = sum(len(c.cookies) for c in policy.categories.values())
     print()
     print(f"{len(policy.categories)} categories, {n_rules} cookie rules")
-    return EXIT_OK
+    return _catalog_warnings(policy, args)
+
+
+def _catalog_warnings(policy: Policy, args: argparse.Namespace) -> int:
+    """Necessary rules the known-cookie catalog calls Analytics or Marketing."""
+    from .catalog.checks import necessary_warnings
+
+    found = necessary_warnings(policy, ignore=args.ignore)
+    for warning in found:
+        print(f"warning: {warning.message()}")
+    if found:
+        print(f"{len(found)} warning{'s' if len(found) > 1 else ''}")
+    return EXIT_FINDING if found and args.strict else EXIT_OK
 
 
 def cmd_declaration(args: argparse.Namespace) -> int:
@@ -183,10 +195,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="validate a policy directory",
         description=(
             "Validate site.toml and every category file; print the categories and cookie rules. "
-            "Exit 1 and name file and field of every problem when invalid."
+            "Exit 1 and name file and field of every problem when invalid. Warn when a rule of a "
+            "necessary category matches a known Analytics or Marketing cookie of the catalog."
         ),
     )
     p.add_argument("directory", metavar="DIR")
+    p.add_argument(
+        "--strict", action="store_true", help="exit 1 when there are warnings, not only errors"
+    )
+    p.add_argument(
+        "--ignore",
+        action="append",
+        default=[],
+        metavar="RULE",
+        help="no catalog warning for this rule (its name, glob or regex as written); repeatable",
+    )
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser(
