@@ -17,6 +17,7 @@ from . import __version__, audit
 from .catalog.command import register as register_catalog
 from .declaration import render_html, render_json, render_markdown
 from .policy import Policy, PolicyError, load_policy
+from .scanner.command import register as register_scan
 from .store.base import redact_url
 
 __all__ = ["main"]
@@ -244,6 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     # Commands that live in other modules register themselves here.
     audit.register(sub)
     register_catalog(sub)
+    register_scan(sub)
     return parser
 
 
