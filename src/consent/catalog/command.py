@@ -7,15 +7,9 @@ import json
 import sys
 from typing import Any
 
-from .database import SOURCE, Suggestion, lookup
+from .database import FUNCTIONAL_NOTE, SOURCE, Suggestion, lookup
 
 __all__ = ["cmd_catalog", "describe", "register"]
-
-#: Said of a Functional row mapped to ``necessary``.
-FUNCTIONAL_NOTE = (
-    "the catalog's Functional rows include identifiers that are not strictly necessary: "
-    "check it before declaring it necessary"
-)
 
 
 def describe(suggestion: Suggestion) -> list[str]:

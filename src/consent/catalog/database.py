@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 __all__ = [
     "CATEGORY_KEYS",
+    "FUNCTIONAL_NOTE",
     "SOURCE",
     "Catalog",
     "Entry",
@@ -44,6 +45,11 @@ CATEGORY_KEYS: Mapping[str, str] = {
     "Marketing": "marketing",
     "Personalization": "preferences",
 }
+#: Said wherever a Functional row would put a name into ``necessary``.
+FUNCTIONAL_NOTE = (
+    "the catalog's Functional rows include identifiers that are not strictly necessary: "
+    "check it before declaring it necessary"
+)
 _FILE = "open-cookie-database.csv"
 _HOST_PREFIXES = ("__Host-", "__Secure-")
 _PLACEHOLDER = re.compile(r"%[A-Za-z_]+%$")

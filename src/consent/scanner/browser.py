@@ -242,7 +242,7 @@ class _Visitor:
         self.cookie_keys: set[tuple[str, str, str]] = set()
         self.storage_keys: set[tuple[str, str, str]] = set()
         # Requests under way, and when the last one started or ended (see _settle)
-        self.in_flight = 0
+        self.in_flight: set[Request] = set()
         self.last_activity = 0.0
         context.on("request", self._on_request)
         context.on("response", self._on_response)
@@ -252,7 +252,7 @@ class _Visitor:
     # ---------------------------------------------------------------- events
 
     def _on_request(self, request: Request) -> None:
-        self.in_flight += 1
+        self.in_flight.add(request)
         self.last_activity = asyncio.get_running_loop().time()
         parts = urlsplit(request.url)
         host = parts.hostname
@@ -262,7 +262,7 @@ class _Visitor:
             self.run.hosts[host] = (self.page_url, not same_site(host, self.site.host))
 
     def _on_request_done(self, request: Request) -> None:
-        self.in_flight -= 1
+        self.in_flight.discard(request)
         self.last_activity = asyncio.get_running_loop().time()
 
     def _on_response(self, response: Response) -> None:
@@ -296,7 +296,7 @@ class _Visitor:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.options.settle
         while loop.time() < deadline:
-            if self.in_flight <= 0 and loop.time() - self.last_activity >= QUIET:
+            if not self.in_flight and loop.time() - self.last_activity >= QUIET:
                 break
             await asyncio.sleep(0.05)
         while self.pending:

@@ -21,8 +21,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ..catalog import SOURCE, Catalog, Suggestion
-from ..catalog.command import FUNCTIONAL_NOTE
+from ..catalog.database import FUNCTIONAL_NOTE, SOURCE, Catalog, Suggestion
 from ..catalog.mapping import site_category
 from ..classify import Classifier
 from ..policy import COOKIE_GLOB, COOKIE_NAME, CookieRule, Policy
