@@ -1,9 +1,10 @@
 """The known-cookie catalog: the shipped Open Cookie Database, its lookups, its category mapping,
-``consent catalog`` and ``consent check``'s warnings."""
+``consent catalog``, ``consent check``'s warnings and the middleware's log line."""
 
 from __future__ import annotations
 
 import json
+import logging
 import string
 import subprocess
 import sys
@@ -11,13 +12,18 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
+from starlette.testclient import TestClient
+from starlette.types import Receive, Scope, Send
 
+from consent import ConsentMiddleware
 from consent.catalog import CATEGORY_KEYS, default_catalog, lookup
 from consent.catalog.checks import necessary_warnings
 from consent.catalog.mapping import site_category
 from consent.policy import load_policy
 
 from .helpers import EXAMPLE_POLICY, ROOT, copy_policy
+
+KEY = "catalog-test-key-0123456789abcdefghij"
 
 
 def consent(*args: str) -> subprocess.CompletedProcess[str]:
@@ -294,3 +300,79 @@ def test_a_starter_policy_has_no_warnings(tmp_path: Path) -> None:
     done = consent("check", str(tmp_path / "p"), "--strict")
     assert done.returncode == 0, done.stdout
     assert "warning" not in done.stdout
+
+
+# --------------------------------------------------------------------------- the middleware's log line
+
+
+def _setting(*cookies: str) -> ConsentMiddleware:
+    """The middleware on the example policy around an app that sets ``cookies``."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [(b"set-cookie", c.encode()) for c in cookies]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    return ConsentMiddleware(app, policy=EXAMPLE_POLICY, secret_key=KEY, store="memory://")
+
+
+def test_the_undeclared_cookie_log_line_names_the_catalogs_suggestion(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    site = _setting("_hjid=1; Path=/", "_hjSessionUser_7=2", "token=3", "our_widget=4")
+    client = TestClient(site)
+    with caplog.at_level(logging.WARNING, logger="consent"):
+        for _ in range(3):
+            assert client.get("/").status_code == 200
+    lines = sorted(r.getMessage() for r in caplog.records if "not declared" in r.getMessage())
+    tail = "is not declared in the cookie policy; it is blocked (declare it in a category file); "
+    assert lines == [
+        f"cookie '_hjSessionUser_7' {tail}the Open Cookie Database knows it: Hotjar, "
+        "Functional -> necessary, 365 days (prefix '_hjSessionUser_')",
+        f"cookie '_hjid' {tail}the Open Cookie Database knows it: Hotjar, Analytics -> "
+        "analytics, 365 days",
+        f"cookie 'our_widget' {tail}the Open Cookie Database does not know it",
+        f"cookie 'token' {tail}the Open Cookie Database lists it under conflicting "
+        "categories: Adform (Marketing), Xandr (Functional)",
+    ]
+
+
+def test_the_request_path_reads_the_catalog_only_to_write_a_log_line() -> None:
+    code = f"""
+import asyncio, sys
+from consent import ConsentMiddleware
+
+async def app(scope, receive, send):
+    await send({{"type": "http.response.start", "status": 200, "headers": []}})
+    await send({{"type": "http.response.body", "body": b""}})
+
+site = ConsentMiddleware(app, policy={str(EXAMPLE_POLICY)!r}, secret_key={KEY!r}, store="memory://")
+
+async def receive():
+    return {{"type": "http.request", "body": b""}}
+
+async def send(message):
+    pass
+
+def get(cookie):
+    headers = [(b"host", b"testserver"), (b"cookie", cookie)]
+    scope = {{"type": "http", "method": "GET", "scheme": "http", "path": "/", "root_path": "",
+              "query_string": b"", "headers": headers}}
+    asyncio.run(site(scope, receive, send))
+
+get(b"stats_vid=1; csrftoken=2")
+print(any(m.startswith("consent.catalog") for m in sys.modules))
+get(b"_hjid=1")
+get(b"_hjid=2")
+from consent.catalog import default_catalog
+print(default_catalog.cache_info().currsize)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    # declared cookies only: the catalog was not even imported; an undeclared one: read once,
+    # for the one line written (no logging configured: Python prints it to stderr)
+    assert done.stdout.split() == ["False", "1"]
+    assert done.stderr.count("not declared") == 1
+    assert "'_hjid'" in done.stderr
+    assert "Hotjar, Analytics -> analytics" in done.stderr

@@ -790,8 +790,12 @@ class ConsentMiddleware:
             if name in self._undeclared_logged:
                 return
             self._undeclared_logged.add(name)
+        from .catalog.note import log_note  # read when this line is written, once per name
+
         logger.warning(
-            "cookie %r is not declared in the cookie policy; it is %s (declare it in a category file)",
+            "cookie %r is not declared in the cookie policy; it is %s (declare it in a category "
+            "file)%s",
             name,
             "allowed" if self.allow_undeclared else "blocked",
+            log_note(name),
         )
