@@ -151,6 +151,9 @@ def test_first_visit_shows_three_equal_buttons_and_runs_nothing(
     assert box["y"] >= 0
     assert box["y"] + box["height"] <= 800
     assert box["height"] < 400
+    # The whole notice fits: no "Read more".
+    expect(page.locator("#consent-more")).to_be_hidden()
+    expect(page.locator("#consent-banner a.consent-link")).to_be_visible()
 
     assert optional_cookies(context) == set()
     gated_nothing_ran(page)
@@ -215,6 +218,130 @@ def test_mobile_first_layer_fits(
         assert button is not None
         assert button["y"] + button["height"] <= 667
     page.screenshot(path=screenshots / "first-layer-mobile.png")
+    page.close()
+
+
+PHONE = {"width": 375, "height": 667}
+
+
+def in_view(page: Page, selector: str) -> bool:
+    """Whether the element is inside the viewport and is what a tap on its centre would hit
+    (not cut off by a scrolled or clipped container, not covered by anything)."""
+    return bool(
+        page.eval_on_selector(
+            selector,
+            """(e) => {
+                const r = e.getBoundingClientRect();
+                const hit = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+                return r.width > 0 && r.height > 0 && r.top >= 0 && r.left >= 0
+                    && r.bottom <= innerHeight && r.right <= innerWidth && !!hit && e.contains(hit);
+            }""",
+        )
+    )
+
+
+def screen_share(page: Page, selector: str) -> float:
+    box = page.locator(selector).bounding_box()
+    assert box is not None
+    size = page.viewport_size
+    assert size is not None
+    return box["width"] * box["height"] / (size["width"] * size["height"])
+
+
+def clipped(page: Page, selector: str) -> bool:
+    return bool(page.eval_on_selector(selector, "(e) => e.scrollHeight > e.clientHeight + 1"))
+
+
+@pytest.mark.parametrize("lang", ["en", "de"])  # the languages of the demo's pages
+def test_on_a_phone_the_first_layer_is_short_and_the_full_notice_one_tap_away(
+    make_context: Callable[..., BrowserContext], demo: DemoServer, lang: str
+) -> None:
+    """At 375 x 667 the first layer covers at most 40 % of the screen: the notice is cut short,
+    while the policy link and the three buttons stay in view; "Read more" shows all of it."""
+    context = make_context(viewport=PHONE, is_mobile=True, has_touch=True)
+    page = open_page(context, demo.url + f"/?lang={lang}")
+    banner = page.locator("#consent-banner")
+    expect(banner).to_have_attribute("lang", lang)
+    page.evaluate("() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))")
+    share = screen_share(page, "#consent-banner")
+    assert share <= 0.40, f"the first layer covers {share:.0%} of the screen"
+    for selector in (*BUTTONS, "#consent-banner a.consent-link", "#consent-more"):
+        assert in_view(page, selector), selector
+
+    more = page.locator("#consent-more")
+    expect(more).to_have_attribute("aria-expanded", "false")
+    expect(more).to_have_attribute("aria-controls", "consent-banner-notice")
+    assert clipped(page, "#consent-banner-notice")
+    more.tap()
+    expect(more).to_have_attribute("aria-expanded", "true")
+    assert not clipped(page, "#consent-banner-notice")
+    assert in_view(page, "#consent-banner-notice")
+    for selector in (*BUTTONS, "#consent-more"):  # scrolled into the banner, still reachable
+        page.locator(selector).scroll_into_view_if_needed()
+        assert in_view(page, selector), selector
+
+    more.tap()  # and back
+    expect(more).to_have_attribute("aria-expanded", "false")
+    expect(more).to_be_focused()
+    assert clipped(page, "#consent-banner-notice")
+    assert screen_share(page, "#consent-banner") <= 0.40
+    page.close()
+
+
+def test_a_notice_that_fits_has_no_read_more(
+    make_context: Callable[..., BrowserContext],
+    demo_factory: Callable[..., DemoServer],
+    tmp_path: Path,
+) -> None:
+    """A short notice is shown whole on a phone, without a disclosure that would reveal nothing."""
+    policy = copy_demo_policy(tmp_path / "policy")
+    site = policy / "site.toml"
+    text = site.read_text(encoding="utf-8")
+    text = re.sub(r'(?s)\nnotice = """.*?"""', '\nnotice = "We use cookies."', text, count=1)
+    site.write_text(text, encoding="utf-8")
+    server = demo_factory("short-notice", policy=policy)
+    context = make_context(viewport=PHONE, is_mobile=True, has_touch=True)
+    page = open_page(context, server.url + "/")
+    expect(page.locator("#consent-banner-notice")).to_contain_text("We use cookies.")
+    page.evaluate("() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))")
+    expect(page.locator("#consent-more")).to_be_hidden()
+    assert not clipped(page, "#consent-banner-notice")
+    assert in_view(page, "#consent-banner a.consent-link")
+    page.close()
+
+
+@pytest.mark.parametrize(("width", "height"), [(375, 667), (320, 256)])
+def test_on_a_phone_the_settings_dialog_opens_at_its_title(
+    make_context: Callable[..., BrowserContext], demo: DemoServer, width: int, height: int
+) -> None:
+    """From Customize and, after a decision, from the Cookie settings button the dialog opens
+    with its title and Close button in view, and the focus on the dialog itself (so a screen
+    reader announces its name); at 320 x 256 too (400 % zoom)."""
+    context = make_context(
+        viewport={"width": width, "height": height}, is_mobile=True, has_touch=True
+    )
+    page = open_page(context, demo.url + "/")
+    dialog = page.locator("#consent-preferences")
+
+    def opens_at_its_title() -> None:
+        expect(dialog).to_be_visible()
+        assert dialog.evaluate("(e) => e.scrollTop") == 0
+        for selector in ("#consent-prefs-title", "#consent-close"):
+            assert in_view(page, selector), selector
+        expect(dialog).to_be_focused()
+
+    page.tap("#consent-customize")
+    opens_at_its_title()
+    page.keyboard.press("Tab")  # then on to the controls, inside the dialog
+    assert focused(page)["inModal"]
+    assert focused(page)["id"] != "consent-preferences"
+    page.tap("#consent-close")
+    expect(dialog).to_have_count(0)
+
+    page.tap("#consent-reject-all")
+    expect(page.locator("#consent-settings")).to_be_visible()
+    page.tap("#consent-settings")
+    opens_at_its_title()
     page.close()
 
 
@@ -330,13 +457,12 @@ def test_keyboard_only(context: BrowserContext, demo: DemoServer, screenshots: P
         assert state["outline"] != "none", state
         assert state["outlineWidth"] >= 2, state
 
-    # Enter on Customize opens the dialog with the focus inside it.
+    # Enter on Customize opens the dialog with the focus on the dialog itself, at its title.
     page.keyboard.press("Enter")
     dialog = page.locator("#consent-preferences")
     expect(dialog).to_be_visible()
     expect(dialog).to_have_attribute("aria-modal", "true")
-    assert focused(page)["inModal"]
-    assert focused(page)["id"] == "consent-toggle-analytics"
+    assert focused(page)["id"] == "consent-preferences"
     page.screenshot(path=screenshots / "second-layer.png")
 
     # The focus stays trapped inside, forwards and backwards.
@@ -369,7 +495,8 @@ def test_keyboard_only(context: BrowserContext, demo: DemoServer, screenshots: P
     page.keyboard.press("Enter")
     expect(dialog).to_be_visible()
     expect(page.locator("#consent-toggle-analytics")).not_to_be_checked()
-    page.keyboard.press("Space")  # the focus starts on the analytics switch
+    tab_to(page, "consent-toggle-analytics")
+    page.keyboard.press("Space")
     expect(page.locator("#consent-toggle-analytics")).to_be_checked()
     tab_to(page, "consent-save")
     with page.expect_response(lambda r: r.request.method == "POST") as posted:

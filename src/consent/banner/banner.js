@@ -14,9 +14,9 @@ if (!prefix && me && me.src) {
 prefix = (prefix || "/_consent").replace(/\/+$/, "");
 const nonce = (me && me.nonce) || ""; // the page's CSP nonce
 
-// Fallback labels, used only when no translation file can be loaded.
+// Labels for when no translation file loads.
 const EN = {
-  title: "Cookies", notice: "We use cookies.", policy_link: "Cookie policy",
+  title: "Cookies", notice: "We use cookies.", policy_link: "Cookie policy", more: "Read more", less: "Show less",
   policy_changed: "Our cookie policy has changed since your last choice.",
   accept_all: "Accept all", reject_all: "Reject all", customize: "Customize", save: "Save choices",
   always_on: "Always active", settings: "Cookie settings", close: "Close",
@@ -41,7 +41,7 @@ const list = (x) => (Array.isArray(x) ? x : []);
 const primary = (s) => String(s || "").trim().toLowerCase().split(/[-_]/)[0].replace(/[^a-z]/g, "");
 const cats = () => list(state && state.categories).filter((c) => c && c.key != null);
 const allows = (k) => k === "necessary" || cats().some((c) => c.key === k && c.necessary) ||
-  (!!state && list(state.granted).indexOf(k) >= 0);
+  (!!state && list(state.granted).includes(k));
 const allAllowed = (v) => { // keys between ASCII spaces (as the server reads them), one granted
   const ks = String(v || "").split(/[\t\n\f\r ]+/).filter(Boolean);
   return ks.every(allows) && ks.some((k) => list(state.granted).includes(k));
@@ -59,8 +59,8 @@ function el(tag, attrs, text, parent) {
   return e;
 }
 
-function button(id, label, onClick, cls) {
-  const b = el("button", { type: "button", id: id, class: cls || "consent-btn" }, label);
+function button(id, label, onClick, cls, attrs) {
+  const b = el("button", Object.assign({ type: "button", id: id, class: cls || "consent-btn" }, attrs), label);
   b.addEventListener("click", () => onClick(b));
   return b;
 }
@@ -83,10 +83,8 @@ async function getJSON(url) {
 
 async function strings(l) {
   for (const x of l && l !== "en" ? [l, "en"] : ["en"]) {
-    try {
-      const j = await getJSON(prefix + "/i18n/" + x + ".json");
-      if (j && typeof j === "object") { lang = x; return j; }
-    } catch (e) { /* next */ }
+    const j = await getJSON(prefix + "/i18n/" + x + ".json").catch(() => null);
+    if (j && typeof j === "object") { lang = x; return j; }
   }
   return EN;
 }
@@ -94,20 +92,18 @@ async function strings(l) {
 async function load() {
   const hl = primary(d.documentElement.getAttribute("lang"));
   const early = hl ? strings(hl) : null; // fetched alongside the state
-  let s = null;
   query = hl ? "?lang=" + hl : ""; // the page's language, for decisions too
-  try { s = await getJSON(prefix + query); } catch (e) { s = null; }
+  const s = await getJSON(prefix + query).catch(() => null);
   if (!s || typeof s !== "object") return null;
   T = await (early || strings(primary(s.language)));
   return s;
 }
 
-// Run what the visitor allowed, without a reload. Under 'strict-dynamic' every script made here
-// runs: on a page with a nonce, only gated scripts carrying it qualify.
+// Run what the visitor allowed, without a reload. With a CSP nonce, only gated scripts carrying
+// it ('strict-dynamic' would run any script made here).
 function activate() {
   d.querySelectorAll('script[type="text/plain"][data-consent]').forEach((old) => {
-    if (nonce && old.nonce !== nonce) return;
-    if (!allAllowed(old.getAttribute("data-consent")) || !old.parentNode) return;
+    if ((nonce && old.nonce !== nonce) || !allAllowed(old.getAttribute("data-consent")) || !old.parentNode) return;
     const s = d.createElement("script");
     for (const a of Array.from(old.attributes)) {
       if (a.name !== "type" && a.name !== "data-type") s.setAttribute(a.name, a.value);
@@ -132,7 +128,7 @@ function gtagUpdate() {
   const m = {};
   for (const c of cats()) {
     for (const type of list(c.consent_mode)) {
-      // granted only if every category using the type is allowed
+      // granted only if all its categories are
       m[type] = m[type] !== "denied" && allows(c.key) ? "granted" : "denied";
     }
   }
@@ -140,14 +136,12 @@ function gtagUpdate() {
 }
 
 function apply() {
-  try { activate(); gtagUpdate(); } catch (e) { /* a broken page script must not undo the choice */ }
+  try { activate(); gtagUpdate(); } catch (e) { /* a broken page script keeps the choice */ }
 }
 
 function showSettings() {
   if (!settingsBtn) {
-    settingsBtn = button("consent-settings", t("settings"), openPrefs, "consent-settings");
-    settingsBtn.setAttribute("aria-haspopup", "dialog");
-    settingsBtn.setAttribute("lang", lang);
+    settingsBtn = button("consent-settings", t("settings"), openPrefs, "consent-settings", { "aria-haspopup": "dialog", lang: lang });
     d.body.append(settingsBtn);
   }
   settingsBtn.hidden = false;
@@ -160,14 +154,11 @@ function actions(save) {
     button(save ? "consent-prefs-accept-all" : "consent-accept-all", t("accept_all"), (b) => decide("all", b)),
     button(save ? "consent-prefs-reject-all" : "consent-reject-all", t("reject_all"), (b) => decide([], b))
   );
-  if (!save) {
-    box.append(button("consent-customize", t("customize"), openPrefs));
-    box.lastChild.setAttribute("aria-haspopup", "dialog");
-  }
+  if (!save) box.append(button("consent-customize", t("customize"), openPrefs, null, { "aria-haspopup": "dialog" }));
   return box;
 }
 
-let room; // while the first layer shows at the bottom, the page (and focus) keeps clear of it
+let room; // the page (and focus) keeps clear of the first layer at the bottom
 function keepRoom() {
   const r = banner && !banner.hidden && banner.getBoundingClientRect(), h = d.documentElement.clientHeight;
   if (!room && r && d.adoptedStyleSheets) d.adoptedStyleSheets = d.adoptedStyleSheets.concat(room = new CSSStyleSheet());
@@ -187,15 +178,26 @@ function showBanner() {
   });
   el("h2", { id: "consent-banner-title", class: "consent-title" }, t("title"), banner);
   if (changed) el("p", { id: "consent-banner-changed", class: "consent-changed" }, t("policy_changed"), banner);
+  const text = el("p", { id: "consent-banner-notice", class: "consent-notice" }, String(state.notice || "").trim() || t("notice"), banner);
+  // shows the notice a small screen cuts short (banner.css)
+  let open = false;
+  const more = button("consent-more", t("more"), () => {
+    text.classList.toggle("consent-open", open = !open);
+    more.setAttribute("aria-expanded", open);
+    more.textContent = t(open ? "less" : "more");
+  }, "consent-more", { "aria-expanded": "false", "aria-controls": text.id, hidden: !!w.ResizeObserver });
+  withLink(el("p", { class: "consent-links" }, null, banner)).prepend(more);
   banner.append(
-    withLink(el("p", { id: "consent-banner-notice", class: "consent-notice" }, String(state.notice || "").trim() || t("notice"))),
     state.gpc ? el("p", { class: "consent-gpc" }, t("gpc")) : "",
     el("p", { class: "consent-error", role: "alert" }),
     actions(false)
   );
   // First in the document: early in reading and tab order, without stealing focus.
   d.body.insertBefore(banner, d.body.firstChild);
-  if (w.ResizeObserver) new ResizeObserver(() => requestAnimationFrame(keepRoom)).observe(banner);
+  if (w.ResizeObserver) new ResizeObserver(() => requestAnimationFrame(() => {
+    more.hidden = !open && text.scrollHeight <= text.clientHeight + 1;
+    keepRoom();
+  })).observe(banner);
 }
 
 function category(c) {
@@ -206,7 +208,7 @@ function category(c) {
     type: "checkbox", role: "switch", id: id, class: "consent-switch", "data-key": key,
     "aria-describedby": c.description ? "consent-desc-" + key : null
   });
-  // With GPC the server refuses sale/share categories: show them as they are.
+  // With GPC the server refuses sale/share categories: show them so.
   const gpcBlocked = !c.necessary && !!state.gpc && !!c.sale_or_share;
   input.checked = !!c.necessary || (!gpcBlocked && !!state.decided && allows(key)); // never pre-ticked
   input.disabled = !!c.necessary || gpcBlocked;
@@ -231,13 +233,13 @@ function category(c) {
   return sec;
 }
 
-const checked = () => Array.from(overlay ? overlay.querySelectorAll("input.consent-switch") : [])
+const checked = () => Array.from(overlay.querySelectorAll("input.consent-switch"))
   .filter((i) => i.checked && !i.disabled).map((i) => i.getAttribute("data-key"));
 
 // Second layer: modal dialog, focus trapped, Esc closes.
 function openPrefs(from) {
   if (!state || !d.body) return;
-  if (overlay) { focusFirst(); return; }
+  if (overlay) { focusTop(); return; }
   opener = from || d.activeElement;
   if (banner) banner.hidden = true;
   if (settingsBtn) settingsBtn.hidden = true;
@@ -259,17 +261,11 @@ function openPrefs(from) {
   d.body.append(overlay);
   d.addEventListener("keydown", onKey, true);
   d.addEventListener("focusin", onFocusIn, true);
-  focusFirst();
+  focusTop();
 }
 
-const focusables = () => (overlay ? Array.from(overlay.querySelectorAll("button, input, summary, a[href]")) : [])
-  .filter((x) => !x.disabled && x.getClientRects().length > 0);
-
-function focusFirst() {
-  const f = focusables();
-  const x = f.find((i) => i.tagName === "INPUT") || f[0] || (overlay && overlay.firstChild);
-  if (x) x.focus();
-}
+// The dialog takes the focus itself: it opens at its title, which names it.
+const focusTop = () => overlay && overlay.firstChild.focus();
 
 function removePrefs() {
   d.removeEventListener("keydown", onKey, true);
@@ -284,9 +280,9 @@ function closePrefs() {
   if (undecided()) showBanner(); else showSettings();
   const o = opener;
   opener = null;
-  const back = o && o.isConnected && !o.closest("[hidden]") && o.getClientRects().length ? o
+  const back = o && o.getClientRects().length ? o
     : undecided() ? d.getElementById("consent-customize") : settingsBtn;
-  if (back && back.focus) back.focus();
+  if (back) back.focus();
 }
 
 function onKey(e) {
@@ -296,38 +292,38 @@ function onKey(e) {
     e.stopPropagation();
     closePrefs();
   } else if (e.key === "Tab") {
-    const f = focusables(), a = d.activeElement, inside = overlay.contains(a);
-    if (!f.length) e.preventDefault();
-    else if (e.shiftKey && (a === f[0] || !inside)) { e.preventDefault(); f[f.length - 1].focus(); }
-    else if (!e.shiftKey && (a === f[f.length - 1] || !inside)) { e.preventDefault(); f[0].focus(); }
+    const f = Array.from(overlay.querySelectorAll("button, input, summary, a[href]"))
+      .filter((x) => !x.disabled && x.getClientRects().length), a = d.activeElement, i = f.indexOf(a), last = f.length - 1;
+    if (e.shiftKey ? i <= 0 : i === last || !overlay.contains(a)) {
+      e.preventDefault();
+      if (last >= 0) f[e.shiftKey ? last : 0].focus();
+    }
   }
 }
 
 function onFocusIn(e) {
-  if (overlay && !overlay.contains(e.target)) focusFirst();
+  if (overlay && !overlay.contains(e.target)) focusTop();
 }
 
 async function decide(accept, from) {
   if (busy) return;
-  const box = from && from.closest ? from.closest(".consent-root") : null;
-  const err = box && box.querySelector(".consent-error");
+  const box = from.closest(".consent-root"), err = box.querySelector(".consent-error");
   busy = true;
-  if (box) box.setAttribute("aria-busy", "true");
-  if (err) err.textContent = "";
+  box.setAttribute("aria-busy", "true");
+  err.textContent = "";
   let j = null;
   try {
     const r = await fetch(prefix + query, {
-      method: "POST",
-      credentials: "same-origin",
+      method: "POST", credentials: "same-origin",
       headers: { "Content-Type": "application/json", Accept: "application/json" },
       body: JSON.stringify({ accept: accept, method: "banner", page: location.pathname })
     });
-    try { j = await r.json(); } catch (e) { j = null; }
+    j = await r.json().catch(() => null);
     if (!r.ok || !j || !j.state || typeof j.state !== "object") j = null;
-  } catch (e) { /* network error: j is null, the dialog stays open */ }
+  } catch (e) { /* network error: the dialog stays open */ }
   busy = false;
-  if (box) box.removeAttribute("aria-busy");
-  if (!j) { if (err) err.textContent = t("error"); return; }
+  box.removeAttribute("aria-busy");
+  if (!j) { err.textContent = t("error"); return; }
   state = j.state;
   const a = d.activeElement;
   const hadFocus = (banner && banner.contains(a)) || (overlay && overlay.contains(a));
@@ -354,7 +350,7 @@ async function init() {
   if (undecided()) showBanner(); else showSettings();
 }
 
-// Any element with data-consent-show (a footer link, say) opens the settings.
+// Elements with data-consent-show (a footer link, say) open the settings.
 d.addEventListener("click", (e) => {
   const x = e.target && e.target.closest ? e.target.closest("[data-consent-show]") : null;
   if (x) { e.preventDefault(); api.show(); }
@@ -365,7 +361,7 @@ const api = {
   ready: ready,
   get state() { return state; },
   allows: (category) => allows(String(category)),
-  show() { // open the settings dialog, pre-filled with the current choices
+  show() { // the settings dialog, with the current choices
     const from = d.activeElement;
     return ready
       .then((s) => s || load().then((x) => (state = x)))
