@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -357,3 +358,53 @@ def test_revision_ignores_operational_settings(tmp_path: Path) -> None:
         path.read_text().replace('store = "sqlite:///consent.db"', 'store = "memory://"')
     )
     assert load_policy(policy_dir).revision == base
+
+
+def _with_policy_url(tmp_path: Path, value: str) -> Path:
+    policy_dir = copy_policy(tmp_path)
+    site = policy_dir / "site.toml"
+    text = site.read_text()
+    start = text.index("policy_url = ")
+    end = text.index("\n", start)
+    site.write_text(text[:start] + f"policy_url = {json.dumps(value)}" + text[end:])
+    return policy_dir
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "javascript:alert(document.cookie)",
+        "JavaScript:alert(1)",
+        "java\tscript:alert(1)",
+        "data:text/html,<script>alert(1)</script>",
+        "vbscript:msgbox(1)",
+        "//evil.example/cookies",
+        "/\\evil.example/cookies",
+        "\\\\evil.example",
+        "https:evil.example",
+        "https:///cookies",
+        "cookie-policy",
+        "ftp://example.org/cookies",
+        "https://example.org/a b",
+    ],
+)
+def test_the_policy_url_is_a_web_address_or_a_path_of_the_site(tmp_path: Path, value: str) -> None:
+    """It is rendered as a link on the declaration page and in the form for visitors
+    without JavaScript: nothing but an http(s) address or a path of the site may stand there."""
+    (error,) = errors_of(_with_policy_url(tmp_path, value))
+    assert error.startswith("site.toml: policy_url: "), error
+    assert "http(s)" in error
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "/cookie-policy",
+        "/",
+        "/privacy?section=cookies#top",
+        "https://example.org/cookies",
+        "http://example.org",
+    ],
+)
+def test_web_addresses_and_site_paths_are_policy_urls(tmp_path: Path, value: str) -> None:
+    assert load_policy(_with_policy_url(tmp_path, value)).site.policy_url == value

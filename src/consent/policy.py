@@ -169,11 +169,31 @@ class BannerSettings(_Model):
     languages: list[str] = Field(default_factory=lambda: ["en", "de", "fr"])
 
 
+def _link_target(value: str) -> str:
+    """A URL the pages render as a link: an http(s) address with a host, or a path of the site
+    (``/`` then anything but a second ``/`` or ``\\``). Anything else (``javascript:``,
+    ``data:``, ``//other.host``, a relative path) is refused."""
+    refused = ValueError(
+        f"{value!r} is not an http(s) address or a path of this site: write "
+        "'https://example.org/cookies' or '/cookie-policy' (it is shown to visitors as a link)"
+    )
+    if any(ch.isspace() or ord(ch) < 0x20 or ch in "\\\x7f" for ch in value):
+        raise refused
+    if value.startswith("/"):
+        if value.startswith("//"):
+            raise refused
+        return value
+    scheme, sep, rest = value.partition("://")
+    if not sep or scheme.lower() not in ("http", "https") or not rest or rest[0] in "/?#":
+        raise refused
+    return value
+
+
 class SiteConfig(_Model):
     """``site.toml``: site-wide settings."""
 
     controller: Controller
-    policy_url: Annotated[str, Field(min_length=1)]
+    policy_url: Annotated[str, Field(min_length=1), AfterValidator(_link_target)]
     jurisdiction: Annotated[str, Field(min_length=2)] = "EU"
     language: Annotated[str, Field(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]+)*$")] = "en"
     undeclared: Literal["block", "allow"] = "block"
