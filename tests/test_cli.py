@@ -92,6 +92,23 @@ def test_check_invalid_names_file_and_field(tmp_path: Path) -> None:
     assert consent("check", str(tmp_path / "nowhere")).returncode == 1
 
 
+def test_check_warns_about_regexes_that_can_backtrack_badly(tmp_path: Path) -> None:
+    policy_dir = copy_policy(tmp_path)
+    (policy_dir / "marketing.toml").write_text(
+        (policy_dir / "marketing.toml").read_text() + '\n[[cookies]]\nregex = "(ad_[a-z]+)+"\n'
+    )
+    result = consent("check", str(policy_dir))
+    assert result.returncode == 0, result.stderr  # a warning, not a finding
+    assert "valid" in result.stdout
+    (warning,) = [
+        line for line in result.stdout.splitlines() if line.startswith("warning: marketing")
+    ]
+    assert "marketing.toml: cookies[3].regex: '(ad_[a-z]+)+'" in warning
+    assert "nested quantifiers" in warning
+    assert "256 characters" in warning
+    assert ".regex:" not in consent("check", str(EXAMPLE_POLICY)).stdout
+
+
 def test_declaration_formats(tmp_path: Path) -> None:
     md = consent("declaration", str(EXAMPLE_POLICY))
     assert md.returncode == 0

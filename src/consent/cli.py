@@ -15,6 +15,7 @@ from pathlib import Path
 
 from . import __version__, audit
 from .catalog.command import register as register_catalog
+from .classify import REGEX_NAME_LIMIT, backtracking_risk
 from .declaration import render_html, render_json, render_markdown
 from .policy import Policy, PolicyError, load_policy
 from .scanner.command import register as register_scan
@@ -103,19 +104,31 @@ def cmd_check(args: argparse.Namespace) -> int:
     n_rules = sum(len(c.cookies) for c in policy.categories.values())
     print()
     print(f"{len(policy.categories)} categories, {n_rules} cookie rules")
-    return _catalog_warnings(policy, args)
+    return _warnings(policy, args)
 
 
-def _catalog_warnings(policy: Policy, args: argparse.Namespace) -> int:
-    """Necessary rules the known-cookie catalog calls Analytics or Marketing."""
+def _warnings(policy: Policy, args: argparse.Namespace) -> int:
+    """What ``consent check`` warns about: regexes that can backtrack badly, and necessary
+    rules the known-cookie catalog calls Analytics or Marketing. ``--strict``: exit 1."""
     from .catalog.checks import necessary_warnings
 
-    found = necessary_warnings(policy, ignore=args.ignore)
-    for warning in found:
-        print(f"warning: {warning.message()}")
-    if found:
-        print(f"{len(found)} warning{'s' if len(found) > 1 else ''}")
-    return EXIT_FINDING if found and args.strict else EXIT_OK
+    messages: list[str] = []
+    for key, cat in policy.ordered():
+        for i, rule in enumerate(cat.cookies):
+            risk = None if rule.regex is None else backtracking_risk(rule.regex)
+            if risk is not None:
+                messages.append(
+                    f"{key}.toml: cookies[{i}].regex: {rule.regex!r}: {risk} "
+                    f"(on names of up to {REGEX_NAME_LIMIT} characters, the longest that "
+                    "regexes are matched against); prefer a glob (pattern = ...), which is "
+                    "matched in linear time, or a regex without nested repetition"
+                )
+    messages += [w.message() for w in necessary_warnings(policy, ignore=args.ignore)]
+    for message in messages:
+        print(f"warning: {message}")
+    if messages:
+        print(f"{len(messages)} warning{'s' if len(messages) > 1 else ''}")
+    return EXIT_FINDING if messages and args.strict else EXIT_OK
 
 
 def cmd_declaration(args: argparse.Namespace) -> int:
