@@ -67,13 +67,53 @@ NOW = timegm((2026, 11, 25, 12, 0, 0, 0, 0, 0))
         (b"a=1; Max-Age=5; Max-Age=0", True),
         (b"a=; Max-Age=000", True),
         (b"a=1; Max-Age=" + b"9" * 5000, False),
-        (b"a=; Max-Age=-" + b"9" * 5000, True),
+        (b"a=; Max-Age=-" + b"9" * 1000, True),
+        # (values of more than 1,024 bytes are ignored: no expiry, a session cookie)
+        (b"a=; Max-Age=-" + b"9" * 5000, False),
         (b"a=1", False),
         (b"max-age=0", False),
+        # Deletions in every reading: RFC 6265bis and Chromium both go by the last Max-Age.
+        (b"a=; Max-Age=abc; Max-Age=0", True),
+        (b"a=; Max-Age=0; Expires=bogus", True),
+        (b"a=; Expires=Sat, 31 Feb 2099 00:00:00 GMT; Expires=Thu, 01 Jan 1970 00:00:00 GMT", True),
+        (b"a=; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=abc", True),
+        (b"a=; Max-Age= 0 ", True),
     ],
 )
 def test_is_deletion(header: bytes, deletion: bool) -> None:
     assert is_deletion(header, now=NOW) is deletion
+
+
+@pytest.mark.parametrize(
+    "attributes",
+    [
+        # RFC 6265bis deletes by the last *valid* Max-Age; Chromium reads the last Max-Age,
+        # fails to, and keeps a session cookie.
+        b"Max-Age=0; Max-Age=abc",
+        b"Max-Age=0; Max-Age=",
+        b"Max-Age=0; Max-Age=1e9",
+        b"Max-Age=0; Max-Age",
+        b"Max-Age=0; Max-Age=0x10",
+        b'Max-Age=0; Max-Age="0"',
+        b"Max-Age=0; Max-Age=+5",
+        b"Max-Age=0; Max-Age=-",
+        # ... the same with Expires
+        b"Expires=Thu, 01 Jan 1970 00:00:00 GMT; Expires=bogus",
+        b"Expires=Thu, 01 Jan 1970 00:00:00 GMT; Expires=",
+        b"Expires=Thu, 01 Jan 1970 00:00:00 GMT; Expires=Sat, 31 Feb 2099 00:00:00 GMT",
+        # a day February does not have is no date (it is not 3 March)
+        b"Expires=Sat, 31 Feb 1970 00:00:00 GMT",
+        b"Expires=Fri, 29 Feb 2019 00:00:00 GMT",
+        # Chromium saturates a date before 1601 to the past; RFC 6265bis refuses it
+        b"Expires=Thu, 01 Jan 1500 00:00:00 GMT",
+        # a Max-Age of more than 1,024 bytes is ignored: the Expires decides
+        b"Max-Age=" + b"0" * 1025 + b"; Expires=Thu, 01 Jan 2099 00:00:00 GMT",
+        # spacing in the name that not every reading trims
+        b"\x0bMax-Age=0",
+    ],
+)
+def test_a_header_the_readings_disagree_on_is_no_deletion(attributes: bytes) -> None:
+    assert is_deletion(b"px_uid=x; " + attributes, now=NOW) is False
 
 
 @pytest.mark.parametrize(
@@ -90,7 +130,17 @@ def test_parse_cookie_date(text: str, expected: tuple[int, ...]) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["", "tomorrow", "32 Jan 2020 00:00:00", "1 Jan 1500 00:00:00", "1 Foo 2020 1:1:1"]
+    "text",
+    [
+        "",
+        "tomorrow",
+        "32 Jan 2020 00:00:00",
+        "1 Jan 1500 00:00:00",
+        "1 Foo 2020 1:1:1",
+        "31 Feb 1970 00:00:00",
+        "29 Feb 2100 00:00:00",
+        "31 Apr 2030 00:00:00",
+    ],
 )
 def test_parse_cookie_date_invalid(text: str) -> None:
     assert parse_cookie_date(text) is None

@@ -637,6 +637,55 @@ async def test_websocket_accept_headers_filtered() -> None:
     assert sent[0] == {"type": "websocket.accept", "headers": [(b"Set-Cookie", b"session=2")]}
 
 
+@pytest.mark.anyio
+@pytest.mark.parametrize("inject", [True, False])
+@pytest.mark.parametrize("kind", ["websocket.http.response.start", "http.response.start"])
+async def test_set_cookie_headers_of_any_type_are_judged(kind: str, inject: bool) -> None:
+    """str (h11), memoryview (httptools) and bytearray headers are judged and passed on as
+    bytes; a header no server can send (not text, or text beyond Latin-1) is dropped."""
+    headers: list[tuple[Any, Any]] = [
+        ("Set-Cookie", "px_uid=1"),
+        (memoryview(b"Set-Cookie"), memoryview(b"_fbp=1")),
+        (bytearray(b"SET-COOKIE"), bytearray(b"stats_vid=1")),
+        (b"set-cookie", memoryview(b"session=1")),
+        ("set-cookie", "sessionid=1"),
+        (b"x-kept", "yes"),
+        (b"set-cookie", 12),
+        (7, b"px_uid=2"),
+        ("set-cookie", "px_uid=\u20ac"),
+        (b"content-type", b"text/plain"),
+    ]
+    sent: list[Message] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": kind, "status": 403, "headers": headers})
+        body = (
+            "websocket.http.response.body" if kind.startswith("websocket") else "http.response.body"
+        )
+        await send({"type": body, "body": b"no"})
+
+    async def receive() -> Message:
+        return {"type": "websocket.connect"}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    mw = ConsentMiddleware(
+        app, policy=EXAMPLE_POLICY, secret_key=KEY, store="memory://", inject_banner=inject
+    )
+    scope = http_scope("/ws")
+    if kind.startswith("websocket"):
+        scope = {**scope, "type": "websocket", "scheme": "ws", "subprotocols": []}
+        del scope["method"]
+    await mw(scope, receive, send)
+    assert sent[0]["headers"] == [
+        (b"set-cookie", b"session=1"),
+        (b"set-cookie", b"sessionid=1"),
+        (b"x-kept", b"yes"),
+        (b"content-type", b"text/plain"),
+    ]
+
+
 # --------------------------------------------------------------------------- observability
 
 

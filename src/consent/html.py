@@ -54,6 +54,8 @@ from typing import Any, Final
 
 from starlette.types import Message, Send
 
+from .cookies import header_bytes
+
 __all__ = [
     "CONSENT_MODE_TYPES",
     "HtmlResponder",
@@ -737,7 +739,7 @@ HEADER_KINDS: dict[bytes, int] = dict(_KNOWN_KINDS)
 def header_kind(name: bytes) -> int:
     """The kind of a response header name not yet in ``HEADER_KINDS`` (and remember it)."""
     kind = _KNOWN_KINDS.get(name.lower(), H_OTHER)
-    if len(HEADER_KINDS) < 512:
+    if len(HEADER_KINDS) < 512 and len(name) <= 64:
         HEADER_KINDS[bytes(name)] = kind
     return kind
 
@@ -752,7 +754,7 @@ def _is_html_type(value: bytes | bytearray) -> bool:
     found = _html_types.get(value)
     if found is None:
         found = value.split(b";", 1)[0].strip().lower() == b"text/html"
-        if len(_html_types) < 256:
+        if len(_html_types) < 256 and len(value) <= 256:
             _html_types[value] = found
     return found
 
@@ -826,15 +828,13 @@ def scan_start(
     for name, value in headers:
         i += 1
         if type(name) is not bytes or type(value) is not bytes:
-            if not (isinstance(name, bytes | bytearray) and isinstance(value, bytes | bytearray)):
-                # Not a header that can be read: not a page; kept as it is.
-                page = False
-                if out is not None:
-                    out.append((name, value))
-                continue
-            name, value = bytes(name), bytes(value)
-            if out is None:  # the headers passed on are bytes (or kept as they came)
+            # (str, memoryview, bytearray: servers pass them on) Judged as bytes, and passed on
+            # as bytes; dropped when they cannot be read (it may be a Set-Cookie).
+            if out is None:
                 out = list(headers[:i])
+            name, value = header_bytes(name), header_bytes(value)
+            if name is None or value is None:
+                continue
         kind = kinds.get(name)
         if kind is None:
             kind = header_kind(name)
@@ -946,10 +946,10 @@ def fix_headers(
         length = str(content_length).encode("ascii")
     kinds = HEADER_KINDS
     for name, value in headers:
-        if type(name) is not bytes:
-            name = bytes(name)
-        if type(value) is not bytes:
-            value = bytes(value)
+        if type(name) is not bytes or type(value) is not bytes:
+            name, value = header_bytes(name), header_bytes(value)
+            if name is None or value is None:
+                continue  # no header a server can send (it may be a Set-Cookie): dropped
         kind = kinds.get(name)
         if kind is None:
             kind = header_kind(name)

@@ -6,8 +6,8 @@ For every ``http`` and ``websocket`` scope:
 2. drop request cookies whose category the visitor has not allowed and hand the app a copied scope with
    one merged ``cookie`` header (the caller's own scope when no header changes) and
    ``scope["state"]["consent"]``;
-3. drop response ``Set-Cookie`` headers of categories not allowed (deletions always pass), and expire
-   cookies of refused categories the browser still sent;
+3. drop response ``Set-Cookie`` headers of categories not allowed (deletions, in every reading of
+   them, always pass), and expire cookies of refused categories the browser still sent;
 4. optionally inject the banner and un-gate consented scripts in HTML pages (:mod:`consent.html`).
 
 Requests under the prefix (default ``/_consent``) and ``/.well-known/gpc.json`` go to
@@ -30,7 +30,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .classify import Classifier, Match
-from .cookies import is_deletion, set_cookie_name
+from .cookies import header_bytes, is_deletion, set_cookie_name
 from .endpoints import ConsentEndpoints, consent_form
 from .html import (
     DocumentCache,
@@ -699,14 +699,18 @@ class ConsentMiddleware:
         i = -1
         for name, value in headers:
             i += 1
+            if type(name) is not bytes or type(value) is not bytes:
+                # (str, memoryview, bytearray: servers pass them on) Judged as bytes, and
+                # passed on as bytes; dropped when they cannot be read (it may be a Set-Cookie).
+                if out is None:
+                    out = list(headers[:i])
+                name, value = header_bytes(name), header_bytes(value)
+                if name is None or value is None:
+                    continue
             if (
                 (name == b"set-cookie" or (len(name) == 10 and name.lower() == b"set-cookie"))
                 # A name its choices always let through (see _kept_names) is kept at once.
-                and not (
-                    type(value) is bytes
-                    and (parts := value.partition(b"="))[1]
-                    and parts[0] in kept
-                )
+                and not ((parts := value.partition(b"="))[1] and parts[0] in kept)
                 and not keep(value, allowed)
             ):
                 if out is None:
