@@ -76,6 +76,7 @@ def _js(value: Any) -> str:
 
 
 _CACHE_LIMIT = 64
+_LANGUAGE_KEY_MAX = 512  # query string and Accept-Language together, in bytes
 
 
 class _JSONAnswer(Response):
@@ -326,7 +327,10 @@ class ConsentEndpoints:
         found = self._languages.get((query, accept))
         if found is None:
             found = language_of(scope, self.site.language, self.policy.languages)
-            if len(self._languages) < 4 * _CACHE_LIMIT:
+            # (a visitor's strings: short ones only, and the cache emptied when full)
+            if len(query) + len(accept or b"") <= _LANGUAGE_KEY_MAX:
+                if len(self._languages) >= 4 * _CACHE_LIMIT:
+                    self._languages.clear()
                 self._languages[(query, accept)] = found
         return found
 

@@ -975,6 +975,7 @@ _PASS: Final = 2  # body passed through untouched (pathsend / zerocopysend)
 _DONE: Final = 3
 
 DocumentKey = tuple[bytes, bytes, bytes, bytes, frozenset[str]]
+_INSERTS_MAX: Final = 16 << 10  # what DocumentCache keeps rewrites for, inserted in all
 
 
 class DocumentCache:
@@ -1015,6 +1016,9 @@ class DocumentCache:
     ) -> tuple[bytes, bool, bytes]:
         """What :func:`rewrite_document` returns for these arguments, from the cache when it
         holds it, else rewritten now and kept."""
+        if len(head_start) + len(head_end) + len(body_start) > _INSERTS_MAX:
+            # (a <noscript> form for a long page address, say): not worth keeping
+            return _rewritten(body, head_start, head_end, body_start, granted)
         inserts = (head_start, head_end, body_start, granted)
         recent = self._recent.get(inserts)
         if recent is not None and recent[0] == body:

@@ -54,6 +54,9 @@ logger = logging.getLogger("consent")
 
 Headers = list[tuple[bytes, bytes]]
 _UNDECLARED_LOG_LIMIT = 1000
+#: Undeclared names longer than this are counted and logged together, under LONG_NAMES.
+_UNDECLARED_NAME_MAX = 256
+LONG_NAMES = "(names of more than 256 characters)"
 _VARY_COOKIE: tuple[tuple[bytes, bytes], ...] = ((b"vary", b"Cookie"),)
 
 
@@ -90,12 +93,18 @@ class ConsentMetrics:
 UNDECLARED = "(undeclared)"
 
 _VIEW_CACHE_LIMIT = 1024
+# What the cached views may hold in all: their headers, and 128 bytes for each pair they hold
+# (its bytes, its tuple), so that many small pairs count too.
+_VIEW_CACHE_BYTES = 4 << 20
+_VIEW_PAIR_COST = 128
 _SEEN_LIMIT = 8192
 _VIEW_MAX_HEADER = 4096
 _OUTCOME_LIMIT = 4
 _NAME_CACHE_LIMIT = 1024
 _KEPT_SETS_LIMIT = 64
 _NOTHING_KEPT: frozenset[bytes] = frozenset()
+_FORMS_LIMIT = 1024
+_FORM_ADDRESS_MAX = 1024  # forms for longer page addresses are made each time, never kept
 
 
 class _Outcome:
@@ -308,6 +317,7 @@ class Injection:
         cached = self._forms.get(key)
         if cached is not None:
             return cached
+        keep = len(path) + len(query) <= _FORM_ADDRESS_MAX  # (the form holds the address)
         next_url = path + ("?" + query.decode("latin-1") if query else "")
         form = consent_form(
             self.policy, root + self.prefix, state, next_url=next_url, language=language
@@ -322,9 +332,10 @@ class Injection:
             f'<a href="{escape(site.policy_url)}">{escape(t["policy_link"])}</a></p>'
             f"{form}</div></noscript>"
         ).encode()
-        if len(self._forms) >= 1024:
-            self._forms.clear()
-        self._forms[key] = cached
+        if keep:
+            if len(self._forms) >= _FORMS_LIMIT:
+                self._forms.clear()
+            self._forms[key] = cached
         return cached
 
     def document(
@@ -424,6 +435,7 @@ class ConsentMiddleware:
         # OrderedDict costs every lookup a little instead).
         self._views: dict[bytes, _CookieView] = {}
         self._views_order: deque[bytes] = deque()  # its keys, oldest first
+        self._views_bytes = 0  # what they hold (see _VIEW_CACHE_BYTES)
         self._names = _Names(self.cookie_name, self.classifier)
         self._seen: set[int] = set()  # hashes of headers seen once (see _view)
         # Set-Cookie name bytes -> (name, match or None, is the consent cookie)
@@ -641,18 +653,30 @@ class ConsentMiddleware:
                 seen = self._seen
                 key = hash(header)
                 if key in seen:
-                    order = self._views_order
-                    if len(order) >= _VIEW_CACHE_LIMIT:
-                        with contextlib.suppress(KeyError, IndexError):  # another thread's
-                            del views[order.popleft()]
-                    if header not in views:  # (another thread's, meanwhile)
-                        order.append(header)
-                    views[header] = view
+                    self._keep_view(header, view)
                 else:
                     if len(seen) >= _SEEN_LIMIT:
                         seen.clear()
                     seen.add(key)
         return view
+
+    def _keep_view(self, header: bytes, view: _CookieView) -> None:
+        """Cache a view, dropping the oldest ones beyond ``_VIEW_CACHE_LIMIT`` views or
+        ``_VIEW_CACHE_BYTES`` of what they hold."""
+        views, order = self._views, self._views_order
+        cost = len(header) + _VIEW_PAIR_COST * len(view.items)
+        while order and (
+            len(order) >= _VIEW_CACHE_LIMIT or self._views_bytes + cost > _VIEW_CACHE_BYTES
+        ):
+            with contextlib.suppress(KeyError, IndexError):  # another thread's, meanwhile
+                old = order.popleft()
+                self._views_bytes -= len(old) + _VIEW_PAIR_COST * len(views.pop(old).items)
+        if not order:
+            self._views_bytes = 0
+        if header not in views:  # (another thread's, meanwhile)
+            order.append(header)
+            self._views_bytes += cost
+        views[header] = view
 
     def _state_from_view(self, view: _CookieView) -> tuple[ConsentState, str | None]:
         """The visitor's state from the consent cookie(s) of a cached header view; the newest
@@ -739,7 +763,9 @@ class ConsentMiddleware:
         if known is None:
             cname = set_cookie_name(value)
             known = (cname, self.classifier.match(cname), cname == self.cookie_name and bool(cname))
-            if len(self._set_names) < _NAME_CACHE_LIMIT:
+            if len(key) <= _NAME_MAX:  # real names are short; others are not worth keeping
+                if len(self._set_names) >= _NAME_CACHE_LIMIT:
+                    self._set_names.clear()
                 self._set_names[key] = known
         if known[2]:
             return True
@@ -751,7 +777,12 @@ class ConsentMiddleware:
             kept = self._kept_names.get(allowed)
             if kept is None and len(self._kept_names) < _KEPT_SETS_LIMIT:
                 kept = self._kept_names[allowed] = set()
-            if kept is not None and len(kept) < _NAME_CACHE_LIMIT and key != b";":
+            if (
+                kept is not None
+                and len(kept) < _NAME_CACHE_LIMIT
+                and key != b";"
+                and len(key) <= _NAME_MAX
+            ):
                 kept.add(key)
             return True
         if is_deletion(value):
@@ -783,6 +814,9 @@ class ConsentMiddleware:
         (m.blocked_request if direction == "request" else m.blocked_response)[category] += 1
 
     def _undeclared(self, name: str) -> None:
+        long_name = len(name) > _UNDECLARED_NAME_MAX
+        if long_name:  # counted and logged together: a visitor's names are not kept
+            name = LONG_NAMES
         counts = self.metrics.undeclared
         if name in counts or len(counts) < _UNDECLARED_LOG_LIMIT:
             counts[name] += 1
@@ -794,6 +828,14 @@ class ConsentMiddleware:
             if name in self._undeclared_logged:
                 return
             self._undeclared_logged.add(name)
+        if long_name:
+            logger.warning(
+                "cookie names of more than %d characters are not declared in the cookie policy; "
+                "such cookies are %s",
+                _UNDECLARED_NAME_MAX,
+                "allowed" if self.allow_undeclared else "blocked",
+            )
+            return
         from .catalog.note import log_note  # read when this line is written, once per name
 
         logger.warning(

@@ -7,8 +7,9 @@ A forged or tampered cookie, one older than the configured lifetime, or one give
 policy revision all mean "no decision". A validly signed cookie of an older revision still lends
 its pseudonymous subject id, so the visitor's next receipt continues the same history.
 
-Visitors send the same cookie on every request, so verified cookies are cached (bounded); the
-lifetime is checked again on every hit.
+Visitors send the same cookie on every request, so verified cookies are cached (bounded by count,
+and by length: values longer than twice the longest cookie the policy signs are verified each
+time); the lifetime is checked again on every hit.
 """
 
 from __future__ import annotations
@@ -45,6 +46,9 @@ __all__ = [
 ]
 
 _CACHE_LIMIT = 8192
+# Verified values are kept only up to a length that the longest cookie this policy signs stays
+# well within (the others, forgeries, are verified each time they come).
+_CACHE_VALUE_MIN = 512
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +163,7 @@ class ConsentCookie:
 
     __slots__ = (
         "_cache",
+        "_cache_value_max",
         "_key",
         "_no_decision",
         "_serializer",
@@ -203,6 +208,11 @@ class ConsentCookie:
             self._key = self._verify_keys = None
         elif self._unsign(token) != (probe, int(expected[1].timestamp())):
             self._verify_keys = None  # ... or that verifies differently
+        # The longest cookie this policy signs: every category granted, long ids.
+        longest = self.dumps(
+            {"r": self.revision, "g": list(self.optional), "i": "f" * 64, "s": "f" * 64}
+        )
+        self._cache_value_max = max(_CACHE_VALUE_MIN, 2 * len(longest))
 
     @property
     def no_decision(self) -> ConsentState:
@@ -276,10 +286,11 @@ class ConsentCookie:
         hit = self._cache.get(value)
         if hit is None:
             hit = self._verify(value)
-            if len(self._cache) >= _CACHE_LIMIT:
-                with contextlib.suppress(KeyError):  # emptied meanwhile by another thread
-                    self._cache.popitem(last=False)
-            self._cache[value] = hit
+            if len(value) <= self._cache_value_max:
+                if len(self._cache) >= _CACHE_LIMIT:
+                    with contextlib.suppress(KeyError):  # emptied meanwhile by another thread
+                        self._cache.popitem(last=False)
+                self._cache[value] = hit
         state, subject, signed_at = hit
         if now - signed_at > self.lifetime:
             return self._no_decision, None
