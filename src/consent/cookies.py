@@ -9,9 +9,12 @@ from __future__ import annotations
 import re
 import time
 from calendar import monthrange, timegm
+from collections.abc import Iterable
+from typing import Any
 
 __all__ = [
     "build_deletion",
+    "bytes_headers",
     "cookie_pairs",
     "deletion_variants",
     "header_bytes",
@@ -40,6 +43,21 @@ def header_bytes(value: object) -> bytes | None:
         except UnicodeEncodeError:
             return None
     return None
+
+
+def bytes_headers(headers: Iterable[Any]) -> list[tuple[bytes, bytes]]:
+    """A response's headers as bytes (see :func:`header_bytes`), without those that cannot be
+    read (or are no pair)."""
+    out = []
+    for item in headers:
+        try:
+            name, value = item
+        except (TypeError, ValueError):
+            continue
+        name, value = header_bytes(name), header_bytes(value)
+        if name is not None and value is not None:
+            out.append((name, value))
+    return out
 
 
 def cookie_pairs(header: bytes) -> list[tuple[str, bytes]]:

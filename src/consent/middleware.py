@@ -30,7 +30,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .classify import Classifier, Match
-from .cookies import header_bytes, is_deletion, set_cookie_name
+from .cookies import bytes_headers, header_bytes, is_deletion, set_cookie_name
 from .endpoints import ConsentEndpoints, consent_form
 from .html import (
     DocumentCache,
@@ -105,6 +105,14 @@ _KEPT_SETS_LIMIT = 64
 _NOTHING_KEPT: frozenset[bytes] = frozenset()
 _FORMS_LIMIT = 1024
 _FORM_ADDRESS_MAX = 1024  # forms for longer page addresses are made each time, never kept
+
+
+def _is_set_cookie(name: object) -> bool:
+    """Whether a header name of ten characters is ``Set-Cookie``, in any case and of any type:
+    ASGI says bytes, but servers pass ``str`` (h11), ``memoryview`` (httptools) and
+    ``bytearray`` names on to the browser."""
+    found = name if type(name) is bytes else header_bytes(name)
+    return found is not None and found.lower() == b"set-cookie"
 
 
 class _Outcome:
@@ -721,26 +729,36 @@ class ConsentMiddleware:
         kept = self._kept_names.get(allowed, _NOTHING_KEPT)
         out: Headers | None = None
         i = -1
-        for name, value in headers:
-            i += 1
-            if type(name) is not bytes or type(value) is not bytes:
-                # (str, memoryview, bytearray: servers pass them on) Judged as bytes, and
-                # passed on as bytes; dropped when they cannot be read (it may be a Set-Cookie).
-                if out is None:
-                    out = list(headers[:i])
-                name, value = header_bytes(name), header_bytes(value)
-                if name is None or value is None:
-                    continue
-            if (
-                (name == b"set-cookie" or (len(name) == 10 and name.lower() == b"set-cookie"))
-                # A name its choices always let through (see _kept_names) is kept at once.
-                and not ((parts := value.partition(b"="))[1] and parts[0] in kept)
-                and not keep(value, allowed)
-            ):
-                if out is None:
-                    out = list(headers[:i])
-            elif out is not None:
-                out.append((name, value))
+        try:
+            for name, value in headers:
+                i += 1
+                # (a name of another type, as servers pass them on: see _is_set_cookie)
+                if name == b"set-cookie" or (len(name) == 10 and _is_set_cookie(name)):
+                    if (
+                        # A name its choices always let through (see _kept_names) is kept
+                        # at once.
+                        type(value) is bytes
+                        and (parts := value.partition(b"="))[1]
+                        and parts[0] in kept
+                    ) or keep(value, allowed):
+                        if type(name) is not bytes or type(value) is not bytes:
+                            # passed on as bytes, which every server can send
+                            if out is None:
+                                out = list(headers[:i])
+                            readable = header_bytes(value)
+                            if readable is not None:  # (always: keep() read it)
+                                out.append((b"set-cookie", readable))
+                        elif out is not None:
+                            out.append((name, value))
+                    elif out is None:
+                        out = list(headers[:i])
+                elif out is not None:
+                    out.append((name, value))
+        except (TypeError, ValueError):
+            # A header that is not a pair of texts (a name without a length): read them all
+            # as bytes, without those that cannot be read, and filter them again.
+            again = {**message, "headers": bytes_headers(headers)}
+            return self._filter_set_cookies(again, allowed, expire)
         if not expire and out is None:
             return message
         if out is None:
@@ -753,7 +771,10 @@ class ConsentMiddleware:
     def _keep_set_cookie(self, value: bytes, allowed: frozenset[str]) -> bool:
         """Whether one ``Set-Cookie`` value may reach the browser (counting it if not)."""
         if type(value) is not bytes:
-            value = bytes(value)
+            found = header_bytes(value)  # (str, memoryview, bytearray: servers pass them on)
+            if found is None:
+                return False  # nothing a server can send: dropped (never counted)
+            value = found
         # The name is what precedes the first "=" of the first ";"-part (RFC 6265bis 5.6);
         # the few distinct names a site sets are classified once.
         key, eq, _ = value.partition(b"=")
