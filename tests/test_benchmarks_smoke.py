@@ -24,6 +24,7 @@ SCRIPTS = {
     ("hot_path.py", ("--visitors", "1,50")): "50",
     ("html_path.py", ()): "2 MB",
     ("memory_burst.py", ()): "consent-value",
+    ("classify_hostile.py", ()): "*_*_*_*_id",
     ("decisions.py", ()): "sqlite x1 workers",
     ("decisions.py", ("--only", "postgres-2")): "postgres x2 workers",
     ("audit.py", ()): "verify-store",
