@@ -16,11 +16,12 @@ import tracemalloc
 from collections.abc import Callable
 
 import pytest
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from consent import ConsentMiddleware
 
 from .helpers import EXAMPLE_POLICY
+from .test_middleware import run_raw
 
 KEY = "memory-test-key-0123456789abcdef0123"
 MB = 1 << 20
@@ -72,19 +73,6 @@ def scope_for(
     }
 
 
-async def call(app: ConsentMiddleware, scope: Scope) -> list[Message]:
-    sent: list[Message] = []
-
-    async def receive() -> Message:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: Message) -> None:
-        sent.append(message)
-
-    await app(scope, receive, send)
-    return sent
-
-
 def retained(app: ConsentMiddleware, scopes: Callable[[int], Scope], count: int) -> int:
     """Bytes still allocated after ``count`` requests (each sent twice, so that caches that
     keep what comes back see it come back)."""
@@ -92,10 +80,10 @@ def retained(app: ConsentMiddleware, scopes: Callable[[int], Scope], count: int)
     async def burst() -> None:
         for i in range(count):
             for _ in range(2):
-                sent = await call(app, scopes(i))
+                sent = await run_raw(app, scopes(i))
                 assert sent[0]["status"] == 200
 
-    asyncio.run(call(app, scope_for(b"sessionid=warm")))  # what every request needs, loaded
+    asyncio.run(run_raw(app, scope_for(b"sessionid=warm")))  # what every request needs, loaded
     gc.collect()
     tracemalloc.start()
     try:
@@ -172,9 +160,9 @@ def test_undeclared_names_are_counted_within_bounds(app: ConsentMiddleware) -> N
     from consent.middleware import LONG_NAMES
 
     for i in range(5):
-        asyncio.run(call(app, scope_for(b"y" * (1000 + i) + b"=1; short=1")))
+        asyncio.run(run_raw(app, scope_for(b"y" * (1000 + i) + b"=1; short=1")))
     for i in range(1500):
-        asyncio.run(call(app, scope_for(b"name%d=1" % i)))
+        asyncio.run(run_raw(app, scope_for(b"name%d=1" % i)))
     counts = app.metrics.undeclared
     assert counts[LONG_NAMES] == 5
     assert counts["short"] == 5
