@@ -32,6 +32,7 @@ from audit import template
 
 from consent.receipts import Receipt, ReceiptSigner, hyphenated, uuid7_hex
 from consent.store import open_store
+from consent.store.chain import ChainWriter
 from consent.store.sqlite import SQLiteStore, _write
 
 SIGNER = ReceiptSigner(["benchmark-secret-key-0123456789abcdef"])
@@ -80,13 +81,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="consent-append-") as tmp:
         for size in sizes:
             conns = {}
+            writers = {}
             for kind, new_id in KINDS.items():
                 store = open_store(f"sqlite:///{tmp}/{kind}-{size}.db", SIGNER)
                 assert isinstance(store, SQLiteStore)
                 conn = store._connect(create=True)
+                writer = writers[kind] = ChainWriter(SIGNER, store.path)
                 for start in range(0, size, FILL):
                     count = min(FILL, size - start)
-                    _write([receipt(new_id) for _ in range(count)], SIGNER, conn)
+                    _write([receipt(new_id) for _ in range(count)], writer, conn)
                 conns[kind] = conn
             cpu: dict[str, list[float]] = {kind: [] for kind in KINDS}
             wall: dict[str, list[float]] = {kind: [] for kind in KINDS}
@@ -99,7 +102,7 @@ def main() -> None:
                     n = sum(len(b) for b in batches)
                     c, t = time.process_time(), time.perf_counter()
                     for batch in batches:
-                        _write(batch, SIGNER, conns[kind])
+                        _write(batch, writers[kind], conns[kind])
                     cpu[kind].append((time.process_time() - c) / n * 1e6)
                     wall[kind].append((time.perf_counter() - t) / n * 1e6)
             for kind in KINDS:

@@ -15,8 +15,10 @@ Reports rows/s (min / median / max over ``--rounds``), rows per CPU second (the 
 process and its helper process, if any, together) and the peak RSS of the measured process
 and of its helper (``resource.getrusage``), which must not grow with the log: everything
 streams. ``--before SRC`` runs the same tasks with the package found in SRC (an older
-``src/`` directory) too, interleaved round by round with this one. Not a test: the numbers
-depend on the machine.
+``src/`` directory) too, interleaved round by round with this one, on the log this version
+generated: only for versions that link rows the same way (to compare with a version from before
+keyed links, run the whole script with each version's ``PYTHONPATH`` in turn). Not a test: the
+numbers depend on the machine.
 """
 
 from __future__ import annotations
@@ -47,6 +49,11 @@ from consent.receipts import (
     chain_hash,
 )
 from consent.store.sqlite import SQLiteStore
+
+try:
+    from consent.store.chain import link_hash
+except ImportError:  # a version before keyed links: rows are linked with chain_hash
+    link_hash = None  # type: ignore[assignment]
 
 _COLUMNS = "seq, receipt_id, subject_id, ts, event, body, kid, signature, prev_hash, hash"
 _T0 = 1_790_000_000
@@ -89,7 +96,8 @@ def generate(path: Path, count: int) -> float:
 
     The canonical body of the template is rendered once; each receipt substitutes its own
     receipt id, subject id and timestamp (fixed-width fields, so the body stays canonical),
-    then is signed and chained exactly as ``StoredReceipt.seal`` does.
+    then is signed and chained exactly as ``StoredReceipt.seal`` does (with keyed links, or,
+    with a version that predates them, the unkeyed ones it writes).
     """
     import asyncio
 
@@ -121,7 +129,10 @@ def generate(path: Path, count: int) -> float:
             .replace(time_old, stamp)
         )
         kid, signature = signer.sign(body)
-        digest = chain_hash(prev, body, kid, signature)
+        if link_hash is None:
+            digest = chain_hash(prev, body, kid, signature)
+        else:
+            digest = link_hash(signer, seq, prev, kid, signature)
         batch.append((seq, rid, sid, ts, "given", body, kid, signature, prev, digest))
         prev = digest
         if len(batch) == 10_000:

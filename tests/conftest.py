@@ -6,12 +6,21 @@ import os
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+import anyio
 import pytest
 
-from consent.receipts import Controller, Purpose, Receipt, canonical_json
+from consent.receipts import (
+    Controller,
+    Purpose,
+    Receipt,
+    ReceiptSigner,
+    StoredReceipt,
+    canonical_json,
+)
+from consent.store import open_store
 from consent.store.sqlite import path_from_url
 
 from .pg import ENV_URL, ExternalPg, PgServer, create_database, drop_database, find_bindir
@@ -50,6 +59,19 @@ def make_receipt(**overrides: object) -> Receipt:
     }
     fields.update(overrides)
     return Receipt.model_validate(fields)
+
+
+def record_receipts(url: str, receipts: Iterable[Receipt]) -> list[StoredReceipt]:
+    """Append ``receipts`` one by one to the store at ``url``, signed with ``TEST_KEY``."""
+
+    async def run() -> list[StoredReceipt]:
+        store = open_store(url, ReceiptSigner([TEST_KEY]))
+        try:
+            return [await store.append(receipt) for receipt in receipts]
+        finally:
+            await store.close()
+
+    return anyio.run(run)
 
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -170,3 +192,12 @@ def pg_url(pg_server: PgServer | ExternalPg) -> Iterator[str]:
         yield pg_server.url(name)
     finally:
         drop_database(pg_server, name)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty receipt store: an SQLite file, or a database on the test PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/consent.db"
+    url: str = request.getfixturevalue("pg_url")
+    return url

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import subprocess
 import sys
@@ -15,6 +16,24 @@ from consent.store.base import GroupCommit
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_POLICY = ROOT / "examples" / "policy"
+
+
+def run_consent(
+    *args: str, key: str | None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run ``consent ARGS`` with ``CONSENT_SECRET_KEY`` set to ``key`` (None: unset)."""
+    env = {k: v for k, v in os.environ.items() if k != "CONSENT_SECRET_KEY"}
+    if key is not None:
+        env["CONSENT_SECRET_KEY"] = key
+    return subprocess.run(
+        [sys.executable, "-m", "consent.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def consent_with_reader_gone(*args: str) -> tuple[int, bytes]:

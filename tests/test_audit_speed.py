@@ -93,7 +93,7 @@ def test_unusual_values_are_reported_as_before(tmp_path: Path) -> None:
         ),
         (
             "UPDATE consent_receipts SET prev_hash = CAST(prev_hash AS BLOB) WHERE seq = 6",
-            "(seq 6): hash does not match the receipt (chain fields edited)",
+            "(seq 6): hash does not match the row's seq, prev_hash and signature",
         ),
     ]
     for i, (statement, expected) in enumerate(cases):
@@ -108,12 +108,15 @@ def test_a_bad_row_in_the_middle_of_a_batch(tmp_path: Path) -> None:
     url = _store(tmp_path / "a")
     message = _finding(url, "DELETE FROM consent_receipts WHERE seq = 20")
     assert message.endswith("(seq 21): seq 20 missing before this receipt (receipts deleted)")
-    assert verify_store(open_store(url, SIGNER), SIGNER).count == 19
+    result = verify_store(open_store(url, SIGNER), SIGNER)
+    assert (result.count, result.finding_count) == (29, 1)  # read on after the finding
     (tmp_path / "b").mkdir()
     url = _store(tmp_path / "b")
     message = _finding(url, "UPDATE consent_receipts SET hash = 'x' WHERE seq = 25")
     assert "(seq 25): hash does not match" in message
-    assert verify_store(open_store(url, SIGNER), SIGNER).count == 24
+    result = verify_store(open_store(url, SIGNER), SIGNER)
+    # The row itself, and the next one, whose prev_hash no longer links to it.
+    assert [f.seq for f in result.findings] == [25, 26]
 
 
 # --------------------------------------------------------------------------- two processes
@@ -234,7 +237,7 @@ def _verify_both(url: str, monkeypatch: pytest.MonkeyPatch) -> str:
         # in one of this process's chunks, and at the edges of the log
         (("UPDATE consent_receipts SET prev_hash = 'p' WHERE seq = 20",), "(seq 20): hash"),
         (("DELETE FROM consent_receipts WHERE seq = 60",), "log truncated"),
-        (("UPDATE consent_chain SET head_seq = 50",), "(seq 51): receipt after the signed"),
+        (("UPDATE consent_chain SET head_seq = 50",), "chain head signature does not verify"),
     ],
 )
 def test_verify_in_two_processes_finds_the_same(
@@ -261,7 +264,7 @@ def test_verify_when_the_helper_fails(
     store.url = f"sqlite:///{tmp_path / 'missing.db'}"
     result = verify_store(store, SIGNER, workers=2)
     assert "(seq 46): event differs" in result.message()
-    assert result.count == 45
+    assert (result.count, result.finding_count) == (60, 1)
 
 
 def test_without_a_helper_process(
@@ -276,7 +279,7 @@ def test_without_a_helper_process(
     execute_sql(url, "UPDATE consent_receipts SET event = 'x' WHERE seq = 46")
     result = verify_store(open_store(url, SIGNER), SIGNER, workers=2)
     assert "(seq 46): event differs" in result.message()
-    assert result.count == 45
+    assert (result.count, result.finding_count) == (60, 1)
 
 
 def test_a_purge_during_a_two_process_export_starts_it_again(

@@ -40,7 +40,7 @@ from consent.receipts import (
 )
 from consent.state import ConsentCookie, new_subject_id
 from consent.store import open_store
-from consent.store.base import link, link_all
+from consent.store.chain import link, link_all
 
 from .conftest import make_receipt
 from .helpers import EXAMPLE_POLICY

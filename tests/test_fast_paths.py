@@ -34,10 +34,11 @@ from consent.html import (
     with_length,
 )
 from consent.policy import load_policy
-from consent.receipts import ReceiptSigner
+from consent.receipts import ReceiptSigner, chain_hash
 from consent.state import ConsentCookie
 from consent.store import open_store
 from consent.store.base import ReceiptRow
+from consent.store.chain import link_kind
 
 from .conftest import TEST_KEY, execute_sql, make_receipt
 from .helpers import EXAMPLE_POLICY, detached_middleware, http_scope
@@ -610,7 +611,8 @@ def test_rows_the_fast_path_cannot_prove_take_the_full_way(tmp_path: Path) -> No
     store = open_store(url, SIGNER)
     rows = list(store.iter_raw())
     fast = _Fast(SIGNER)
-    assert all(fast.verified(r) for r in rows)
+    assert all(fast.verified(r, keyed=True) for r in rows)
+    assert all(link_kind(SIGNER, r) == "keyed" for r in rows)  # the plain way agrees
     row = rows[2]
     edited = [
         ReceiptRow(**{**row.__dict__, "event": "refused"}),
@@ -618,8 +620,25 @@ def test_rows_the_fast_path_cannot_prove_take_the_full_way(tmp_path: Path) -> No
         ReceiptRow(**{**row.__dict__, "body": row.body.replace("given", "refused")}),
         ReceiptRow(**{**row.__dict__, "kid": "0" * 12}),
     ]
-    assert not any(fast.verified(r) for r in edited)
+    assert not any(fast.verified(r, keyed=True) for r in edited)
     assert [fast.line(r) is None for r in edited] == [False, False, True, True]
+    # The link: the quick check accepts a row exactly when the chain module's link holds.
+    relinked = [
+        ReceiptRow(**{**row.__dict__, "seq": row.seq + 1}),
+        ReceiptRow(**{**row.__dict__, "prev_hash": rows[0].hash}),
+        ReceiptRow(**{**row.__dict__, "hash": rows[1].hash}),
+        ReceiptRow(
+            **{
+                **row.__dict__,
+                "hash": chain_hash(row.prev_hash, row.body, row.kid, row.signature),
+            }
+        ),
+    ]
+    for candidate in [*rows, *relinked]:
+        for keyed in (True, False):
+            expected = link_kind(SIGNER, candidate) == ("keyed" if keyed else "unkeyed")
+            assert fast.verified(candidate, keyed=keyed) == expected
+    assert [link_kind(SIGNER, r) for r in relinked] == [None, None, None, "unkeyed"]
 
     execute_sql(url, "UPDATE consent_receipts SET event = 'refused' WHERE seq = 3")
     result = verify_store(store, SIGNER)

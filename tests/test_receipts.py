@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from pathlib import Path
 
@@ -266,12 +267,15 @@ def test_seal_links_and_hashes() -> None:
     signer = ReceiptSigner(["k"])
     first = StoredReceipt.seal(make_receipt(), seq=1, prev_hash=GENESIS_HASH, signer=signer)
     assert first.prev_hash == "0" * 64
-    expected = hashlib.sha256(
-        f"{GENESIS_HASH}\n{first.body}\n{first.kid}\n{first.signature}".encode()
-    ).hexdigest()
-    assert (
-        first.hash == expected == chain_hash(GENESIS_HASH, first.body, first.kid, first.signature)
-    )
+    # The link is keyed: HMAC-SHA256 under the key derived for "consent-link" (as
+    # itsdangerous derives it) over seq, prev_hash, kid and signature.
+    link_key = hmac.new(b"k", b"consent-link", "sha256").digest()
+    text = f"1\n{GENESIS_HASH}\n{first.kid}\n{first.signature}"
+    expected = hmac.new(link_key, text.encode(), "sha256").hexdigest()
+    assert first.hash == expected
+    # not the unkeyed link of earlier versions, which anyone can compute
+    assert first.hash != chain_hash(GENESIS_HASH, first.body, first.kid, first.signature)
+    assert ReceiptSigner(["other"]).link_digest(text, first.kid) is None
     second = StoredReceipt.seal(make_receipt(), seq=2, prev_hash=first.hash, signer=signer)
     assert second.prev_hash == first.hash
     assert signer.verify(second.body, second.kid, second.signature)

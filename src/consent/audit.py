@@ -1,9 +1,11 @@
-"""Export, verify and purge the consent-receipt log (``consent export|verify|purge``).
+"""Export, verify and purge the consent-receipt log, and record incidents in it
+(``consent export|verify|purge|incident``).
 
-Verification recomputes everything a stored receipt claims: the signature over its body, its
-chain hash, its link to the previous receipt, that its indexed columns match the signed body,
-and, for a store, that the log ends where the signed chain head says it ends and starts where
-the signed purge checkpoint says it starts. It reports the first receipt at fault.
+Verification recomputes everything a stored row claims: the signature over its body, its
+keyed link (its seq and its place after the previous row), that its indexed columns match the
+signed body, and, for a store, that the log ends where the signed chain head says it ends and
+starts where the signed purge checkpoint says it starts. It reports every finding, and the
+incident markers with the findings each of them covers.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import binascii
 import codecs
 import contextlib
 import csv
+import functools
 import hashlib
 import hmac
 import json
@@ -26,7 +29,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from json.encoder import encode_basestring
 from pathlib import Path
@@ -43,19 +46,39 @@ from .receipts import (
     Receipt,
     ReceiptSigner,
     StoredReceipt,
-    chain_hash,
     format_time,
 )
 from .store import ReceiptStore, StoreDamaged, StoreUnavailable, open_store
 from .store.base import ReceiptRow, redact_url, row_values, values_in_batches
+from .store.chain import (
+    INCIDENT_EVENT,
+    KEYED_EVENT,
+    MAX_COVERED_RUNS,
+    RECORD_EVENTS,
+    ChainState,
+    Covered,
+    damage,
+    incident_record,
+    link_hash,
+    link_kind,
+    record_fields,
+    record_problem,
+    span,
+)
 
 __all__ = [
     "CSV_COLUMNS",
     "EVENTS",
+    "MAX_LISTED",
+    "Finding",
+    "Incident",
+    "NothingToRecord",
     "VerifyResult",
     "export",
+    "parse_head",
     "parse_time",
     "purge",
+    "record_incident",
     "register",
     "verify_file",
     "verify_store",
@@ -203,6 +226,7 @@ class _Fast:
         self._pads: dict[str, tuple[Any, Any]] = {}
         # Where each column was found in the last body (see _has).
         self._at = [0, 0, 0, 0, 0]
+        self._signer = signer
         if signer is not None:
             for kid in signer.kids:
                 key = signer._signer(kid, RECEIPT_SALT).derive_key()
@@ -238,24 +262,31 @@ class _Fast:
         """True when the row's body carries a valid receipt signature of a known key."""
         return self._signed(row.body, row.kid, row.signature)
 
-    def check(self, values: Values) -> bool:
-        """Signature, chain hash and columns of a sealed row, checked without parsing.
+    def check(self, values: Values, keyed: bool) -> bool:
+        """Signature, link and columns of a sealed row, checked without parsing; ``keyed``:
+        whether the row's link must be the keyed one (:func:`consent.store.chain.link_hash`)
+        or the unkeyed one of earlier versions.
 
         In a canonical body every top-level key occurs once, none of them occurs inside the
         nested objects, and a quote inside a string is escaped, so ``"event":"given"`` occurs
         in the text exactly when the body's event is ``given``. False means: take the full way.
         """
-        _, receipt_id, subject_id, ts, event, body, kid, signature, prev_hash, hash_ = values
+        seq, receipt_id, subject_id, ts, event, body, kid, signature, prev_hash, hash_ = values
         if not self._signed(body, kid, signature):
             return False
         if type(prev_hash) is not str or type(hash_) is not str:
             return False
-        try:
-            data = f"{prev_hash}\n{body}\n{kid}\n{signature}".encode()
-        except UnicodeEncodeError:
-            return False
-        if hashlib.sha256(data).hexdigest() != hash_:
-            return False
+        if keyed:
+            assert self._signer is not None  # (_signed found the key)
+            if link_hash(self._signer, seq, prev_hash, kid, signature) != hash_:
+                return False
+        else:
+            try:
+                data = f"{prev_hash}\n{body}\n{kid}\n{signature}".encode()
+            except UnicodeEncodeError:
+                return False
+            if hashlib.sha256(data).hexdigest() != hash_:
+                return False
         if type(receipt_id) is not str or type(subject_id) is not str or type(event) is not str:
             return False
         if type(ts) is not int:
@@ -289,9 +320,9 @@ class _Fast:
         self._at[which] = at
         return True
 
-    def verified(self, row: ReceiptRow) -> bool:
+    def verified(self, row: ReceiptRow, keyed: bool) -> bool:
         """:meth:`check` for a :class:`ReceiptRow`."""
-        return self.check(row_values(row))
+        return self.check(row_values(row), keyed)
 
     def fields(self, row: ReceiptRow) -> dict[str, Any] | None:
         """The receipt fields of a row whose body is a canonical receipt object, else None.
@@ -371,8 +402,9 @@ _CSV_FORMULA = "=+-@\t\r"  # what a spreadsheet program may read as the start of
 def _csv_safe(value: str) -> str:
     """Keep spreadsheet programs from running a cell as a formula (reversible).
 
-    Applied to the receipt fields, some of which come from the visitor (user agent, page);
-    the chain fields and the signed body are written verbatim.
+    Applied to every cell: the receipt fields, some of which come from the visitor (user
+    agent, page), and the chain fields and body too, which whoever can write the store can
+    set to anything.
     """
     if value and value[0] in _CSV_FORMULA + "'":
         return "'" + value
@@ -452,22 +484,13 @@ def export(
         writer = csv.writer(out)
         writer.writerow(CSV_COLUMNS)
         for row in rows:
-            try:
-                fields = _csv_fields(row.to_stored())
-            except ValueError:
-                raw = _raw_fields(row)
-                fields = {column: _csv_cell(raw.get(column)) for column in CSV_COLUMNS}
-            writer.writerow(
-                [
-                    fields[column] if column in _CHAIN_FIELDS else _csv_safe(fields[column])
-                    for column in CSV_COLUMNS
-                ]
-            )
+            fields = _csv_expected(row)
+            writer.writerow([_csv_safe(fields[column]) for column in CSV_COLUMNS])
             count += 1
         return count
     fast = _Fast(signer)
     write = out.write
-    plan = _plan(store, state, workers, every=2, tail=False)
+    plan = _plan(store, state, workers, every=2)
     counted = None
     if plan is not None:
         # This process writes its chunks and places the helper's: every other one.
@@ -525,8 +548,11 @@ def _export_blocks(
 
 
 def _line(row: ReceiptRow, fast: _Fast) -> str:
-    """The JSON Lines export of any row (with its line feed)."""
+    """The JSON Lines export of any row (with its line feed): a chain record's line holds
+    its body's fields, as a receipt's does."""
     line = fast.line(row)
+    if line is None and row.event in RECORD_EVENTS and record_fields(row) is not None:
+        line = fast.text(row)
     if line is None:
         try:
             data = row.to_stored().to_dict()
@@ -540,9 +566,133 @@ def _line(row: ReceiptRow, fast: _Fast) -> str:
 
 
 @dataclass(frozen=True)
+class Finding:
+    """One thing wrong with the log: ``reason``, and the row it was found at (``seq`` and
+    ``receipt_id``, when there is one). ``code`` names the kind of finding (``signature``,
+    ``link``, ``gap``, ``column:event``, ...); an incident marker records findings by seq and
+    kind. ``missing``: for a gap, how many receipts are missing before the row."""
+
+    reason: str
+    seq: int | None = None
+    receipt_id: str | None = None
+    code: str = ""
+    missing: int = 0
+
+    def line(self) -> str:
+        if self.receipt_id is not None:
+            return f"BROKEN at receipt {self.receipt_id} (seq {self.seq}): {self.reason}"
+        if self.seq is not None:
+            return f"BROKEN at seq {self.seq}: {self.reason}"
+        return f"BROKEN: {self.reason}"
+
+
+@dataclass(frozen=True)
+class Incident:
+    """A signed incident marker (``consent incident``), as verification found it: where it
+    is, when and by whom it was recorded, why, what was found at the end of the log, and the
+    findings of the log before it that it covers (``report``: the first ones, as lines;
+    ``count``: all of them). ``missing`` receipts were lost (gaps, and the newest receipts
+    a genuine head still recorded); with ``head_lost``, the head itself was missing or not
+    genuine, so how many newest receipts went with it cannot be told. ``covered`` is False
+    when the findings before it are no longer those it recorded (a finding of its own)."""
+
+    seq: int
+    record_id: str
+    time: int
+    reason: str
+    by: str | None
+    found: str
+    head: tuple[int, str] | None
+    after: int
+    missing: int
+    head_lost: bool
+    altered: int
+    count: int
+    runs: tuple[tuple[int | None, int | None, str], ...]
+    report: tuple[str, ...]
+    covered: bool = True
+
+    @property
+    def affected(self) -> int:
+        """Receipts known to be missing or altered."""
+        return self.missing + self.altered
+
+    @classmethod
+    def from_row(cls, row: ReceiptRow) -> Incident | None:
+        """The marker in a record row whose signature verified; None when its body lacks
+        what a marker holds."""
+        data = record_fields(row)
+        try:
+            assert data is not None
+            head = data["head"]
+            runs = tuple(
+                (
+                    None if first is None else int(first),
+                    None if last is None else int(last),
+                    str(code),
+                )
+                for first, last, code in data["findings"]
+            )
+            by = data["by"]
+            return cls(
+                seq=row.seq,
+                record_id=row.receipt_id,
+                time=int(data["timestamp"]),
+                reason=str(data["reason"]),
+                by=None if by is None else str(by),
+                found=str(data["found"]),
+                head=None if head is None else (int(head["seq"]), str(head["hash"])),
+                after=int(data["after"]),
+                missing=int(data["missing"]),
+                head_lost=bool(data["head_lost"]),
+                altered=int(data["altered"]),
+                count=int(data["count"]),
+                runs=runs,
+                report=tuple(str(line) for line in data["report"]),
+            )
+        except (AssertionError, KeyError, TypeError, ValueError):
+            return None
+
+    def lines(self) -> list[str]:
+        """How ``consent verify`` reports it."""
+        by = f" by {self.by}" if self.by else ""
+        out = [
+            f"incident recorded at seq {self.seq} on {format_time(self.time)}{by}: {self.reason}"
+        ]
+        if self.found:
+            out.append(f"  found: {self.found}")
+        lost = (
+            "; how many newest receipts went with the missing head cannot be told"
+            if self.head_lost
+            else ""
+        )
+        out.append(
+            f"  affected: {self.affected} receipts ({self.missing} missing, {self.altered} "
+            f"altered or moved){lost}"
+        )
+        if self.report:
+            out.append(f"  covers {self.count} findings in the log before it:")
+            out.extend(f"    {line}" for line in self.report)
+            if self.count > len(self.report):
+                out.append(f"    and {self.count - len(self.report)} more")
+        if not self.covered:
+            out.append("  the findings before it are no longer those it recorded (see above)")
+        return out
+
+
+@dataclass(frozen=True)
 class VerifyResult:
-    """Outcome of a verification. ``first_bad`` names the first receipt at fault (its id,
-    else ``"seq N"``), ``seq`` its position; ``reason`` says what is wrong."""
+    """Outcome of a verification.
+
+    ``findings`` lists what is wrong (the first :data:`MAX_LISTED`; ``finding_count`` counts
+    them all); ``first_bad``, ``seq``, ``receipt_id`` and ``reason`` are those of the first.
+    ``count`` is the number of receipts read (chain records not included). ``incidents`` are
+    the incident markers in the log, with the findings each covers; ``keyed_from`` the seq
+    from which rows are linked with the key (None: a log of an earlier version, unkeyed), and
+    ``switched`` whether that is where a signed switch record turned an earlier version's log
+    to keyed links;
+    ``notes`` what else there is to say (the head kept elsewhere, ``--expect-head``).
+    """
 
     ok: bool
     count: int
@@ -552,186 +702,375 @@ class VerifyResult:
     receipt_id: str | None = None
     head: ChainHead | None = None
     checkpoint: Checkpoint | None = None  # where a purge left the log to start
+    findings: tuple[Finding, ...] = ()
+    finding_count: int = 0
+    incidents: tuple[Incident, ...] = ()
+    keyed_from: int | None = None
+    switched: bool = False
+    notes: tuple[str, ...] = ()
 
     def message(self) -> str:
         if self.ok:
+            if self.incidents:
+                n = len(self.incidents)
+                return (
+                    f"OK: {self.count} receipts verified; {n} recorded "
+                    f"incident{'s' if n != 1 else ''} (below)"
+                )
             return f"OK: {self.count} receipts verified"
-        if self.receipt_id is not None:
-            return f"BROKEN at receipt {self.receipt_id} (seq {self.seq}): {self.reason}"
-        if self.seq is not None:
-            return f"BROKEN at seq {self.seq}: {self.reason}"
-        return f"BROKEN: {self.reason}"
+        return self.findings[0].line() if self.findings else f"BROKEN: {self.reason}"
 
 
-class _Broken(Exception):
-    def __init__(self, reason: str, seq: int | None = None, receipt_id: str | None = None):
-        super().__init__(reason)
-        self.reason = reason
-        self.seq = seq
-        self.receipt_id = receipt_id
+MAX_LISTED = 100
+"""Findings listed one by one; the rest are counted."""
+
+_MAX_RUNS = 10_000  # runs of findings kept to compare with an incident marker
 
 
-def _check_row(row: ReceiptRow, signer: ReceiptSigner) -> StoredReceipt:
-    """Signature, hash and body-vs-columns of one row; raises _Broken."""
+class _Findings:
+    """Findings not covered by an incident marker: the first :data:`MAX_LISTED` listed, all
+    counted, and as runs (consecutive seqs, one kind) to compare with what a marker recorded."""
 
-    def broken(reason: str) -> _Broken:
-        return _Broken(reason, row.seq, row.receipt_id)
+    def __init__(self) -> None:
+        self.listed: list[Finding] = []
+        self.count = 0
+        self.runs: list[list[Any]] = []  # [first seq, last seq, code]
+        self.overflow = False
+        self.missing = 0
+        self.altered = 0
 
-    if not signer.knows(row.kid):
-        raise broken(
-            f"signed by an unknown key (kid {row.kid}); is a retired key missing from "
-            "CONSENT_SECRET_KEY?"
+    def add(self, finding: Finding) -> None:
+        self.count += 1
+        if len(self.listed) < MAX_LISTED:
+            self.listed.append(finding)
+        seq, code = finding.seq, finding.code
+        run = self.runs[-1] if self.runs else None
+        if run is not None and seq is not None and run[1] == seq - 1 and run[2] == code:
+            run[1] = seq
+        elif len(self.runs) < _MAX_RUNS:
+            self.runs.append([seq, seq, code])
+        else:
+            self.overflow = True
+        if code == "gap":
+            self.missing += finding.missing
+        elif seq is not None:
+            self.altered += 1
+
+    def matches(self, incident: Incident, floor: int, *, whole: bool) -> bool:
+        """Whether these findings are those ``incident`` recorded. Recorded runs purged since
+        (up to seq ``floor``) are left out. ``whole``: the log was read whole (a store, a
+        complete export); otherwise each finding need only lie in a recorded run."""
+        if self.overflow:
+            return False
+        recorded = []
+        for first, last, code in incident.runs:
+            if last is not None and last <= floor:
+                continue
+            if first is not None and first <= floor:
+                first = floor + 1
+            recorded.append((first, last, code))
+        found = [(first, last, code) for first, last, code in self.runs]
+        if whole:
+            return found == recorded
+        return all(
+            any(
+                code == r_code
+                and (first == r_first if first is None else (r_first or 0) <= first)
+                and (last == r_last if last is None else last <= (r_last or 0))
+                for r_first, r_last, r_code in recorded
+            )
+            for first, last, code in found
         )
-    if not signer.verify(row.body, row.kid, row.signature):
-        raise broken("signature does not match the receipt body (receipt edited)")
-    if chain_hash(row.prev_hash, row.body, row.kid, row.signature) != row.hash:
-        raise broken("hash does not match the receipt (chain fields edited)")
-    try:
-        stored = row.to_stored()
-    except ValueError:
-        raise broken("signed body is not a valid receipt") from None
-    receipt = stored.receipt
-    for name, value in (
-        ("receipt_id", receipt.receipt_id),
-        ("subject_id", receipt.subject_id),
-        ("timestamp", receipt.timestamp),
-        ("event", receipt.event),
-    ):
-        if getattr(row, name) != value:
-            raise broken(f"{name} differs from the signed body (edited after signing)")
-    return stored
+
+    def covered(self) -> Covered:
+        """What an incident marker recorded now would cover."""
+        return Covered(
+            runs=tuple((first, last, code) for first, last, code in self.runs),
+            lines=tuple(f.line() for f in self.listed),
+            count=self.count,
+            missing=self.missing,
+            altered=self.altered,
+        )
 
 
-def _stored(row: ReceiptRow) -> StoredReceipt:
-    """The parsed receipt of a row that passed the checks."""
+def _stored(row: ReceiptRow) -> StoredReceipt | None:
     try:
         return row.to_stored()
     except ValueError:
-        raise _Broken("signed body is not a valid receipt", row.seq, row.receipt_id) from None
+        return None
 
 
 class _Chain:
-    """Follows rows in order and checks each one links to the one before."""
+    """Follows rows in seq order: checks each one (signature, link, columns) and that it
+    follows the one before, and collects every finding.
 
-    def __init__(self, signer: ReceiptSigner, start: tuple[int, str] | None) -> None:
+    ``start`` is the ``(seq, hash)`` the log starts after (the genesis or the purge
+    checkpoint); None for an export that may hold only some rows (filtered, or without its
+    chain head line), where gaps are expected. ``whole``: every row from ``start`` on is read.
+    """
+
+    def __init__(
+        self, signer: ReceiptSigner, start: tuple[int, str] | None, *, file: bool = False
+    ) -> None:
         self.signer = signer
         self.fast = _Fast(signer)
-        # (seq, hash) the next row must follow; None = unknown (partial export).
         self.start = start
+        self.whole = start is not None
+        self.file = file
+        self.floor = start[0] if start is not None else 0
         self.last: tuple[int, str, str] | None = None  # seq, hash, receipt_id
-        self.count = 0
-        self.first_gap: _Broken | None = None
-        self.first_row: ReceiptRow | None = None
+        self.count = 0  # receipts read
+        self.keyed: bool | None = None  # are rows linked with the key? (None: not known yet)
+        self.keyed_from: int | None = None
+        self.switched = False  # a switch record turned the log to keyed links
+        self.pending = _Findings()
+        self.incidents: list[Incident] = []
+        self.watch: int | None = None  # a seq whose hash is wanted (--expect-head on a file)
+        self.watched: str | None = None
 
-    def add(self, row: ReceiptRow, *, strict: bool) -> StoredReceipt | None:
-        """Check ``row`` and its link; the parsed receipt, or None when the row was verified
-        on its body text (:class:`_Fast`)."""
-        stored = None if self.fast.verified(row) else _check_row(row, self.signer)
-        previous = (self.last[0], self.last[1]) if self.last else self.start
+    def note(self, finding: Finding) -> None:
+        """A finding of the log's own (not of one row), or of a row not read as one."""
+        self.pending.add(finding)
+
+    def _previous(self) -> tuple[int, str] | None:
+        return (self.last[0], self.last[1]) if self.last is not None else self.start
+
+    def add(
+        self,
+        row: ReceiptRow,
+        *,
+        reported: Finding | None = None,
+        fields: Callable[[], Finding | None] | None = None,
+    ) -> None:
+        """Check ``row`` and its place. ``reported``: a finding about it already made (by the
+        reader of an export); ``fields``: a check of its exported fields, made when the row
+        itself is sound. One finding per row, the first of: ``reported``, the row's own
+        (signature, link, columns), ``fields``, its place."""
+        finding = reported
+        if finding is None and not (self.keyed is not None and self.fast.verified(row, self.keyed)):
+            finding = self._examine(row)
+        if finding is None and fields is not None:
+            finding = fields()
+        if row.seq == self.watch:
+            self.watched = row.hash
+        incident = None
+        if finding is None and row.event == INCIDENT_EVENT:
+            incident = Incident.from_row(row)
+            if incident is None:
+                finding = self._at(row, "body", "signed body is not a valid incident marker")
         if self.last is not None and row.seq <= self.last[0]:
-            raise _Broken(
-                f"out of order: seq {row.seq} follows seq {self.last[0]} "
-                "(receipts reordered or duplicated)",
-                row.seq,
-                row.receipt_id,
+            self.pending.add(
+                finding
+                or self._at(
+                    row,
+                    "order",
+                    f"out of order: seq {row.seq} follows seq {self.last[0]} "
+                    "(receipts reordered or duplicated)",
+                )
             )
-        if previous is not None and row.seq != previous[0] + 1:
-            gap = _Broken(
-                f"seq {previous[0] + 1}"
-                + (f"..{row.seq - 1}" if row.seq - 1 > previous[0] + 1 else "")
-                + " missing before this receipt (receipts deleted)"
-                if row.seq > previous[0] + 1
-                else f"unexpected seq {row.seq}, expected {previous[0] + 1}",
-                row.seq,
-                row.receipt_id,
-            )
-            if strict:
-                raise gap
-            if self.first_gap is None:
-                self.first_gap = gap
-        elif previous is not None and row.prev_hash != previous[1]:
-            raise _Broken(
+            return
+        if finding is None:
+            finding = self._place(row, incident)
+        if finding is not None:
+            self.pending.add(finding)
+        elif incident is not None:
+            self._incident(incident, row)
+        self.last = (row.seq, row.hash, row.receipt_id)
+        if row.event not in RECORD_EVENTS:
+            self.count += 1
+
+    @staticmethod
+    def _at(row: ReceiptRow, code: str, reason: str, missing: int = 0) -> Finding:
+        return Finding(reason, row.seq, row.receipt_id, code, missing)
+
+    def _place(self, row: ReceiptRow, incident: Incident | None) -> Finding | None:
+        """Whether ``row`` follows the row before it (or the start of the log)."""
+        previous = self._previous()
+        if previous is None:
+            return None
+        expected = previous[0] + 1
+        if row.seq != expected:
+            if (
+                incident is not None
+                and incident.head is not None
+                and incident.head[0] == row.seq - 1
+                and incident.after == previous[0]
+                and row.prev_hash == previous[1]
+            ):
+                return None  # the newest receipts lost before the marker: it covers them
+            if row.seq < expected:
+                return self._at(row, "order", f"unexpected seq {row.seq}, expected {expected}")
+            if not self.whole:
+                return None  # an export of some rows only
+            missing = row.seq - expected
+            if self.last is None and self.file:
+                reason = (
+                    f"export starts at seq {row.seq}, the log starts at seq {expected} "
+                    "(receipts deleted)"
+                )
+            else:
+                reason = (
+                    f"seq {span(expected, row.seq - 1)} missing before this receipt "
+                    "(receipts deleted)"
+                )
+            return self._at(row, "gap", reason, missing)
+        if row.prev_hash != previous[1]:
+            if self.last is None:
+                return self._at(
+                    row,
+                    "start",
+                    "the first receipt does not link to the start of the log "
+                    + ("(the genesis hash)" if previous[0] == 0 else "(the purge checkpoint)"),
+                )
+            return self._at(
+                row,
+                "prev",
                 "prev_hash does not link to the previous receipt "
                 "(receipts reordered, deleted or replaced)",
-                row.seq,
-                row.receipt_id,
             )
-        elif previous is None and row.seq == 1 and row.prev_hash != GENESIS_HASH:
-            raise _Broken(
-                "the first receipt does not link to the genesis hash", row.seq, row.receipt_id
-            )
-        if self.first_row is None:
-            self.first_row = row
-        self.last = (row.seq, row.hash, row.receipt_id)
-        self.count += 1
-        return stored
+        return None
 
-    def add_batch(
-        self,
-        batch: list[Values],
-        row_from: Callable[[Values], ReceiptRow],
-        head: ChainHead | None,
-    ) -> None:
-        """:meth:`add` (strict) for each row of a store, after checking it does not follow
-        the signed ``head``.
+    def _examine(self, row: ReceiptRow) -> Finding | None:
+        """The row's own finding (signature, link, body and columns), or None; learns from
+        it whether the log's rows are keyed."""
+        signer = self.signer
+        record = row.event in RECORD_EVENTS
+        if record:
+            problem = record_problem(row, signer)
+            if problem is not None:
+                return self._at(row, *problem)
+        elif not signer.knows(row.kid):
+            return self._at(
+                row,
+                "key",
+                f"signed by an unknown key (kid {row.kid}); is a retired key missing from "
+                "CONSENT_SECRET_KEY?",
+            )
+        elif not signer.verify(row.body, row.kid, row.signature):
+            return self._at(
+                row, "signature", "signature does not match the receipt body (receipt edited)"
+            )
+        kind = link_kind(signer, row)
+        if kind is None:
+            if self.keyed is False:
+                return self._at(
+                    row, "link", "hash does not match the receipt (chain fields edited)"
+                )
+            return self._at(
+                row,
+                "link",
+                "hash does not match the row's seq, prev_hash and signature (renumbered, "
+                "moved, or chain fields edited)",
+            )
+        if kind == "keyed":
+            if row.event == KEYED_EVENT and not self.keyed:
+                self.keyed, self.keyed_from, self.switched = True, row.seq, True
+            elif self.keyed is None:
+                self.keyed, self.keyed_from = True, row.seq
+            elif self.keyed is False:
+                self.keyed, self.keyed_from = True, row.seq
+                return self._at(
+                    row, "unswitched", "keyed link without the signed switch record before it"
+                )
+        elif record or self.keyed:
+            return self._at(
+                row,
+                "unkeyed",
+                f"unkeyed link in the keyed chain (keyed since seq {self.keyed_from}): "
+                "re-linked without the key, or written by an earlier version",
+            )
+        else:
+            self.keyed = False
+        if record:
+            return None
+        stored = _stored(row)
+        if stored is None:
+            return self._at(row, "body", "signed body is not a valid receipt")
+        receipt = stored.receipt
+        for name, value in (
+            ("receipt_id", receipt.receipt_id),
+            ("subject_id", receipt.subject_id),
+            ("timestamp", receipt.timestamp),
+            ("event", receipt.event),
+        ):
+            if getattr(row, name) != value:
+                return self._at(
+                    row,
+                    f"column:{name}",
+                    f"{name} differs from the signed body (edited after signing)",
+                )
+        return None
+
+    def _incident(self, incident: Incident, row: ReceiptRow) -> None:
+        """An incident marker: the findings so far are covered if they are those it recorded."""
+        if self.pending.matches(incident, self.floor, whole=self.whole):
+            self.pending = _Findings()
+            self.incidents.append(incident)
+            return
+        self.incidents.append(replace(incident, covered=False))
+        self.pending.add(
+            self._at(
+                row,
+                "incident",
+                f"the findings before this incident marker are not those it recorded "
+                f"({incident.count} recorded, {self.pending.count} found): rows changed since",
+            )
+        )
+
+    def add_batch(self, batch: list[Values], row_from: Callable[[Values], ReceiptRow]) -> None:
+        """:meth:`add` for each row of a store.
 
         A row that passes :meth:`_Fast.check` and directly follows the previous one (next seq,
         linked hash) is counted without more ado; any other row takes the full way, which
         finds whatever is wrong with it.
         """
         check = self.fast.check
-        head_seq = head.seq if head is not None else None
-        previous = (self.last[0], self.last[1]) if self.last else self.start
+        keyed = self.keyed
+        previous = self._previous()
         last = None
         count = 0
         for values in batch:
             if (
-                previous is not None
+                keyed is not None
+                and previous is not None
                 and values[0] == previous[0] + 1
                 and values[8] == previous[1]
-                and (head_seq is None or values[0] <= head_seq)
                 and type(values[0]) is int
-                and check(values)
+                and check(values, keyed)
             ):
                 previous = (values[0], values[9])
                 last = values
                 count += 1
-                if self.first_row is None:
-                    self.first_row = row_from(values)
                 continue
             # The full way, from where the quick one got to.
             if last is not None:
                 self.last = (last[0], last[9], last[1])
                 self.count += count
                 last, count = None, 0
-            row = row_from(values)
-            if head is not None and row.seq > head.seq:
-                raise _Broken(
-                    f"receipt after the signed chain head (seq {head.seq})",
-                    row.seq,
-                    row.receipt_id,
-                )
-            self.add(row, strict=True)
-            previous = (self.last[0], self.last[1]) if self.last else self.start
+            self.add(row_from(values))
+            keyed = self.keyed
+            previous = self._previous()
         if last is not None:
             self.last = (last[0], last[9], last[1])
             self.count += count
 
-    def join(self, summary: _Summary | None, store: ReceiptStore) -> bool:
+    def join(self, summary: _Summary | None) -> bool:
         """Take the helper's summary of a chunk whose rows all passed :meth:`_Fast.check`
         and link one to the next (:func:`_check_chunk`); False when there is none or the
         chunk does not follow on from the rows so far (then check the chunk again here)."""
         if summary is None:
             return False
-        count, first, last_seq, last_hash, last_id = summary
+        count, first, last_seq, last_hash, last_id, keyed = summary
         if first is None:
             return True  # no rows in that range
-        first = tuple(first)  # (a list, through JSON)
-        previous = (self.last[0], self.last[1]) if self.last else self.start
-        if previous is None or first[0] != previous[0] + 1 or first[8] != previous[1]:
+        previous = self._previous()
+        if (
+            keyed != self.keyed
+            or previous is None
+            or first[0] != previous[0] + 1
+            or first[8] != previous[1]
+        ):
             return False
-        if self.first_row is None:
-            self.first_row = _batches(store)[1](first)
         self.last = (last_seq, last_hash, last_id)
         self.count += count
         return True
@@ -742,113 +1081,284 @@ class _Chain:
         return self.start if self.start is not None else (0, GENESIS_HASH)
 
 
-def _check_head(head: ChainHead | None, chain: _Chain, signer: ReceiptSigner) -> None:
+def _head_finding(head: ChainHead | None, chain: _Chain, signer: ReceiptSigner) -> Finding | None:
+    """What is wrong with the end of the log against its signed head, or None."""
     end_seq, end_hash = chain.end()
     if head is None:
-        if chain.count or end_seq:
-            raise _Broken("the signed chain head is missing")
-        return
+        if chain.last is not None or end_seq:
+            return Finding("the signed chain head is missing", code="head")
+        return None
     if not head.verify(signer):
-        raise _Broken("the chain head signature does not verify (head edited)")
+        return Finding("the chain head signature does not verify (head edited)", code="head")
     if head.seq > end_seq:
-        raise _Broken(
+        return Finding(
             f"log truncated: the signed chain head records seq {head.seq} "
             f"but the log ends at seq {end_seq} (latest receipts deleted)",
             end_seq + 1,
+            code="head",
         )
     if head.seq < end_seq:
-        raise _Broken(
-            f"receipts after the signed chain head (seq {head.seq})",
-            head.seq + 1,
+        return Finding(
+            f"receipts after the signed chain head (seq {head.seq})", head.seq + 1, code="head"
         )
     if head.hash != end_hash:
         last_id = chain.last[2] if chain.last else None
-        raise _Broken("hash differs from the signed chain head", end_seq, last_id)
+        return Finding("hash differs from the signed chain head", end_seq, last_id, "head")
+    return None
 
 
-def _result(exc: _Broken, count: int) -> VerifyResult:
-    first = exc.receipt_id or (f"seq {exc.seq}" if exc.seq is not None else None)
+_HEAD_TEXT = re.compile(r"seq\s+(\d+)\s+hash\s+([0-9a-f]{64})")
+_HEAD_SHORT = re.compile(r"(\d+):([0-9a-f]{64})")
+
+
+def parse_head(value: str) -> tuple[int, str]:
+    """A head kept elsewhere: ``SEQ:HASH``, or text holding ``seq SEQ hash HASH`` (the line
+    ``consent verify`` prints; the last one in the text counts), or a file holding either.
+
+    Raises ValueError for anything else.
+    """
+    text = value.strip()
+    if not _HEAD_SHORT.fullmatch(text) and not _HEAD_TEXT.search(text):
+        path = Path(text)
+        try:
+            if path.is_file():
+                text = path.read_text("utf-8", errors="replace")
+        except OSError:
+            pass
+    short = _HEAD_SHORT.fullmatch(text.strip())
+    if short:
+        return int(short.group(1)), short.group(2)
+    found = _HEAD_TEXT.findall(text)
+    if not found:
+        raise ValueError(
+            f"no chain head in {value!r}: give SEQ:HASH, the 'head: seq N hash H' line that "
+            "consent verify prints, or a file holding it"
+        )
+    seq, digest = found[-1]
+    return int(seq), digest
+
+
+def _expected_head(
+    expect: tuple[int, str],
+    chain: _Chain,
+    start: tuple[int, str],
+    hash_at: Callable[[int], str | None],
+) -> Finding | str:
+    """Check that the log still passes through a head kept elsewhere: a finding, or a note."""
+    seq, digest = expect
+    kept = f"seq {seq} hash {digest}"
+    for incident in chain.incidents:
+        if incident.head == expect or (
+            incident.after < seq and incident.head is not None and seq <= incident.head[0]
+        ):
+            return f"expected head {kept}: lost in the incident recorded at seq {incident.seq}"
+    end = chain.end()[0]
+    if seq > end:
+        return Finding(
+            f"the log ends at seq {end}, before the head kept elsewhere ({kept}): rolled back "
+            "or truncated",
+            code="expect-head",
+        )
+    if seq <= start[0]:
+        if (seq, digest) == start:
+            return f"expected head {kept}: reached (where the log now starts)"
+        return f"expected head {kept}: purged since (the log now starts after seq {start[0]})"
+    found = hash_at(seq)
+    if found == digest:
+        return f"expected head {kept}: reached"
+    return Finding(
+        f"the log does not pass through the head kept elsewhere ({kept}): rolled back or rewritten",
+        seq,
+        code="expect-head",
+    )
+
+
+def _result(
+    chain: _Chain,
+    head: ChainHead | None,
+    checkpoint: Checkpoint | None,
+    notes: list[str] | None = None,
+) -> VerifyResult:
+    found = chain.pending
+    notes = notes or []
+    ok = found.count == 0
+    first = found.listed[0] if found.listed else None
     return VerifyResult(
-        ok=False,
-        count=count,
-        first_bad=first,
-        reason=exc.reason,
-        seq=exc.seq,
-        receipt_id=exc.receipt_id,
+        ok=ok,
+        count=chain.count,
+        first_bad=(first.receipt_id or (f"seq {first.seq}" if first.seq is not None else None))
+        if first
+        else None,
+        reason=first.reason if first else "",
+        seq=first.seq if first else None,
+        receipt_id=first.receipt_id if first else None,
+        head=head,
+        checkpoint=checkpoint,
+        findings=tuple(found.listed),
+        finding_count=found.count,
+        incidents=tuple(chain.incidents),
+        keyed_from=chain.keyed_from if chain.keyed else None,
+        switched=chain.switched,
+        notes=tuple(notes),
     )
 
 
 def verify_store(
-    store: ReceiptStore, signer: ReceiptSigner, *, workers: int | None = None
+    store: ReceiptStore,
+    signer: ReceiptSigner,
+    *,
+    workers: int | None = None,
+    expect_head: tuple[int, str] | None = None,
 ) -> VerifyResult:
     """Verify the whole log held by ``store`` (raises StoreUnavailable when unreachable; a
     store missing a part it was created with is a finding).
 
-    ``workers``: how many processes may share the work on a large log (None: one per CPU,
-    at most two; the result is the same).
+    The log is verified up to the signed head read first: receipts appended meanwhile (the
+    head has moved past them) belong to a later verification. ``expect_head``: a head kept
+    elsewhere (:func:`parse_head`) the log must still pass through. ``workers``: how many
+    processes may share the work on a large log (None: one per CPU, at most two; the result
+    is the same).
     """
     try:
-        return _verify_store(store, signer, workers)
+        chain, state, head = _walk_store(store, signer, workers)
     except StoreDamaged as exc:
-        return VerifyResult(ok=False, count=0, reason=str(exc))
+        return VerifyResult(
+            ok=False,
+            count=0,
+            reason=str(exc),
+            findings=(Finding(str(exc), code="store"),),
+            finding_count=1,
+        )
+    finding = _head_finding(head, chain, signer)
+    if finding is not None:
+        chain.note(finding)
+    notes = []
+    if expect_head is not None:
+        checked = _expected_head(
+            expect_head, chain, state.start(), functools.partial(_hash_at, store)
+        )
+        if isinstance(checked, Finding):
+            chain.note(checked)
+        else:
+            notes.append(checked)
+    return _result(chain, head, state.checkpoint, notes)
 
 
-def _verify_store(store: ReceiptStore, signer: ReceiptSigner, workers: int | None) -> VerifyResult:
+def _hash_at(store: ReceiptStore, seq: int) -> str | None:
+    batches, _ = _batches(store, min_seq=seq, max_seq=seq)
+    for batch in batches:
+        for values in batch:
+            return str(values[9])
+    return None
+
+
+def _walk_store(
+    store: ReceiptStore, signer: ReceiptSigner, workers: int | None
+) -> tuple[_Chain, ChainState, ChainHead | None]:
+    """Read the log up to its signed head and check every row: the chain (with its
+    findings), the signed state read first, and the head the end was checked against."""
     state = store.chain_state()
     chain = _Chain(signer, state.start())
-    plan: _Plan | None = None
-    try:
-        if state.checkpoint is not None and not state.checkpoint.verify(signer):
-            raise _Broken("the purge checkpoint signature does not verify (checkpoint edited)")
-        head = state.head
-        plan = _plan(store, state, workers, every=2, tail=True)
-        if plan is None:
-            batches, row_from = _batches(store)
-            for batch in batches:
-                chain.add_batch(batch, row_from, head)
-        else:
-            # Two processes: the helper checks its chunks (its share of seq ranges) the quick
-            # way; this one checks the others, then takes each of the helper's in order,
-            # where it links to the one before. A chunk the helper could not prove, or that
-            # does not link, is checked here again, the usual way: the first finding and its
-            # message are the same as in one process.
-            helper = _Helper(store, signer, "verify", plan)
-            try:
-                for low, high, remote in plan:
-                    if remote and chain.join(helper.next(), store):
-                        continue
-                    batches, row_from = _batches(store, max_seq=high, min_seq=low)
-                    for batch in batches:
-                        chain.add_batch(batch, row_from, head)
-            finally:
-                helper.close()
-        _check_head(head, chain, signer)
-    except _Broken as exc:
-        if plan is not None and store.chain_state().checkpoint != state.checkpoint:
-            # A purge ran meanwhile; the two processes may have read different logs.
-            return verify_store(store, signer, workers=1)
-        return _result(exc, chain.count)
-    return VerifyResult(
-        ok=True, count=chain.count, reason="", head=state.head, checkpoint=state.checkpoint
-    )
-
-
-def _json_rows(
-    lines: Iterator[tuple[int, str]],
-) -> Iterator[tuple[int, str, dict[str, Any]]]:
-    for number, line in lines:
-        if not line.strip():
-            continue
+    if state.checkpoint is not None and not state.checkpoint.verify(signer):
+        chain.note(
+            Finding(
+                "the purge checkpoint signature does not verify (checkpoint edited)",
+                code="checkpoint",
+            )
+        )
+    head = state.head
+    max_seq = head.seq if head is not None else None
+    plan = _plan(store, state, workers, every=2)
+    if plan is None:
+        batches, row_from = _batches(store, max_seq=max_seq)
+        for batch in batches:
+            chain.add_batch(batch, row_from)
+    else:
+        # Two processes: the helper checks its chunks (its share of seq ranges) the quick
+        # way; this one checks the others, then takes each of the helper's in order, where
+        # it links to the one before. A chunk the helper could not prove, or that does not
+        # link, is checked here again, the usual way: the findings and their messages are
+        # the same as in one process.
+        helper = _Helper(store, signer, "verify", plan)
         try:
-            data = json.loads(line)
-        except ValueError:
-            raise _Broken(f"line {number}: not valid JSON") from None
-        if not isinstance(data, dict):
-            raise _Broken(f"line {number}: not a JSON object")
-        yield number, line, data
+            for low, high, remote in plan:
+                if remote and chain.join(helper.next()):
+                    continue
+                batches, row_from = _batches(store, max_seq=high, min_seq=low)
+                for batch in batches:
+                    chain.add_batch(batch, row_from)
+        finally:
+            helper.close()
+    if head is not None:
+        head = _tail(store, chain, head, signer)
+    if store.chain_state().checkpoint != state.checkpoint:
+        # A purge ran meanwhile: the rows read may come from before and after it.
+        return _walk_store(store, signer, workers)
+    return chain, state, head
 
 
-def _row_from(number: int, data: Mapping[str, Any]) -> ReceiptRow:
+def _tail(store: ReceiptStore, chain: _Chain, head: ChainHead, signer: ReceiptSigner) -> ChainHead:
+    """Rows after the signed head read at the start. Receipts appended since (the stored
+    head has moved past them) are left to a later verification; any other row after the head
+    is checked here, and the head it is compared with is the stored one."""
+    batches, row_from = _batches(store, min_seq=head.seq + 1)
+    tail = [values for batch in batches for values in batch]
+    if not tail:
+        return head
+    now = store.chain_state().head
+    if (
+        now is not None
+        and type(tail[-1][0]) is int
+        and tail[-1][0] <= now.seq
+        and now.verify(signer)
+    ):
+        return head  # appended meanwhile, under a head that records them
+    for values in tail:
+        chain.add(row_from(values))
+    return now if now is not None else head
+
+
+def _json_object(line: str) -> tuple[dict[str, Any] | None, str | None]:
+    """A line of JSON as a dict, or why it is not one."""
+    try:
+        data = json.loads(line)
+    except ValueError:
+        return None, "not valid JSON"
+    if not isinstance(data, dict):
+        return None, "not a JSON object"
+    return data, None
+
+
+class _Twice(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    data = dict(pairs)
+    if len(data) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _Twice(key)
+            seen.add(key)
+    return data
+
+
+def _duplicate_key(line: str) -> str | None:
+    """A key given twice in the same object of ``line`` (readers disagree on which counts)."""
+    try:
+        json.loads(line, object_pairs_hook=_no_duplicates)
+    except _Twice as exc:
+        return exc.key
+    except ValueError:
+        return None
+    return None
+
+
+def _row_from(data: Mapping[str, Any]) -> ReceiptRow | str:
+    """The row an exported record describes, or why it cannot be read as one."""
     try:
         return ReceiptRow(
             seq=int(data["seq"]),
@@ -863,136 +1373,320 @@ def _row_from(number: int, data: Mapping[str, Any]) -> ReceiptRow:
             hash=str(data["hash"]),
         )
     except KeyError as exc:
-        raise _Broken(f"line {number}: field {exc.args[0]} missing") from None
+        return f"field {exc.args[0]} missing"
     except (TypeError, ValueError):
-        raise _Broken(f"line {number}: seq and timestamp must be integers") from None
+        return "seq and timestamp must be integers"
 
 
-def _compare(given: Mapping[str, Any], expected: Mapping[str, Any], row: ReceiptRow) -> None:
+def _compare(
+    given: Mapping[str, Any], expected: Mapping[str, Any], row: ReceiptRow
+) -> Finding | None:
     """Every field of an exported row is the signed body's, and none is missing or added."""
     if given.keys() - _CHAIN_FIELDS != expected.keys() - _CHAIN_FIELDS:
         odd = sorted((given.keys() ^ expected.keys()) - set(_CHAIN_FIELDS))
-        raise _Broken(
-            f"fields {', '.join(odd)} added or removed after export", row.seq, row.receipt_id
+        return Finding(
+            f"fields {', '.join(odd)} added or removed after export",
+            row.seq,
+            row.receipt_id,
+            "fields",
         )
     for name, value in given.items():
         if name in _CHAIN_FIELDS:
             continue
         if expected[name] != value:
-            raise _Broken(
+            return Finding(
                 f"{name} differs from the signed body (edited after signing)",
                 row.seq,
                 row.receipt_id,
+                f"column:{name}",
             )
+    return None
+
+
+def _expected_fields(row: ReceiptRow, fast: _Fast) -> dict[str, Any] | None:
+    """The exported fields a sound row's line holds (besides the chain fields)."""
+    if row.event in RECORD_EVENTS:
+        return record_fields(row)
+    expected = fast.fields(row)
+    if expected is not None:
+        return expected
+    stored = _stored(row)
+    return None if stored is None else stored.to_dict()
 
 
 def _head_from(data: Mapping[str, Any]) -> tuple[ChainHead | None, Checkpoint | None]:
+    """The chain head line of an export; raises ValueError when it is malformed."""
     try:
         head_data = data.get("chain_head")
         cp_data = data.get("checkpoint")
         head = ChainHead(**head_data) if head_data else None
         checkpoint = Checkpoint(**cp_data) if cp_data else None
     except TypeError:
-        raise _Broken("the chain head line is malformed") from None
+        raise ValueError("the chain head line is malformed") from None
     return head, checkpoint
 
 
-def _verify_jsonl(lines: Iterator[tuple[int, str]], signer: ReceiptSigner) -> VerifyResult:
-    chain = _Chain(signer, None)
-    trailer: tuple[ChainHead | None, Checkpoint | None] | None = None
-    try:
-        fast = chain.fast
-        for number, line, data in _json_rows(lines):
-            if trailer is not None:
-                raise _Broken(f"line {number}: receipts after the chain head line")
-            if "chain_head" in data:
-                trailer = _head_from(data)
-                continue
-            row = _row_from(number, data)
-            stored = chain.add(row, strict=False)
-            if stored is not None:
-                _compare(data, stored.to_dict(), row)
-            elif line != fast.text(row):
-                # Not the line export writes for this row: compare field by field with the
-                # (authentic, canonical) body.
-                expected = fast.fields(row)
-                _compare(data, expected if expected is not None else _stored(row).to_dict(), row)
-        if trailer is not None:
-            head, checkpoint = trailer
-            if checkpoint is not None and not checkpoint.verify(signer):
-                raise _Broken("the purge checkpoint signature does not verify")
-            start_seq, start_hash = (
-                (checkpoint.seq, checkpoint.hash) if checkpoint else (0, GENESIS_HASH)
+def _trailer(path: str | Path) -> dict[str, Any] | None:
+    """The chain head line that ends a complete JSON Lines export, if the file ends with one."""
+    with open(path, "rb") as handle:
+        handle.seek(0, os.SEEK_END)
+        size = handle.tell()
+        handle.seek(max(0, size - 65536))
+        tail = handle.read().decode("utf-8", errors="replace")
+    lines = [line for line in tail.splitlines() if line.strip()]
+    if not lines:
+        return None
+    data, _ = _json_object(lines[-1])
+    return data if data is not None and "chain_head" in data else None
+
+
+def _verify_jsonl(
+    lines: Iterator[tuple[int, str]],
+    signer: ReceiptSigner,
+    trailer: dict[str, Any] | None,
+    expect_head: tuple[int, str] | None,
+) -> VerifyResult:
+    head: ChainHead | None = None
+    checkpoint: Checkpoint | None = None
+    start = None
+    head_problem = None
+    if trailer is not None:
+        try:
+            head, checkpoint = _head_from(trailer)
+        except ValueError as exc:
+            head_problem = str(exc)
+        start = (checkpoint.seq, checkpoint.hash) if checkpoint else (0, GENESIS_HASH)
+    chain = _Chain(signer, start, file=True)
+    if expect_head is not None:
+        chain.watch = expect_head[0]
+    if head_problem is not None:
+        chain.note(Finding(head_problem, code="file"))
+    if checkpoint is not None and not checkpoint.verify(signer):
+        chain.note(Finding("the purge checkpoint signature does not verify", code="checkpoint"))
+    fast = chain.fast
+    seen_trailer = False
+    for number, line in lines:
+        if not line.strip():
+            continue
+        data, problem = _json_object(line)
+        if data is None:
+            chain.note(Finding(f"line {number}: {problem}", code="file"))
+            continue
+        if seen_trailer:
+            chain.note(Finding(f"line {number}: receipts after the chain head line", code="file"))
+        if "chain_head" in data:
+            seen_trailer = True
+            continue
+        row = _row_from(data)
+        if isinstance(row, str):
+            chain.note(Finding(f"line {number}: {row}", code="file"))
+            continue
+        if line == fast.text(row):
+            chain.add(row)  # exactly what export writes for it: its fields are the body's
+            continue
+        twice = _duplicate_key(line)
+        reported = None
+        if twice is not None:
+            reported = Finding(
+                f"line {number}: key {twice} appears twice (readers disagree on which counts)",
+                row.seq,
+                row.receipt_id,
+                "file",
             )
-            first = chain.first_row
-            if first is not None and first.seq != start_seq + 1:
-                raise _Broken(
-                    f"export starts at seq {first.seq}, the log starts at seq {start_seq + 1} "
-                    "(receipts deleted)",
-                    first.seq,
-                    first.receipt_id,
-                )
-            if first is not None and first.prev_hash != start_hash:
-                raise _Broken(
-                    "the first receipt does not link to the start of the log",
-                    first.seq,
-                    first.receipt_id,
-                )
-            if chain.first_gap is not None:
-                raise chain.first_gap
-            if first is None:
-                chain.start = (start_seq, start_hash)
-            _check_head(head, chain, signer)
-    except _Broken as exc:
-        return _result(exc, chain.count)
-    head, checkpoint = trailer if trailer else (None, None)
-    return VerifyResult(ok=True, count=chain.count, head=head, checkpoint=checkpoint)
+
+        def fields(data: dict[str, Any] = data, row: ReceiptRow = row) -> Finding | None:
+            expected = _expected_fields(row, fast)
+            return None if expected is None else _compare(data, expected, row)
+
+        chain.add(row, reported=reported, fields=fields)
+    if trailer is not None and not seen_trailer:
+        chain.note(Finding("the chain head line could not be read", code="file"))
+    notes = []
+    if trailer is not None:
+        finding = _head_finding(head, chain, signer)
+        if finding is not None:
+            chain.note(finding)
+        if expect_head is not None:
+            checked = _expected_head(
+                expect_head,
+                chain,
+                start or (0, GENESIS_HASH),
+                lambda seq: chain.watched,
+            )
+            if isinstance(checked, Finding):
+                chain.note(checked)
+            else:
+                notes.append(checked)
+    elif expect_head is not None:
+        notes.append("expected head: not checked (the file has no chain head line)")
+    return _result(chain, head, checkpoint, notes)
 
 
-def _verify_csv(lines: Iterator[tuple[int, str]], signer: ReceiptSigner) -> VerifyResult:
-    chain = _Chain(signer, None)
-    reader = csv.DictReader(line for _, line in lines)
-    try:
-        missing = [c for c in _CHAIN_FIELDS if c not in (reader.fieldnames or ())]
-        if missing:
-            raise _Broken(f"CSV export lacks the columns {', '.join(missing)}")
-        for index, record in enumerate(reader, start=2):
-            for k, v in record.items():
-                if k not in _CHAIN_FIELDS and v and v[0] in _CSV_FORMULA:
-                    # The export prefixes such a cell with "'": this one was edited since, and
-                    # a spreadsheet would run it as a formula.
-                    raise _Broken(
-                        f"CSV row {index}: {k} is a formula without its protecting quote "
-                        "(edited after export)"
-                    )
-            data = {
-                k: (v or "") if k in _CHAIN_FIELDS else _csv_unsafe(v or "")
-                for k, v in record.items()
-                if k is not None
-            }
-            row = _row_from(index, data)
-            stored = chain.add(row, strict=False) or _stored(row)
-            _compare(data, _csv_fields(stored), row)
-    except _Broken as exc:
-        return _result(exc, chain.count)
-    return VerifyResult(ok=True, count=chain.count)
+# What each chain column of a CSV export must look like (after its protecting quote).
+_SHAPES: dict[str, tuple[re.Pattern[str], str]] = {
+    "seq": (re.compile(r"[0-9]+"), "a number"),
+    "kid": (re.compile(r"[0-9a-f]{12}"), "a key id (12 hex digits)"),
+    "signature": (re.compile(r"[A-Za-z0-9_-]{43}"), "a signature (43 base64url characters)"),
+    "prev_hash": (re.compile(r"[0-9a-f]{64}"), "a hash (64 hex digits)"),
+    "hash": (re.compile(r"[0-9a-f]{64}"), "a hash (64 hex digits)"),
+    "body": (re.compile(r"\{.*\}", re.DOTALL), "a JSON object"),
+}
 
 
-def verify_file(path: str | Path, signer: ReceiptSigner) -> VerifyResult:
+def _csv_record_problem(
+    index: int, header: list[str], cells: list[str]
+) -> tuple[dict[str, str], str | None]:
+    """The fields of a CSV row (each cell without its protecting quote) and the first thing
+    wrong with its cells: cells beyond the header, a formula without its quote, a chain
+    column of the wrong shape."""
+    problem = None
+    if len(cells) > len(header):
+        extra = len(cells) - len(header)
+        problem = f"CSV row {index}: {extra} cell{'s' if extra != 1 else ''} beyond the header"
+    data: dict[str, str] = {}
+    for name, value in zip(header, cells, strict=False):
+        shape = _SHAPES.get(name)
+        if value[:1] in _CSV_FORMULA and not (shape and shape[0].fullmatch(value)):
+            # The export prefixes such a cell with "'" (an export of an earlier version wrote
+            # the chain columns as they are, which is harmless in their shape): this one was
+            # edited since, and a spreadsheet would run it as a formula.
+            problem = problem or (
+                f"CSV row {index}: {name} is a formula without its protecting quote "
+                "(edited after export)"
+            )
+        value = _csv_unsafe(value)
+        if shape is not None and not shape[0].fullmatch(value):
+            problem = problem or f"CSV row {index}: {name} is not {shape[1]}"
+        data[name] = value
+    return data, problem
+
+
+def _verify_csv(
+    lines: Iterator[tuple[int, str]], signer: ReceiptSigner, expect_head: tuple[int, str] | None
+) -> VerifyResult:
+    chain = _Chain(signer, None, file=True)
+    reader = csv.reader(line for _, line in lines)
+    header = next(reader, [])
+    missing = [c for c in _CHAIN_FIELDS if c not in header]
+    if missing:
+        chain.note(Finding(f"CSV export lacks the columns {', '.join(missing)}", code="file"))
+        return _result(chain, None, None)
+    for name in sorted({name for name in header if header.count(name) > 1}):
+        chain.note(
+            Finding(
+                f"CSV header: column {name} appears twice (spreadsheets show the first, "
+                "readers may take either)",
+                code="file",
+            )
+        )
+    for index, cells in enumerate(reader, start=2):
+        data, problem = _csv_record_problem(index, header, cells)
+        row = _row_from(data)
+        if isinstance(row, str):
+            chain.note(Finding(problem or f"CSV row {index}: {row}", code="file"))
+            continue
+        reported = None if problem is None else Finding(problem, row.seq, row.receipt_id, "file")
+
+        def fields(data: dict[str, str] = data, row: ReceiptRow = row) -> Finding | None:
+            return _compare(data, _csv_expected(row), row)
+
+        chain.add(row, reported=reported, fields=fields)
+    notes = []
+    if expect_head is not None:
+        notes.append("expected head: not checked (a CSV export has no chain head)")
+    return _result(chain, None, None, notes)
+
+
+def _csv_expected(row: ReceiptRow) -> dict[str, str]:
+    """The CSV fields export writes for a sound row."""
+    stored = None if row.event in RECORD_EVENTS else _stored(row)
+    if stored is not None:
+        return _csv_fields(stored)
+    raw = _raw_fields(row)
+    return {column: _csv_cell(raw.get(column)) for column in CSV_COLUMNS}
+
+
+def verify_file(
+    path: str | Path, signer: ReceiptSigner, *, expect_head: tuple[int, str] | None = None
+) -> VerifyResult:
     """Verify an export (JSON Lines, or CSV).
 
-    Every receipt's signature, hash and fields are checked, and each receipt that directly
-    follows another (consecutive seq) must link to it. A complete JSON Lines export, which ends
-    with the signed chain head, must also hold every receipt from the start of the log to the
-    head; a filtered export may skip receipts.
+    Every receipt's signature, link and fields are checked, and each receipt that directly
+    follows another (consecutive seq) must link to it. A complete JSON Lines export, which
+    ends with the signed chain head, must also hold every receipt from the start of the log to
+    the head; a filtered export may skip receipts. Every finding is reported.
     """
     with open(path, encoding="utf-8", newline="") as handle:
         first = handle.read(1)
         handle.seek(0)
         lines = enumerate(handle, start=1)
         if first in ("{", "\n", ""):
-            return _verify_jsonl(lines, signer)
-        return _verify_csv(lines, signer)
+            return _verify_jsonl(lines, signer, _trailer(path), expect_head)
+        return _verify_csv(lines, signer, expect_head)
+
+
+# --------------------------------------------------------------------------- incidents
+
+
+class NothingToRecord(Exception):
+    """``consent incident`` on a log that verifies: there is no break to record."""
+
+
+def record_incident(
+    store: ReceiptStore,
+    signer: ReceiptSigner,
+    *,
+    reason: str,
+    by: str | None = None,
+    workers: int | None = None,
+) -> Incident:
+    """Verify the log, then append a signed incident marker covering what was found: the
+    state of its end (a missing or mismatched head) and every finding of the rows before it.
+    Recording resumes after it, and verification reports it, with what it covers, from then
+    on.
+
+    Raises NothingToRecord when the log verifies, ValueError when the damage is too scattered
+    for one marker (restore a backup instead).
+    """
+    for _ in range(3):
+        chain, state, _ = _walk_store(store, signer, workers)
+        if state.head is not None and not signer.knows(state.head.kid):
+            raise ValueError(
+                f"the chain head is signed with a key that is not configured (kid "
+                f"{state.head.kid}): add that key to CONSENT_SECRET_KEY, after the signing key, "
+                "rather than record an incident"
+            )
+        covered = chain.pending.covered()
+        if chain.pending.overflow or len(covered.runs) > MAX_COVERED_RUNS:
+            raise ValueError(
+                f"{chain.pending.count} findings in more than {MAX_COVERED_RUNS} places: too much "
+                "damage to record and continue after; restore the store from a backup"
+            )
+
+        def make(
+            now: ChainState,
+            newest: ReceiptRow | None,
+            covered: Covered = covered,
+            before: ChainState = state,
+        ) -> tuple[ReceiptRow, ChainHead]:
+            if now.checkpoint != before.checkpoint:
+                raise _Changed
+            if damage(now, newest, signer) is None and covered.count == 0:
+                raise NothingToRecord
+            return incident_record(now, newest, signer, reason=reason, by=by, covered=covered)
+
+        try:
+            record = store.append_record(make)
+        except _Changed:
+            continue
+        incident = Incident.from_row(record)
+        assert incident is not None
+        return incident
+    raise StoreUnavailable("the log was purged while the incident was being prepared; run it again")
+
+
+class _Changed(Exception):
+    pass
 
 
 # --------------------------------------------------------------------------- two processes
@@ -1016,17 +1710,15 @@ _AHEAD = 4  # chunk results the helper may send before this process takes them
 
 # (min_seq, max_seq, done by the helper); None: no limit on that side.
 _Plan = list[tuple[int | None, int | None, bool]]
-# A chunk checked by the helper: (rows, first row's values, last seq, last hash, last id).
-_Summary = tuple[int, "Values | None", int, str, str]
+# A chunk checked by the helper: (rows, first row's values, last seq, last hash, last id,
+# whether its rows are linked with the key).
+_Summary = tuple[int, "Values | None", int, str, str, bool]
 
 
-def _plan(
-    store: ReceiptStore, state: Any, workers: int | None, *, every: int, tail: bool
-) -> _Plan | None:
-    """The chunks of seq ranges (the helper takes all but one of every ``every``), or None
-    to do everything in this process. The first chunk has no lower limit (rows before the
-    start of the log are read too) and, with ``tail``, a last one takes whatever follows
-    the head."""
+def _plan(store: ReceiptStore, state: Any, workers: int | None, *, every: int) -> _Plan | None:
+    """The chunks of seq ranges up to the head (the helper takes all but one of every
+    ``every``), or None to do everything in this process. The first chunk has no lower limit
+    (rows before the start of the log are read too)."""
     if workers is None:
         workers = min(os.cpu_count() or 1, 2)
     head = state.head
@@ -1041,31 +1733,35 @@ def _plan(
         last = min(first + _CHUNK_ROWS - 1, head.seq)
         plan.append((first, last, len(plan) % every != 0))
         first = last + 1
-    if tail:
-        plan.append((head.seq + 1, None, False))
     return plan
 
 
 def _check_chunk(store: ReceiptStore, fast: _Fast, low: int, high: int) -> _Summary | None:
     """The helper's check of one chunk: its summary when every row passes
-    :meth:`_Fast.check` and links to the one before it, else None."""
+    :meth:`_Fast.check` with the same kind of link and links to the one before it, else
+    None."""
     batches, _ = _batches(store, max_seq=high, min_seq=low)
     check = fast.check
     first: Values | None = None
+    keyed = True
     last_seq, last_hash, last_id = 0, "", ""
     count = 0
     for batch in batches:
         for values in batch:
             seq = values[0]
-            if type(seq) is not int or not check(values):
+            if type(seq) is not int:
                 return None
             if first is None:
+                if not check(values, True):
+                    if not check(values, False):
+                        return None
+                    keyed = False
                 first = values
-            elif seq != last_seq + 1 or values[8] != last_hash:
+            elif seq != last_seq + 1 or values[8] != last_hash or not check(values, keyed):
                 return None
             last_seq, last_hash, last_id = seq, values[9], values[1]
             count += 1
-    return count, first, last_seq, last_hash, last_id
+    return count, first, last_seq, last_hash, last_id, keyed
 
 
 def _chunk_bytes(
@@ -1392,15 +2088,27 @@ def cmd_verify(args: argparse.Namespace) -> int:
     try:
         signer = _signer(required=True)
         assert signer is not None
+        expect = parse_head(args.expect_head) if args.expect_head else None
         if args.file:
-            result = verify_file(args.file, signer)
+            result = verify_file(args.file, signer, expect_head=expect)
         else:
-            result = verify_store(open_store(args.store, signer), signer)
+            result = verify_store(open_store(args.store, signer), signer, expect_head=expect)
     except (ValueError, StoreUnavailable) as exc:
         return _fail(str(exc))
     except OSError as exc:
         return _fail(f"cannot read {args.file}: {exc}")
-    print(result.message())
+    if result.ok:
+        print(result.message())
+    else:
+        for finding in result.findings:
+            print(finding.line())
+        more = result.finding_count - len(result.findings)
+        if more:
+            print(f"and {more} more findings")
+        n = result.finding_count
+        print(f"BROKEN: {n} finding{'s' if n != 1 else ''}; {result.count} receipts read")
+    for incident in result.incidents:
+        print("\n".join(incident.lines()))
     if result.ok and result.head is not None:
         print(f"head: seq {result.head.seq} hash {result.head.hash}")
     elif result.ok and args.file:
@@ -1414,7 +2122,34 @@ def cmd_verify(args: argparse.Namespace) -> int:
             f"purged: {cp.count} receipts recorded before {format_time(cp.before)}, up to seq "
             f"{cp.seq} (signed checkpoint of {format_time(cp.time)}); the log starts after it"
         )
+    if result.ok and result.count and result.keyed_from is None:
+        print(
+            "links: unkeyed, as earlier versions wrote them (the next decision recorded "
+            "switches the log to keyed links)"
+        )
+    elif result.ok and result.switched:
+        print(f"links: keyed from seq {result.keyed_from} on (signed switch record)")
+    for note in result.notes:
+        print(note)
     return EXIT_OK if result.ok else EXIT_FINDING
+
+
+def cmd_incident(args: argparse.Namespace) -> int:
+    try:
+        signer = _signer(required=True)
+        assert signer is not None
+        store = open_store(args.store, signer)
+        reason = args.reason.strip()
+        if not reason:
+            raise ValueError("--reason must say what happened")
+        incident = record_incident(store, signer, reason=reason, by=args.by or None)
+    except NothingToRecord:
+        return _fail("nothing to record: the log verifies and its chain head is sound")
+    except (ValueError, StoreUnavailable) as exc:
+        return _fail(str(exc))
+    print(f"Incident recorded at seq {incident.seq}; recording continues after it.")
+    print("\n".join(incident.lines()))
+    return EXIT_OK
 
 
 def cmd_purge(args: argparse.Namespace) -> int:
@@ -1438,6 +2173,12 @@ def cmd_purge(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     where = f"; the log now starts after seq {checkpoint.seq}" if checkpoint else ""
     print(f"Purged {n} receipts recorded before {format_time(before)}{where}")
+    for incident in result.incidents:
+        if checkpoint is not None and incident.seq <= checkpoint.seq:
+            print(
+                f"The incident marker at seq {incident.seq} (recorded "
+                f"{format_time(incident.time)}: {incident.reason}) was purged with them."
+            )
     return EXIT_OK
 
 
@@ -1460,7 +2201,8 @@ def cmd_create_store(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: Any) -> None:
-    """Add ``export``, ``verify``, ``purge`` and ``create-store`` to the ``consent`` command."""
+    """Add ``export``, ``verify``, ``incident``, ``purge`` and ``create-store`` to the
+    ``consent`` command."""
     times = (
         "Times are YYYY-MM-DD (midnight UTC) or RFC 3339 (2026-11-25T12:00:00Z). "
         "Keys come from CONSENT_SECRET_KEY (comma-separated; all verify)."
@@ -1485,15 +2227,41 @@ def register(subparsers: Any) -> None:
         "verify",
         help="prove the consent-receipt log intact",
         description=(
-            "Check every receipt's signature, hash and link, and the signed chain head. "
-            "Exit 0 and print 'OK: N receipts verified', or exit 1 and name the first "
-            "receipt at fault. " + times
+            "Check every receipt's signature, keyed link and place, and the signed chain "
+            "head. Exit 0 and print 'OK: N receipts verified' and the head (keep it "
+            "elsewhere), or exit 1 and list every finding. Incident markers are reported "
+            "with what they cover. " + times
         ),
     )
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--store", metavar="URL", help="verify the log in this store")
     source.add_argument("--file", metavar="EXPORT", help="verify an export (.jsonl or .csv)")
+    p.add_argument(
+        "--expect-head",
+        metavar="HEAD",
+        help=(
+            "a head kept from an earlier run (SEQ:HASH, the 'head: seq N hash H' line, or a "
+            "file holding it): the log must still pass through it (finds a rollback)"
+        ),
+    )
     p.set_defaults(func=cmd_verify)
+
+    p = subparsers.add_parser(
+        "incident",
+        help="record a signed incident marker, so that recording resumes after damage",
+        description=(
+            "After the log was found damaged (decisions answered 503: the chain head is "
+            "missing or does not match the newest receipt) and you have investigated: verify "
+            "the log, then append a signed marker saying what was found, how many receipts are "
+            "affected, why (--reason) and by whom (--by). Recording continues after it, and "
+            "consent verify reports it and what it covers from then on. Needs "
+            "CONSENT_SECRET_KEY. Exits 2 when there is nothing to record."
+        ),
+    )
+    p.add_argument("--store", required=True, metavar="URL", help="receipt store URL")
+    p.add_argument("--reason", required=True, metavar="TEXT", help="what happened, in words")
+    p.add_argument("--by", metavar="NAME", help="who records it")
+    p.set_defaults(func=cmd_incident)
 
     p = subparsers.add_parser(
         "purge",

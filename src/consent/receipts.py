@@ -5,13 +5,14 @@ consent. Its canonical JSON body (:func:`canonical_json`) is what gets signed an
 store keeps that exact text, so verification never depends on re-serialising anything.
 
 Each stored receipt (:class:`StoredReceipt`) carries a sequence number, the signature and a link
-to the previous receipt::
+to the previous receipt, keyed with the signing key (see :mod:`consent.store.chain`)::
 
-    hash = sha256(prev_hash + "\\n" + body + "\\n" + kid + "\\n" + signature)
+    hash = HMAC-SHA256(link key, seq "\\n" prev_hash "\\n" kid "\\n" signature)
 
-The first receipt links to ``"0" * 64``. A signed :class:`ChainHead` (the last sequence number
-and hash) and, after a purge, a signed :class:`Checkpoint` (where the surviving log starts) make
-truncation at either end detectable.
+Logs written by earlier versions link without a key (:func:`chain_hash`). The first receipt
+links to ``"0" * 64``. A signed :class:`ChainHead` (the last sequence number and hash) and,
+after a purge, a signed :class:`Checkpoint` (where the surviving log starts) make truncation at
+either end detectable.
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ KANTARA_VERSION = "KI-CR-v1.1.0"
 
 RECEIPT_SALT = "consent-receipt"
 CHAIN_SALT = "consent-chain"
+LINK_SALT = "consent-link"  # the keyed link of each row to the one before
+RECORD_SALT = "consent-record"  # signed records in the chain (switch to keyed links, incidents)
 
 MAX_TIMESTAMP = 253_402_300_799  # 9999-12-31T23:59:59Z
 _MAX_USER_AGENT = 512
@@ -412,7 +415,10 @@ def _canonical_fast(receipt: Receipt) -> str | None:
 
 
 def chain_hash(prev_hash: str, body: str, kid: str, signature: str) -> str:
-    """Hash of one link: ``sha256(prev_hash \\n body \\n kid \\n signature)`` in hex."""
+    """The unkeyed link of logs written by earlier versions:
+    ``sha256(prev_hash \\n body \\n kid \\n signature)`` in hex. Anyone can compute it, so it
+    proves an order only up to a signed head; new rows are linked with a key
+    (:func:`consent.store.chain.link_hash`)."""
     data = "\n".join((prev_hash, body, kid, signature)).encode("utf-8")
     return hashlib.sha256(data).hexdigest()
 
@@ -443,6 +449,8 @@ class ReceiptSigner:
         self._signers: dict[tuple[str, str], Signer] = {}
         # salt -> derived key of the signing key
         self._derived: dict[str, bytes] = {}
+        # kid -> derived key of the chain links made with that key
+        self._link_keys: dict[str, bytes] = {}
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ReceiptSigner:
@@ -520,6 +528,27 @@ class ReceiptSigner:
         """Check a signature made by :meth:`sign_text`."""
         return self._verify(text, kid, signature, CHAIN_SALT)
 
+    def sign_record(self, body: str) -> tuple[str, str]:
+        """Sign the body of a chain record (a switch to keyed links, an incident marker);
+        separate from receipt signatures, so neither can pass for the other."""
+        return self._sign(body, RECORD_SALT)
+
+    def verify_record(self, body: str, kid: str, signature: str) -> bool:
+        """Check a signature made by :meth:`sign_record`."""
+        return self._verify(body, kid, signature, RECORD_SALT)
+
+    def link_digest(self, text: str, kid: str | None = None) -> str | None:
+        """HMAC-SHA256 of a chain link's text in hex, under the key ``kid`` (default: the
+        signing key) derived as itsdangerous derives it for the salt ``consent-link``; None
+        for a key this signer does not hold."""
+        kid = self._kid if kid is None else kid
+        key = self._link_keys.get(kid)
+        if key is None:
+            if kid not in self._keys:
+                return None
+            key = self._link_keys[kid] = self._signer(kid, LINK_SALT).derive_key()
+        return hmac.digest(key, text.encode("utf-8"), "sha256").hex()
+
 
 class StoredReceipt(BaseModel):
     """A receipt as recorded: its body, signature and link in the chain."""
@@ -538,19 +567,11 @@ class StoredReceipt(BaseModel):
     def seal(
         cls, receipt: Receipt, *, seq: int, prev_hash: str, signer: ReceiptSigner
     ) -> StoredReceipt:
-        """Sign ``receipt`` and link it after ``prev_hash`` as number ``seq``."""
-        body = canonical_json(receipt)
-        kid, signature = signer.sign(body)
-        # Every field is built right here from checked values: no need to validate again.
-        return cls.model_construct(
-            receipt=receipt,
-            seq=seq,
-            kid=kid,
-            signature=signature,
-            prev_hash=prev_hash,
-            hash=chain_hash(prev_hash, body, kid, signature),
-            body=body,
-        )
+        """Sign ``receipt`` and link it after ``prev_hash`` as number ``seq`` (a keyed link:
+        :func:`consent.store.chain.seal`)."""
+        from .store.chain import seal
+
+        return seal(receipt, seq=seq, prev_hash=prev_hash, signer=signer)
 
     @property
     def receipt_id(self) -> str:

@@ -11,15 +11,17 @@ from __future__ import annotations
 
 from ..receipts import ReceiptSigner
 from .base import (
-    ChainState,
+    ChainBroken,
     ReceiptRow,
     ReceiptStore,
     StoreDamaged,
     StoreUnavailable,
     redact_url,
 )
+from .chain import ChainState
 
 __all__ = [
+    "ChainBroken",
     "ChainState",
     "ReceiptRow",
     "ReceiptStore",

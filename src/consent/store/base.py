@@ -6,31 +6,25 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from ..receipts import (
-    GENESIS_HASH,
-    ChainHead,
-    Checkpoint,
-    Receipt,
-    ReceiptSigner,
-    StoredReceipt,
-)
+from ..receipts import ChainHead, Receipt, ReceiptSigner, StoredReceipt
+
+if TYPE_CHECKING:
+    from .chain import ChainState
 
 __all__ = [
     "BATCH_TURNS",
-    "ChainState",
+    "ChainBroken",
     "GroupCommit",
     "PendingAppend",
     "ReceiptRow",
     "ReceiptStore",
     "StoreBase",
+    "StoreDamaged",
     "StoreUnavailable",
-    "last_link",
-    "link",
-    "link_all",
     "redact_url",
     "settle",
 ]
@@ -69,6 +63,13 @@ class StoreUnavailable(Exception):
 class StoreDamaged(StoreUnavailable):
     """The store was created as a receipt store, and a part of it is missing (a table
     dropped): not a passing outage but damage, which verification reports as a finding."""
+
+
+class ChainBroken(StoreUnavailable):
+    """The end of the log is not what its signed chain head records (receipts or the head
+    deleted, the head edited or pointed elsewhere): the store refuses to append, rather than
+    sign a new head over the damage. Logged at ERROR with what was found; recording resumes
+    once an operator has recorded an incident marker (``consent incident``)."""
 
 
 @dataclass(frozen=True)
@@ -135,50 +136,6 @@ class ReceiptRow:
         )
 
 
-@dataclass(frozen=True)
-class ChainState:
-    """The signed chain records: the head (last receipt) and the purge checkpoint, if any."""
-
-    head: ChainHead | None = None
-    checkpoint: Checkpoint | None = None
-
-    def start(self) -> tuple[int, str]:
-        """``(seq, hash)`` the surviving log links to: the checkpoint, else the genesis."""
-        if self.checkpoint is not None:
-            return self.checkpoint.seq, self.checkpoint.hash
-        return 0, GENESIS_HASH
-
-
-def link(
-    receipt: Receipt,
-    signer: ReceiptSigner,
-    last: tuple[int, str],
-) -> tuple[StoredReceipt, ChainHead]:
-    """Seal ``receipt`` after ``last`` = ``(seq, hash)``; returns the row and the new head."""
-    last_seq, last_hash = last
-    stored = StoredReceipt.seal(receipt, seq=last_seq + 1, prev_hash=last_hash, signer=signer)
-    return stored, ChainHead.make(stored.seq, stored.hash, signer)
-
-
-def link_all(
-    receipts: Sequence[Receipt],
-    signer: ReceiptSigner,
-    last: tuple[int, str],
-) -> tuple[list[StoredReceipt], ChainHead]:
-    """Seal ``receipts`` one after the other after ``last``; returns the rows and the head
-    after the last one (signed once: only the final head is ever written)."""
-    if not receipts:
-        raise ValueError("nothing to link")
-    seq, prev_hash = last
-    out: list[StoredReceipt] = []
-    for receipt in receipts:
-        seq += 1
-        stored = StoredReceipt.seal(receipt, seq=seq, prev_hash=prev_hash, signer=signer)
-        prev_hash = stored.hash
-        out.append(stored)
-    return out, ChainHead.make(seq, prev_hash, signer)
-
-
 _PASSWORD_PARAMETER = re.compile(r"(password\s*=\s*)('[^']*'|[^&\s]*)", re.IGNORECASE)
 
 
@@ -221,7 +178,9 @@ class ReceiptStore(Protocol):
     async def append(self, receipt: Receipt) -> StoredReceipt:
         """Sign, chain and durably commit ``receipt`` before returning it.
 
-        Atomic: on any failure nothing is recorded and StoreUnavailable is raised.
+        Atomic: on any failure nothing is recorded and StoreUnavailable is raised;
+        :class:`ChainBroken` when the log does not end where its signed head says (checked
+        before every batch, :class:`consent.store.chain.ChainWriter`).
         """
         ...
 
@@ -270,6 +229,14 @@ class ReceiptStore(Protocol):
         Writes a signed checkpoint so the remaining log still verifies. Returns how many
         receipts were deleted.
         """
+        ...
+
+    def append_record(
+        self, make: Callable[[ChainState, ReceiptRow | None], tuple[ReceiptRow, ChainHead]]
+    ) -> ReceiptRow:
+        """In one write transaction, holding the chain lock: read the signed state and the
+        newest row, call ``make`` for a chain record and the head after it, write both, and
+        return the record (``consent incident``). Needs no ``open()``."""
         ...
 
 
@@ -360,28 +327,6 @@ class GroupCommit:
             self._committing = False
 
 
-def last_link(state: ChainState, last_row: tuple[int, str] | None) -> tuple[int, str]:
-    """Where the next receipt links: ``(seq, hash)``.
-
-    The signed head is authoritative: if the newest rows were deleted, the next receipt still
-    follows the head, leaving a gap that verification reports instead of quietly continuing
-    from the truncated end. Without a head (a new log, or a damaged one) the newest row, else
-    the purge checkpoint, else the genesis.
-    """
-    head = state.head
-    if head is not None and (last_row is None or head.seq >= last_row[0]):
-        return head.seq, head.hash
-    if last_row is not None:
-        if head is None:
-            logger.warning(
-                "consent receipt chain head is missing; continuing from the newest receipt "
-                "(seq %d). Run `consent verify`.",
-                last_row[0],
-            )
-        return last_row
-    return state.start()
-
-
 class StoreBase:
     """Shared plumbing: the URL, the signer, and ``iter_rows`` on top of ``iter_raw``."""
 
@@ -412,7 +357,10 @@ class StoreBase:
         *,
         max_seq: int | None = None,
     ) -> Iterator[ReceiptRow]:
-        raise NotImplementedError
+        """Rows in chain order; a store gives either this or :meth:`iter_values`, each is
+        made from the other."""
+        for batch in self.iter_values(since, until, event, max_seq=max_seq):
+            yield from map(self.row_from_values, batch)
 
     def iter_rows(
         self,
@@ -491,6 +439,7 @@ def range_filter(
     until: int | None,
     event: str | None,
     max_seq: int | None,
+    min_seq: int | None = None,
 ) -> tuple[str, list[Any]]:
     """The ``WHERE`` clause (or ``""``) and parameters selecting receipts for export/verify;
     ``placeholder`` is the driver's parameter mark (``?`` for SQLite, ``%s`` for psycopg)."""
@@ -501,30 +450,9 @@ def range_filter(
         ("ts < ", until),
         ("event = ", event),
         ("seq <= ", max_seq),
+        ("seq >= ", min_seq),
     ):
         if value is not None:
             clauses.append(condition + placeholder)
             params.append(value)
     return (f" WHERE {' AND '.join(clauses)}" if clauses else ""), params
-
-
-def chain_state_from_row(found: Any) -> ChainState:
-    """The chain head and purge checkpoint from the ``consent_chain`` row (or ``None``)."""
-    if found is None:
-        return ChainState()
-    h_seq, h_hash, h_kid, h_sig, c_seq, c_hash, c_count, c_before, c_time, c_kid, c_sig = found
-    head = None
-    if h_seq is not None:
-        head = ChainHead(seq=int(h_seq), hash=h_hash, kid=h_kid, signature=h_sig)
-    checkpoint = None
-    if c_seq is not None:
-        checkpoint = Checkpoint(
-            seq=int(c_seq),
-            hash=c_hash,
-            count=int(c_count),
-            before=int(c_before),
-            time=int(c_time),
-            kid=c_kid,
-            signature=c_sig,
-        )
-    return ChainState(head=head, checkpoint=checkpoint)

@@ -8,12 +8,12 @@ recorded). Nothing survives the process.
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 
-from ..receipts import Checkpoint, Receipt, ReceiptSigner, StoredReceipt
-from .base import ChainState, ReceiptRow, StoreBase, last_link, link
+from ..receipts import ChainHead, Receipt, ReceiptSigner, StoredReceipt
+from .base import ReceiptRow, StoreBase
+from .chain import ChainState, ChainWriter, Values, checkpoint_after
 
 __all__ = ["MemoryStore"]
 
@@ -41,6 +41,7 @@ class MemoryStore(StoreBase):
                 self._log = _NAMED.setdefault(name, _Log())
         else:
             self._log = _Log()
+        self._chain = ChainWriter(signer, url) if signer is not None else None
 
     async def open(self) -> bool:
         return True
@@ -49,17 +50,36 @@ class MemoryStore(StoreBase):
         return None
 
     async def append(self, receipt: Receipt) -> StoredReceipt:
-        signer = self._require_signer()
+        self._require_signer()
+        assert self._chain is not None
         log = self._log
         with log.lock:
             if receipt.receipt_id in log.ids:
                 raise ValueError(f"duplicate receipt id {receipt.receipt_id}")
-            last_row = (log.rows[-1].seq, log.rows[-1].hash) if log.rows else None
-            stored, head = link(receipt, signer, last_link(log.state, last_row))
-            log.rows.append(ReceiptRow.from_stored(stored))
-            log.ids.add(receipt.receipt_id)
+            newest = log.rows[-1] if log.rows else None
+            extension = self._chain.extend(log.state, newest, [receipt])
+            self._add(extension.rows, extension.head)
+            self._chain.written(extension)
+        return extension.stored[0]
+
+    def _add(self, rows: list[Values], head: ChainHead) -> None:
+        log = self._log
+        for values in rows:
+            row = ReceiptRow(*values)
+            log.rows.append(row)
+            log.ids.add(row.receipt_id)
+        log.state = replace(log.state, head=head)
+
+    def append_record(
+        self, make: Callable[[ChainState, ReceiptRow | None], tuple[ReceiptRow, ChainHead]]
+    ) -> ReceiptRow:
+        log = self._log
+        with log.lock:
+            record, head = make(log.state, log.rows[-1] if log.rows else None)
+            log.rows.append(record)
+            log.ids.add(record.receipt_id)
             log.state = replace(log.state, head=head)
-        return stored
+        return record
 
     async def latest_for_subject(self, subject_id: str) -> StoredReceipt | None:
         with self._log.lock:
@@ -113,15 +133,7 @@ class MemoryStore(StoreBase):
             if n == 0:
                 return 0
             last = log.rows[n - 1]
-            previous = log.state.checkpoint.count if log.state.checkpoint else 0
-            checkpoint = Checkpoint.make(
-                seq=last.seq,
-                hash=last.hash,
-                count=previous + n,
-                before=before,
-                time=int(time.time()),
-                signer=signer,
-            )
+            checkpoint = checkpoint_after(log.state, (last.seq, last.hash), n, before, signer)
             del log.rows[:n]
             log.state = replace(log.state, checkpoint=checkpoint)
         return n

@@ -25,27 +25,31 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool
 
-from ..receipts import Checkpoint, Receipt, ReceiptSigner, StoredReceipt
+from ..receipts import ChainHead, Receipt, ReceiptSigner, StoredReceipt
 from .base import (
-    ChainState,
     GroupCommit,
     PendingAppend,
     ReceiptRow,
     StoreBase,
     StoreUnavailable,
-    chain_state_from_row,
-    last_link,
-    link_all,
     range_filter,
     redact_url,
+    row_values,
     settle,
+)
+from .chain import (
+    ChainState,
+    ChainWriter,
+    Values,
+    chain_state_from_row,
+    checkpoint_after,
 )
 
 __all__ = ["PostgresStore"]
@@ -100,12 +104,12 @@ _CHAIN_COLUMNS = (
 )
 _SELECT_CHAIN = f"SELECT {_CHAIN_COLUMNS} FROM consent_chain WHERE id = 1"
 _SELECT_NEWEST = "SELECT seq, hash FROM consent_receipts ORDER BY seq DESC LIMIT 1"
-# The chain row (or NULLs) and the newest receipt's seq and hash, in one statement.
+# The chain row (or NULLs) and the newest row (or NULLs), in one statement.
 _SELECT_POSITION = (
-    f"SELECT {_CHAIN_COLUMNS},"
-    " (SELECT seq FROM consent_receipts ORDER BY seq DESC LIMIT 1),"
-    " (SELECT hash FROM consent_receipts ORDER BY seq DESC LIMIT 1)"
+    f"SELECT {_CHAIN_COLUMNS}, newest.*"
     " FROM (SELECT 1) AS one LEFT JOIN consent_chain ON consent_chain.id = 1"
+    f" LEFT JOIN (SELECT {_COLUMNS} FROM consent_receipts ORDER BY seq DESC LIMIT 1) AS newest"
+    " ON true"
 )
 # An append's first round trip (simple protocol, no parameters): open the transaction, wait
 # for the chain lock, then read the position. Each statement takes its own snapshot (READ
@@ -161,20 +165,26 @@ def _newest(found: Any) -> tuple[int, str] | None:
     return None if found is None else (int(found[0]), str(found[1]))
 
 
-def _receipt_params(stored: StoredReceipt) -> tuple[Any, ...]:
-    receipt = stored.receipt
-    return (
-        stored.seq,
-        receipt.receipt_id,
-        receipt.subject_id,
-        receipt.timestamp,
-        receipt.event,
-        stored.body,
-        stored.kid,
-        stored.signature,
-        stored.prev_hash,
-        stored.hash,
-    )
+def _head_params(head: ChainHead) -> tuple[Any, ...]:
+    return head.seq, head.hash, head.kid, head.signature
+
+
+def _position(found: Any) -> tuple[ChainState, ReceiptRow | None]:
+    """The signed chain state and the newest row, from a row of ``_SELECT_POSITION``."""
+    chain, newest = found[:11], found[11:]
+    return chain_state_from_row(chain), (None if newest[0] is None else _row(newest))
+
+
+async def _insert(conn: psycopg.AsyncConnection[Any], rows: list[Values], head: ChainHead) -> None:
+    """Insert ``rows`` and move the chain head, ``_INSERT_CHUNK`` rows per statement (the
+    head with the last one)."""
+    for start in range(0, len(rows), _INSERT_CHUNK):
+        chunk = rows[start : start + _INSERT_CHUNK]
+        params = [value for values in chunk for value in values]
+        last = start + _INSERT_CHUNK >= len(rows)
+        if last:
+            params += _head_params(head)
+        await conn.execute(_insert_sql(len(chunk), last), params)
 
 
 def _sever(conn: psycopg.AsyncConnection[Any]) -> None:
@@ -229,6 +239,7 @@ class PostgresStore(GroupCommit, StoreBase):
         self._pool_lock: asyncio.Lock | None = None
         self._init_group_commit()
         self._batch_task: asyncio.Task[None] | None = None  # the batch being written
+        self._chain: ChainWriter | None = None  # used by one batch at a time
         # After a failed connection attempt, calls fail fast for a moment instead of queueing
         # up behind one another, each waiting out its own timeout.
         self._retry_after = 0.0
@@ -403,6 +414,9 @@ class PostgresStore(GroupCommit, StoreBase):
         signer: ReceiptSigner,
     ) -> None:
         committing = False  # COMMIT sent: a failure from then on leaves the outcome unknown
+        if self._chain is None:
+            self._chain = ChainWriter(signer, redact_url(self.url))
+        chain = self._chain
 
         async def write(conn: psycopg.AsyncConnection[Any]) -> list[StoredReceipt]:
             nonlocal committing
@@ -415,16 +429,8 @@ class PostgresStore(GroupCommit, StoreBase):
                     pass
                 found = await cur.fetchone()
                 assert found is not None
-                state = chain_state_from_row(found[:-2])
-                newest = _newest(found[-2:]) if found[-2] is not None else None
-                out, head = link_all([e.receipt for e in batch], signer, last_link(state, newest))
-                for start in range(0, len(out), _INSERT_CHUNK):
-                    chunk = out[start : start + _INSERT_CHUNK]
-                    params = [value for stored in chunk for value in _receipt_params(stored)]
-                    last = start + _INSERT_CHUNK >= len(out)
-                    if last:
-                        params += (head.seq, head.hash, head.kid, head.signature)
-                    await conn.execute(_insert_sql(len(chunk), last), params)
+                extension = chain.extend(*_position(found), [e.receipt for e in batch])
+                await _insert(conn, extension.rows, extension.head)
                 committing = True
                 await conn.execute("COMMIT")
             except BaseException:
@@ -432,7 +438,8 @@ class PostgresStore(GroupCommit, StoreBase):
                     with contextlib.suppress(Exception):
                         await conn.execute("ROLLBACK")
                 raise
-            return out
+            chain.written(extension)
+            return extension.stored
 
         try:
             results: list[StoredReceipt] = await self._with_conn(write)
@@ -492,15 +499,17 @@ class PostgresStore(GroupCommit, StoreBase):
         finally:
             conn.close()
 
-    def iter_raw(
+    def iter_values(
         self,
         since: int | None = None,
         until: int | None = None,
         event: str | None = None,
         *,
         max_seq: int | None = None,
-    ) -> Iterator[ReceiptRow]:
-        where, params = range_filter("%s", since, until, event, max_seq)
+        min_seq: int | None = None,
+    ) -> Iterator[list[tuple[Any, ...]]]:
+        """The rows as psycopg returns them, in batches (see ``StoreBase.iter_values``)."""
+        where, params = range_filter("%s", since, until, event, max_seq, min_seq)
         query = f"SELECT {_COLUMNS} FROM consent_receipts{where} ORDER BY seq"
         # A server-side cursor: rows arrive in batches, memory stays flat.
         with (
@@ -510,8 +519,10 @@ class PostgresStore(GroupCommit, StoreBase):
         ):
             cursor.itersize = 500
             cursor.execute(query, params)
-            for values in cursor:
-                yield _row(values)
+            while batch := cursor.fetchmany(500):
+                yield batch
+
+    row_from_values = staticmethod(_row)
 
     def chain_state(self) -> ChainState:
         with self._sync_conn() as conn:
@@ -546,15 +557,7 @@ class PostgresStore(GroupCommit, StoreBase):
                 "DELETE FROM consent_receipts WHERE seq <= %s", (last[0],)
             ).rowcount
             state = chain_state_from_row(conn.execute(_SELECT_CHAIN).fetchone())
-            previous = state.checkpoint.count if state.checkpoint else 0
-            checkpoint = Checkpoint.make(
-                seq=last[0],
-                hash=last[1],
-                count=previous + deleted,
-                before=before,
-                time=int(time.time()),
-                signer=signer,
-            )
+            checkpoint = checkpoint_after(state, last, deleted, before, signer)
             conn.execute(
                 _UPSERT_CHECKPOINT,
                 (
@@ -568,3 +571,14 @@ class PostgresStore(GroupCommit, StoreBase):
                 ),
             )
         return int(deleted)
+
+    def append_record(
+        self, make: Callable[[ChainState, ReceiptRow | None], tuple[ReceiptRow, ChainHead]]
+    ) -> ReceiptRow:
+        with self._sync_conn() as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (CHAIN_LOCK,))
+            found = conn.execute(_SELECT_POSITION).fetchone()
+            assert found is not None
+            record, head = make(*_position(found))
+            conn.execute(_insert_sql(1, True), [*row_values(record), *_head_params(head)])
+        return record

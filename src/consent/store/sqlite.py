@@ -35,21 +35,25 @@ try:
 except ImportError:  # pragma: no cover - not on Windows
     fcntl = None  # type: ignore[assignment]
 
-from ..receipts import Checkpoint, Receipt, ReceiptSigner, StoredReceipt
+from ..receipts import ChainHead, Receipt, ReceiptSigner, StoredReceipt
 from .base import (
     VALUES_BATCH,
-    ChainState,
     GroupCommit,
     PendingAppend,
     ReceiptRow,
     StoreBase,
     StoreDamaged,
     StoreUnavailable,
-    chain_state_from_row,
-    last_link,
-    link_all,
     range_filter,
+    row_values,
     settle,
+)
+from .chain import (
+    ChainState,
+    ChainWriter,
+    Extension,
+    chain_state_from_row,
+    checkpoint_after,
 )
 
 __all__ = ["SQLiteStore", "path_from_url"]
@@ -164,19 +168,33 @@ def _newest(conn: sqlite3.Connection) -> tuple[int, str] | None:
     return None if values is None else (int(values[0]), str(values[1]))
 
 
-# Where the next receipt links, in one statement (the chain row may not exist yet).
+# The chain row (or NULLs) and the newest row (or NULLs), in one statement.
 _POSITION = (
-    f"SELECT {_CHAIN_COLUMNS},"
-    " (SELECT seq FROM consent_receipts ORDER BY seq DESC LIMIT 1),"
-    " (SELECT hash FROM consent_receipts ORDER BY seq DESC LIMIT 1)"
+    f"SELECT {_CHAIN_COLUMNS}, newest.*"
     " FROM (SELECT 1) LEFT JOIN consent_chain ON consent_chain.id = 1"
+    f" LEFT JOIN (SELECT {_COLUMNS} FROM consent_receipts ORDER BY seq DESC LIMIT 1) AS newest"
 )
 
 
-def _position(conn: sqlite3.Connection) -> tuple[int, str]:
+def _position(conn: sqlite3.Connection) -> tuple[ChainState, ReceiptRow | None]:
+    """The signed chain state and the newest row, as the chain's writer needs them."""
     found = conn.execute(_POSITION).fetchone()
-    newest = None if found[-2] is None else (int(found[-2]), str(found[-1]))
-    return last_link(chain_state_from_row(found[:-2]), newest)
+    chain, newest = found[:11], found[11:]
+    return chain_state_from_row(chain), (None if newest[0] is None else _row(newest))
+
+
+_INSERT = f"INSERT INTO consent_receipts ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)"
+_UPSERT_HEAD = (
+    "INSERT INTO consent_chain (id, head_seq, head_hash, head_kid, head_signature)"
+    " VALUES (1, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
+    " head_seq = excluded.head_seq, head_hash = excluded.head_hash,"
+    " head_kid = excluded.head_kid, head_signature = excluded.head_signature"
+)
+
+
+def _insert(conn: sqlite3.Connection, rows: list[tuple[Any, ...]], head: ChainHead) -> None:
+    conn.executemany(_INSERT, rows)
+    conn.execute(_UPSERT_HEAD, (head.seq, head.hash, head.kid, head.signature))
 
 
 @contextlib.contextmanager
@@ -203,38 +221,14 @@ def _can_defer_sync(conn: sqlite3.Connection) -> bool:
     return True
 
 
-def _write(
-    receipts: list[Receipt], signer: ReceiptSigner, conn: sqlite3.Connection
-) -> list[StoredReceipt]:
-    """Seal and insert ``receipts`` in chain order, in one transaction; move the head once."""
+def _write(receipts: list[Receipt], writer: ChainWriter, conn: sqlite3.Connection) -> Extension:
+    """Seal and insert ``receipts`` after the end of the log, in one transaction; move the
+    head once (:class:`ChainWriter` checks the end first)."""
     with _write_transaction(conn):
-        out, head = link_all(receipts, signer, _position(conn))
-        conn.executemany(
-            f"INSERT INTO consent_receipts ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
-            [
-                (
-                    stored.seq,
-                    stored.receipt.receipt_id,
-                    stored.receipt.subject_id,
-                    stored.receipt.timestamp,
-                    stored.receipt.event,
-                    stored.body,
-                    stored.kid,
-                    stored.signature,
-                    stored.prev_hash,
-                    stored.hash,
-                )
-                for stored in out
-            ],
-        )
-        conn.execute(
-            "INSERT INTO consent_chain (id, head_seq, head_hash, head_kid, head_signature)"
-            " VALUES (1, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
-            " head_seq = excluded.head_seq, head_hash = excluded.head_hash,"
-            " head_kid = excluded.head_kid, head_signature = excluded.head_signature",
-            (head.seq, head.hash, head.kid, head.signature),
-        )
-    return out
+        extension = writer.extend(*_position(conn), receipts)
+        _insert(conn, extension.rows, extension.head)
+    writer.written(extension)
+    return extension
 
 
 class SQLiteStore(GroupCommit, StoreBase):
@@ -261,6 +255,7 @@ class SQLiteStore(GroupCommit, StoreBase):
         self._init_group_commit()  # touched by the event loop only
         # The thread that commits appends (one per store, started by the first append).
         self._writer: ThreadPoolExecutor | None = None
+        self._chain: ChainWriter | None = None  # used by the writer thread only
 
     # -- connections --------------------------------------------------------------------
     def _connect(self, *, create: bool) -> sqlite3.Connection:
@@ -518,9 +513,11 @@ class SQLiteStore(GroupCommit, StoreBase):
     def _commit_batch(self, batch: list[PendingAppend], signer: ReceiptSigner) -> None:
         """Commit ``batch`` (holding ``self._lock``); a receipt the database rejects is
         retried alone so that it cannot take the others down with it."""
+        if self._chain is None:
+            self._chain = ChainWriter(signer, self.path)
         try:
-            stored = self._call_locked(
-                functools.partial(_write, [e.receipt for e in batch], signer)
+            extension = self._call_locked(
+                functools.partial(_write, [e.receipt for e in batch], self._chain)
             )
         except ValueError as exc:
             if len(batch) == 1:
@@ -533,7 +530,7 @@ class SQLiteStore(GroupCommit, StoreBase):
             for entry in batch:
                 entry.fail(exc)
             return
-        for entry, result in zip(batch, stored, strict=True):
+        for entry, result in zip(batch, extension.stored, strict=True):
             entry.stored = result
 
     async def latest_for_subject(self, subject_id: str) -> StoredReceipt | None:
@@ -559,22 +556,6 @@ class SQLiteStore(GroupCommit, StoreBase):
         return None if row is None else row.readable()
 
     # -- command-line side --------------------------------------------------------------
-    def iter_raw(
-        self,
-        since: int | None = None,
-        until: int | None = None,
-        event: str | None = None,
-        *,
-        max_seq: int | None = None,
-    ) -> Iterator[ReceiptRow]:
-        where, params = range_filter("?", since, until, event, max_seq)
-        with self._sync_conn() as conn:
-            cursor = conn.execute(
-                f"SELECT {_COLUMNS} FROM consent_receipts{where} ORDER BY seq", params
-            )
-            while batch := cursor.fetchmany(500):
-                yield from map(_row, batch)
-
     def iter_values(
         self,
         since: int | None = None,
@@ -585,10 +566,7 @@ class SQLiteStore(GroupCommit, StoreBase):
         min_seq: int | None = None,
     ) -> Iterator[list[tuple[Any, ...]]]:
         """The rows as sqlite3 returns them, in batches (see ``StoreBase.iter_values``)."""
-        where, params = range_filter("?", since, until, event, max_seq)
-        if min_seq is not None:
-            where = f"{where} AND seq >= ?" if where else " WHERE seq >= ?"
-            params.append(min_seq)
+        where, params = range_filter("?", since, until, event, max_seq, min_seq)
         with self._sync_conn() as conn:
             cursor = conn.execute(
                 f"SELECT {_COLUMNS} FROM consent_receipts{where} ORDER BY seq", params
@@ -630,16 +608,7 @@ class SQLiteStore(GroupCommit, StoreBase):
                 deleted = conn.execute(
                     "DELETE FROM consent_receipts WHERE seq <= ?", (last[0],)
                 ).rowcount
-                state = _chain_state(conn)
-                previous = state.checkpoint.count if state.checkpoint else 0
-                checkpoint = Checkpoint.make(
-                    seq=last[0],
-                    hash=last[1],
-                    count=previous + deleted,
-                    before=before,
-                    time=int(time.time()),
-                    signer=signer,
-                )
+                checkpoint = checkpoint_after(_chain_state(conn), last, deleted, before, signer)
                 conn.execute(
                     "INSERT INTO consent_chain (id, cp_seq, cp_hash, cp_count, cp_before,"
                     " cp_time, cp_kid, cp_signature) VALUES (1, ?, ?, ?, ?, ?, ?, ?)"
@@ -658,3 +627,11 @@ class SQLiteStore(GroupCommit, StoreBase):
                     ),
                 )
             return int(deleted)
+
+    def append_record(
+        self, make: Callable[[ChainState, ReceiptRow | None], tuple[ReceiptRow, ChainHead]]
+    ) -> ReceiptRow:
+        with self._sync_conn() as conn, _write_transaction(conn):
+            record, head = make(*_position(conn))
+            _insert(conn, [row_values(record)], head)
+        return record
