@@ -11,6 +11,7 @@ import jsonschema
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from itsdangerous import Signer
 from pydantic import ValidationError
 
 from consent.receipts import (
@@ -285,6 +286,24 @@ def test_seal_links_and_hashes() -> None:
         assert name in row
     assert row["seq"] == 2
     assert json.loads(second.to_json()) == row
+
+
+@given(
+    text=st.text(max_size=300),
+    key=st.text(min_size=1, max_size=100).filter(lambda k: k.strip() == k and "," not in k),
+)
+def test_link_digests_are_hmac_sha256_under_the_derived_key(text: str, key: str) -> None:
+    """The link's HMAC, computed from kept pads, is what ``hmac`` computes under the key
+    itsdangerous derives for the salt "consent-link", for the signing key and a rotated one."""
+    signer = ReceiptSigner([key * 2, key])
+    for kid, secret in ((signer.kid, key * 2), (key_id(key), key)):
+        derived = Signer(
+            secret, salt="consent-link", key_derivation="hmac", digest_method=hashlib.sha256
+        ).derive_key()
+        expected = hmac.new(derived, text.encode(), "sha256").hexdigest()
+        assert signer.link_digest(text, kid) == expected
+        assert signer.link_digest(text, kid) == expected  # and from the kept pads
+    assert signer.link_digest(text) == signer.link_digest(text, signer.kid)
 
 
 def test_head_and_checkpoint_signatures() -> None:
