@@ -48,11 +48,13 @@ from .base import ChainBroken, ReceiptRow, row_values
 __all__ = [
     "INCIDENT_EVENT",
     "KEYED_EVENT",
+    "MAX_COVERED_RUNS",
     "RECORD_EVENTS",
     "ChainState",
     "ChainWriter",
     "Covered",
     "Extension",
+    "Values",
     "chain_state_from_row",
     "checkpoint_after",
     "damage",
