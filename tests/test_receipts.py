@@ -293,7 +293,7 @@ def test_seal_links_and_hashes() -> None:
     key=st.text(min_size=1, max_size=100).filter(lambda k: k.strip() == k and "," not in k),
 )
 def test_link_digests_are_hmac_sha256_under_the_derived_key(text: str, key: str) -> None:
-    """The link's HMAC, computed from kept pads, is what ``hmac`` computes under the key
+    """The link's HMAC, from a keyed ``hmac`` object kept per key, is what ``hmac`` computes under the key
     itsdangerous derives for the salt "consent-link", for the signing key and a rotated one."""
     signer = ReceiptSigner([key * 2, key])
     for kid, secret in ((signer.kid, key * 2), (key_id(key), key)):
@@ -302,7 +302,7 @@ def test_link_digests_are_hmac_sha256_under_the_derived_key(text: str, key: str)
         ).derive_key()
         expected = hmac.new(derived, text.encode(), "sha256").hexdigest()
         assert signer.link_digest(text, kid) == expected
-        assert signer.link_digest(text, kid) == expected  # and from the kept pads
+        assert signer.link_digest(text, kid) == expected  # and again from the kept object
     assert signer.link_digest(text) == signer.link_digest(text, signer.kid)
 
 
