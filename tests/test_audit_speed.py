@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import io
 import json
 import shutil
@@ -11,8 +12,12 @@ from typing import Any
 import anyio
 import pytest
 
-from consent import audit
-from consent.audit import _Fast, _line, export, verify_store
+from consent.audit import export, verify_file, verify_store
+from consent.audit import parallel as audit_parallel
+from consent.audit.chain import _Chain
+from consent.audit.fast import _Fast
+from consent.audit.lines import _line
+from consent.audit.parallel import _Helper
 from consent.receipts import ReceiptSigner
 from consent.store import open_store
 
@@ -124,8 +129,8 @@ def test_a_bad_row_in_the_middle_of_a_batch(tmp_path: Path) -> None:
 
 def _parallel(monkeypatch: pytest.MonkeyPatch) -> None:
     """Two processes from 20 receipts on, in chunks of 8 seqs."""
-    monkeypatch.setattr(audit, "_PARALLEL_MIN_ROWS", 20)
-    monkeypatch.setattr(audit, "_CHUNK_ROWS", 8)
+    monkeypatch.setattr(audit_parallel, "_PARALLEL_MIN_ROWS", 20)
+    monkeypatch.setattr(audit_parallel, "_CHUNK_ROWS", 8)
 
 
 @pytest.fixture(scope="module")
@@ -160,13 +165,13 @@ def test_export_in_two_processes_writes_the_same_file(
         "UPDATE consent_receipts SET body = CAST(body AS BLOB) WHERE seq = 13",
     )
     written: list[set[int]] = []
-    finish = audit._Helper.finish
+    finish = _Helper.finish
 
-    def record(helper: audit._Helper) -> None:
+    def record(helper: _Helper) -> None:
         finish(helper)
         written.append(set(helper.written))
 
-    monkeypatch.setattr(audit._Helper, "finish", record)
+    monkeypatch.setattr(_Helper, "finish", record)
     for signer in (SIGNER, None):
         one = _export_file(url, tmp_path / "one.jsonl", 1, signer)
         two = _export_file(url, tmp_path / "two.jsonl", 2, signer)
@@ -200,13 +205,13 @@ def test_export_when_the_helper_fails(
 def _verify_both(url: str, monkeypatch: pytest.MonkeyPatch) -> str:
     one = verify_store(open_store(url, SIGNER), SIGNER, workers=1)
     joined: list[bool] = []
-    join = audit._Chain.join
+    join = _Chain.join
 
-    def record(chain: audit._Chain, *args: Any) -> bool:
+    def record(chain: _Chain, *args: Any) -> bool:
         joined.append(join(chain, *args))
         return joined[-1]
 
-    monkeypatch.setattr(audit._Chain, "join", record)
+    monkeypatch.setattr(_Chain, "join", record)
     two = verify_store(open_store(url, SIGNER), SIGNER, workers=2)
     if two.ok:
         assert joined == [True] * 4  # the helper's four chunks, taken as checked there
@@ -274,7 +279,7 @@ def test_without_a_helper_process(
     _parallel(monkeypatch)
     url = _copy(log_60, tmp_path)
     one = _export_file(url, tmp_path / "one.jsonl", 1, SIGNER)
-    monkeypatch.setattr(audit.sys, "executable", str(tmp_path / "no-python"))
+    monkeypatch.setattr(audit_parallel.sys, "executable", str(tmp_path / "no-python"))
     assert _export_file(url, tmp_path / "two.jsonl", 2, SIGNER) == one
     execute_sql(url, "UPDATE consent_receipts SET event = 'x' WHERE seq = 46")
     result = verify_store(open_store(url, SIGNER), SIGNER, workers=2)
@@ -298,7 +303,8 @@ def test_a_purge_during_a_two_process_export_starts_it_again(
             await store.close()
 
     anyio.run(fill)
-    two_process = audit._export_parallel
+    export_module = importlib.import_module("consent.audit.export")
+    two_process = export_module._export_parallel
     runs: list[int] = []
 
     def purged_meanwhile(*args: Any, **kwargs: Any) -> int:
@@ -307,17 +313,17 @@ def test_a_purge_during_a_two_process_export_starts_it_again(
         assert open_store(url, SIGNER).purge(base + 10) == 10  # the operator's purge
         return count
 
-    monkeypatch.setattr(audit, "_export_parallel", purged_meanwhile)
+    monkeypatch.setattr(export_module, "_export_parallel", purged_meanwhile)
     path = tmp_path / "export.jsonl"
     with open(path, "w", encoding="utf-8", newline="") as out:
         out.write("")
         assert export(open_store(url, SIGNER), out, signer=SIGNER, workers=2) == 50
     assert runs == [60]  # the two-process export ran once and was then redone
-    monkeypatch.setattr(audit, "_export_parallel", two_process)
+    monkeypatch.setattr(export_module, "_export_parallel", two_process)
     again = tmp_path / "again.jsonl"
     with open(again, "w", encoding="utf-8", newline="") as out:
         assert export(open_store(url, SIGNER), out, signer=SIGNER, workers=1) == 50
     assert path.read_bytes() == again.read_bytes()
-    result = audit.verify_file(path, SIGNER)
+    result = verify_file(path, SIGNER)
     assert result.ok, result.message
     assert result.count == 50

@@ -23,7 +23,8 @@ from starlette.types import Message, Receive, Scope, Send
 
 from consent import ConsentMiddleware
 from consent import middleware as mw_module
-from consent.audit import _Fast, export, verify_file, verify_store
+from consent.audit import export, verify_file, verify_store
+from consent.audit.fast import _Fast
 from consent.cookies import cookie_pairs, is_deletion
 from consent.html import (
     HtmlRewriter,

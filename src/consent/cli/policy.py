@@ -1,36 +1,20 @@
-"""The ``consent`` command.
-
-Exit codes: 0 success, 1 a finding (invalid policy, broken receipt chain), 2 usage error.
-"""
+"""``consent init|check|declaration``: the cookie policy on the command line."""
 
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sys
-from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
-from . import __version__, audit
-from .catalog.command import register as register_catalog
-from .classify import REGEX_NAME_LIMIT, backtracking_risk
-from .declaration import render_html, render_json, render_markdown
-from .policy import Policy, PolicyError, load_policy
-from .scanner.command import register as register_scan
-from .store.base import redact_url
+from ..classify import REGEX_NAME_LIMIT, backtracking_risk
+from ..declaration import render_html, render_json, render_markdown
+from ..policy import Policy, PolicyError, load_policy
+from .codes import EXIT_FINDING, EXIT_OK, EXIT_USAGE
 
-__all__ = ["main"]
-
-EXIT_OK, EXIT_FINDING, EXIT_USAGE = 0, 1, 2
-EXIT_BROKEN_PIPE = audit.EXIT_BROKEN_PIPE
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.print_usage(sys.stderr)
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+__all__ = ["cmd_check", "cmd_declaration", "cmd_init", "register"]
 
 
 def _load(directory: str) -> Policy | int:
@@ -110,7 +94,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 def _warnings(policy: Policy, args: argparse.Namespace) -> int:
     """What ``consent check`` warns about: regexes that can backtrack badly, and necessary
     rules the known-cookie catalog calls Analytics or Marketing. ``--strict``: exit 1."""
-    from .catalog.checks import necessary_warnings
+    from ..catalog.checks import necessary_warnings
 
     messages: list[str] = []
     for key, cat in policy.ordered():
@@ -151,48 +135,9 @@ def cmd_declaration(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    try:
-        import uvicorn
-    except ImportError:
-        print("consent demo needs uvicorn: pip install 'asgi-consent[demo]'", file=sys.stderr)
-        return EXIT_USAGE
-    import secrets
-
-    from .demo import create_app
-
-    key = os.environ.get("CONSENT_SECRET_KEY") or secrets.token_urlsafe(32)
-    generated = "CONSENT_SECRET_KEY" not in os.environ
-    app = create_app(secret_key=key, store=args.store)
-    print(f"Lindenhof Clinic demo: http://{args.host}:{args.port}/")
-    print(
-        "  secret key: "
-        + (
-            "generated for this run (cookies and receipts verify only until you stop it)"
-            if generated
-            else "from CONSENT_SECRET_KEY"
-        )
-    )
-    print(f"  receipts:   {redact_url(args.store)}")
-    print(f"  export:     consent export --store {redact_url(args.store)}")
-    sys.stdout.flush()
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
-    return EXIT_OK
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="consent",
-        description=(
-            "Server-side cookie consent for ASGI sites: validate the cookie policy, render the "
-            "cookie declaration, export and verify the consent-receipt audit log."
-        ),
-        epilog="Exit status: 0 success, 1 a finding (invalid policy, broken chain), 2 usage error.",
-    )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-
-    p = sub.add_parser(
+def register(subparsers: Any) -> None:
+    """Add ``init``, ``check`` and ``declaration`` to the ``consent`` command."""
+    p = subparsers.add_parser(
         "init",
         help="write a starter policy directory",
         description=(
@@ -204,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="overwrite files in a non-empty DIR")
     p.set_defaults(func=cmd_init)
 
-    p = sub.add_parser(
+    p = subparsers.add_parser(
         "check",
         help="validate a policy directory",
         description=(
@@ -226,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_check)
 
-    p = sub.add_parser(
+    p = subparsers.add_parser(
         "declaration",
         help="render the cookie declaration",
         description=(
@@ -238,46 +183,3 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--language", help="use the category and cookie translations for this language")
     p.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of stdout")
     p.set_defaults(func=cmd_declaration)
-
-    p = sub.add_parser(
-        "demo",
-        help="serve the demo site",
-        description=(
-            "Serve the Lindenhof Clinic demo site with the middleware, the banner and the SQLite "
-            "receipt store. Uses CONSENT_SECRET_KEY when set, otherwise generates a key for the run."
-        ),
-    )
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--store", default="sqlite:///consent-demo.db", help="receipt store URL")
-    p.add_argument(
-        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
-    )
-    p.set_defaults(func=cmd_demo)
-
-    # Commands that live in other modules register themselves here.
-    audit.register(sub)
-    register_catalog(sub)
-    register_scan(sub)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help(sys.stderr)
-        return EXIT_USAGE
-    try:
-        result: int = args.func(args)
-        sys.stdout.flush()
-    except BrokenPipeError:
-        # Whoever read the output stopped early (``consent export ... | head``): stop too,
-        # quietly, and keep the interpreter's last flush of stdout from failing again.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_BROKEN_PIPE
-    return result
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

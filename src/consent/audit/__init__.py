@@ -1,0 +1,41 @@
+"""The consent-receipt log after the fact: export, verify, purge, and incidents recorded in it.
+
+Verification recomputes everything a stored row claims: the signature over its body, its
+keyed link (its seq and its place after the previous row), that its indexed columns match the
+signed body, and, for a store, that the log ends where the signed chain head says it ends and
+starts where the signed purge checkpoint says it starts. It reports every finding, and the
+incident markers with the findings each of them covers.
+
+One module per job: :mod:`.times` (time arguments), :mod:`.lines` (the export formats),
+:mod:`.export`, :mod:`.verify` (with :mod:`.chain`, :mod:`.heads` and :mod:`.findings`),
+:mod:`.incident`, :mod:`.purge`, and :mod:`.parallel` (a large log shared with a second
+process). The ``consent`` command's handlers live in :mod:`consent.cli.audit`.
+"""
+
+from __future__ import annotations
+
+from .export import export
+from .findings import MAX_LISTED, Finding, Incident, VerifyResult
+from .heads import parse_head
+from .incident import NothingToRecord, record_incident
+from .lines import CSV_COLUMNS, EVENTS
+from .purge import purge
+from .times import parse_time
+from .verify import verify_file, verify_store
+
+__all__ = [
+    "CSV_COLUMNS",
+    "EVENTS",
+    "MAX_LISTED",
+    "Finding",
+    "Incident",
+    "NothingToRecord",
+    "VerifyResult",
+    "export",
+    "parse_head",
+    "parse_time",
+    "purge",
+    "record_incident",
+    "verify_file",
+    "verify_store",
+]
