@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import io
 import json
+import multiprocessing.spawn
 import shutil
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from consent.audit import parallel as audit_parallel
 from consent.audit.chain import _Chain
 from consent.audit.fast import _Fast
 from consent.audit.lines import _line
-from consent.audit.parallel import _Helper
+from consent.audit.parallel import _Worker
 from consent.receipts import ReceiptSigner
 from consent.store import open_store
 
@@ -158,45 +159,56 @@ def test_export_in_two_processes_writes_the_same_file(
 ) -> None:
     _parallel(monkeypatch)
     url = _copy(log_60, tmp_path)
-    # Unusual rows in chunks of both processes (chunks: ..8, 9..16 helper, 17..24, ...).
+    # Unusual rows in chunks of both processes (chunks: ..8, 9..16 the worker's, 17..24, ...).
     execute_sql(
         url,
         "UPDATE consent_receipts SET signature = 'x' || signature WHERE seq IN (5, 12, 41)",
         "UPDATE consent_receipts SET body = CAST(body AS BLOB) WHERE seq = 13",
     )
-    written: list[set[int]] = []
-    finish = _Helper.finish
-
-    def record(helper: _Helper) -> None:
-        finish(helper)
-        written.append(set(helper.written))
-
-    monkeypatch.setattr(_Helper, "finish", record)
+    taken = _taken(monkeypatch)
     for signer in (SIGNER, None):
         one = _export_file(url, tmp_path / "one.jsonl", 1, signer)
+        assert taken == []
         two = _export_file(url, tmp_path / "two.jsonl", 2, signer)
-        assert written.pop() == {0, 1, 2, 3}  # the helper wrote its four chunks
+        assert taken == [8, 8, 8, 4]  # the worker made its four chunks (9..16, ..., 57..60)
+        taken.clear()
         assert one == two
         assert one.count(b"\n") == 61
-        text = io.StringIO()  # not a file: one process
+        text = io.StringIO()  # not a file
         export(open_store(url, SIGNER), text, signer=signer, workers=2)
         assert text.getvalue().encode() == one
-        appended = tmp_path / "appended.jsonl"  # appending: one process
+        appended = tmp_path / "appended.jsonl"  # appending
         appended.write_bytes(b"first\n")
         with open(appended, "a", encoding="utf-8", newline="") as out:
             export(open_store(url, SIGNER), out, signer=signer, workers=2)
         assert appended.read_bytes() == b"first\n" + one
-        assert written == []
+        assert taken == [8, 8, 8, 4] * 2
+        taken.clear()
 
 
-def test_export_when_the_helper_fails(
+def _taken(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The rows of each chunk the worker made, as this process takes them."""
+    taken: list[int] = []
+    take = _Worker.next
+
+    def record(worker: _Worker) -> Any:
+        result = take(worker)
+        if result is not None:
+            taken.append(result[0])
+        return result
+
+    monkeypatch.setattr(_Worker, "next", record)
+    return taken
+
+
+def test_export_when_the_worker_fails(
     log_60: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _parallel(monkeypatch)
     url = _copy(log_60, tmp_path)
     one = _export_file(url, tmp_path / "one.jsonl", 1, SIGNER)
     store = open_store(url, SIGNER)
-    store.url = f"sqlite:///{tmp_path / 'missing.db'}"  # the helper cannot open it
+    store.url = f"sqlite:///{tmp_path / 'missing.db'}"  # the worker cannot open it
     with open(tmp_path / "two.jsonl", "w", encoding="utf-8", newline="") as out:
         assert export(store, out, signer=SIGNER, workers=2) == 60
     assert (tmp_path / "two.jsonl").read_bytes() == one
@@ -214,7 +226,7 @@ def _verify_both(url: str, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setattr(_Chain, "join", record)
     two = verify_store(open_store(url, SIGNER), SIGNER, workers=2)
     if two.ok:
-        assert joined == [True] * 4  # the helper's four chunks, taken as checked there
+        assert joined == [True] * 4  # the worker's four chunks, taken as checked there
     assert (one.ok, one.count, one.message()) == (two.ok, two.count, two.message())
     return two.message()
 
@@ -223,7 +235,7 @@ def _verify_both(url: str, monkeypatch: pytest.MonkeyPatch) -> str:
     ("statements", "expected"),
     [
         ((), "OK: 60 receipts verified"),
-        # in a helper chunk (9..16, 25..32, 41..48), first and second half of the log
+        # in a chunk of the worker's (9..16, 25..32, 41..48), first and second half of the log
         (
             ("UPDATE consent_receipts SET event = 'x' WHERE seq = 14",),
             "(seq 14): event differs from the signed body",
@@ -259,7 +271,7 @@ def test_verify_in_two_processes_finds_the_same(
     assert expected in _verify_both(url, monkeypatch)
 
 
-def test_verify_when_the_helper_fails(
+def test_verify_when_the_worker_fails(
     log_60: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _parallel(monkeypatch)
@@ -272,19 +284,22 @@ def test_verify_when_the_helper_fails(
     assert (result.count, result.finding_count) == (60, 1)
 
 
-def test_without_a_helper_process(
+def test_without_a_worker_process(
     log_60: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """No Python to start (here: a missing executable): everything in this process."""
+    """No process can be started (here: a missing executable): everything in this process."""
     _parallel(monkeypatch)
     url = _copy(log_60, tmp_path)
     one = _export_file(url, tmp_path / "one.jsonl", 1, SIGNER)
-    monkeypatch.setattr(audit_parallel.sys, "executable", str(tmp_path / "no-python"))
+    missing = str(tmp_path / "no-python")
+    monkeypatch.setattr(multiprocessing.spawn, "get_executable", lambda: missing)
+    taken = _taken(monkeypatch)
     assert _export_file(url, tmp_path / "two.jsonl", 2, SIGNER) == one
     execute_sql(url, "UPDATE consent_receipts SET event = 'x' WHERE seq = 46")
     result = verify_store(open_store(url, SIGNER), SIGNER, workers=2)
     assert "(seq 46): event differs" in result.message()
     assert (result.count, result.finding_count) == (60, 1)
+    assert taken == []
 
 
 def test_a_purge_during_a_two_process_export_starts_it_again(

@@ -282,7 +282,7 @@ class _Chain:
             self.count += count
 
     def join(self, summary: _Summary | None) -> bool:
-        """Take the helper's summary of a chunk whose rows all passed :meth:`_Fast.check`
+        """Take the worker's summary of a chunk whose rows all passed :meth:`_Fast.check`
         and link one to the next (:func:`_check_chunk`); False when there is none or the
         chunk does not follow on from the rows so far (then check the chunk again here)."""
         if summary is None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from typing import TextIO
 
 from ..receipts import (
@@ -13,7 +12,7 @@ from ..receipts import (
 from ..store import ReceiptStore
 from .fast import _Fast
 from .lines import CSV_COLUMNS, EVENTS, _csv_expected, _csv_safe, _export_blocks
-from .parallel import _export_parallel, _file_target, _plan
+from .parallel import _export_parallel, _plan
 from .times import _as_time
 
 
@@ -59,21 +58,17 @@ def export(
         return count
     fast = _Fast(signer)
     write = out.write
-    plan = _plan(store, state, workers, every=2)
-    counted = None
+    plan = _plan(store, state, workers, every=2) if _rewindable(out) else None
     if plan is not None:
-        # This process writes its chunks and places the helper's: every other one.
-        target = _file_target(out)
-        if target is not None:
-            counted = _export_parallel(store, out, fast, signer, plan, start, end, event, target)
-            if store.chain_state().checkpoint != state.checkpoint:
-                # A purge ran meanwhile, so the two processes may have read different logs:
-                # start again from the same place, in one process.
-                os.ftruncate(target[0], target[1])
-                out.seek(target[1])
-                return export(store, out, fmt, since, until, event, signer=signer, workers=1)
-    if counted is not None:
-        count = counted
+        # The worker makes every other chunk; this process writes them all, in order.
+        begin = out.tell()
+        count = _export_parallel(store, out, fast, signer, plan, start, end, event)
+        if store.chain_state().checkpoint != state.checkpoint:
+            # A purge ran meanwhile, so the two processes may have read different logs:
+            # start again from the same place, in one process.
+            out.seek(begin)
+            out.truncate()
+            return export(store, out, fmt, since, until, event, signer=signer, workers=1)
     else:
         for n, block in _export_blocks(store, fast, start, end, event, None, max_seq):
             write(block)
@@ -88,3 +83,11 @@ def export(
 
 
 # Lines per block written: fewer calls than one per line, and blocks small enough (under
+
+
+def _rewindable(out: TextIO) -> bool:
+    """Whether ``out`` can go back to where the export started (to start it again)."""
+    try:
+        return out.seekable()
+    except (AttributeError, OSError, ValueError):
+        return False

@@ -29,7 +29,7 @@ from .fast import _Fast
 from .findings import Finding, VerifyResult
 from .heads import _expected_head, _head_finding
 from .lines import _CHAIN_FIELDS, _CSV_FORMULA, _csv_expected, _csv_unsafe, _stored
-from .parallel import _Helper, _plan
+from .parallel import _plan, _verify_chunk, _Worker
 from .rows import _batches
 
 
@@ -104,21 +104,18 @@ def _walk_store(
         for batch in batches:
             chain.add_batch(batch, row_from)
     else:
-        # Two processes: the helper checks its chunks (its share of seq ranges) the quick
-        # way; this one checks the others, then takes each of the helper's in order, where
-        # it links to the one before. A chunk the helper could not prove, or that does not
+        # Two processes: the worker checks its chunks (its share of seq ranges) the quick
+        # way; this one checks the others, then takes each of the worker's in order, where
+        # it links to the one before. A chunk the worker could not prove, or that does not
         # link, is checked here again, the usual way: the findings and their messages are
         # the same as in one process.
-        helper = _Helper(store, signer, "verify", plan)
-        try:
+        with _Worker(store, signer, plan, _verify_chunk) as worker:
             for low, high, remote in plan:
-                if remote and chain.join(helper.next()):
+                if remote and chain.join(worker.next()):
                     continue
                 batches, row_from = _batches(store, max_seq=high, min_seq=low)
                 for batch in batches:
                     chain.add_batch(batch, row_from)
-        finally:
-            helper.close()
     if head is not None:
         head = _tail(store, chain, head, signer)
     if store.chain_state().checkpoint != state.checkpoint:
