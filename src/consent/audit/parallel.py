@@ -7,7 +7,7 @@ The worker opens the store once, then works through its chunks a few ahead of th
 
 * verify: it checks a chunk the quick way and returns a summary (:data:`_Summary`), or None
   when a row needs a closer look; this process takes each summary in order, where it links on;
-* export: it returns the chunk's lines, which this process writes in their place.
+* export: it returns the chunk's lines in UTF-8, which this process writes in their place.
 
 Anything unexpected with the worker (no process could be started, an error, a crash) leaves
 its chunks to this process: the outcome never depends on it.
@@ -15,12 +15,13 @@ its chunks to this process: the outcome never depends on it.
 
 from __future__ import annotations
 
+import codecs
 import multiprocessing
 import os
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO, cast
 
 from ..receipts import ReceiptSigner
 from ..store import ReceiptStore, open_store
@@ -88,7 +89,7 @@ def _check_chunk(store: ReceiptStore, fast: _Fast, low: int, high: int) -> _Summ
     return count, first, last_seq, last_hash, last_id, keyed
 
 
-def _chunk_text(
+def _chunk_bytes(
     store: ReceiptStore,
     fast: _Fast,
     since: int | None,
@@ -96,13 +97,13 @@ def _chunk_text(
     event: str | None,
     low: int | None,
     high: int | None,
-) -> tuple[int, str]:
-    """The export of one chunk: its number of lines and its text."""
+) -> tuple[int, bytes]:
+    """The export of one chunk: its number of lines and its text in UTF-8."""
     count, blocks = 0, []
     for n, block in _export_blocks(store, fast, since, until, event, low, high):
         count += n
         blocks.append(block)
-    return count, "".join(blocks)
+    return count, "".join(blocks).encode("utf-8")
 
 
 # --------------------------------------------------------------------------- in the worker
@@ -134,9 +135,9 @@ def _verify_chunk(low: int, high: int) -> _Summary | None:
 
 def _export_chunk(
     low: int, high: int, since: int | None, until: int | None, event: str | None
-) -> tuple[int, str]:
+) -> tuple[int, bytes]:
     store, fast = _worker()
-    return _chunk_text(store, fast, since, until, event, low, high)
+    return _chunk_bytes(store, fast, since, until, event, low, high)
 
 
 # --------------------------------------------------------------------------- in this process
@@ -213,16 +214,34 @@ def _export_parallel(
     event: str | None,
 ) -> int:
     """Export with the worker: its chunks and this process's, written in order."""
+    raw = _utf8_buffer(out)
     count = 0
     with _Worker(store, signer, plan, _export_chunk, since, until, event) as worker:
         for low, high, remote in plan:
             done = worker.next() if remote else None
             if done is not None:
-                rows, text = done
-                out.write(text)
+                rows, data = done
+                if raw is not None:  # as they are, not decoded and encoded again
+                    out.flush()
+                    raw.write(data)
+                else:
+                    out.write(data.decode("utf-8"))
                 count += rows
                 continue
             for rows, block in _export_blocks(store, fast, since, until, event, low, high):
                 out.write(block)
                 count += rows
     return count
+
+
+def _utf8_buffer(out: TextIO) -> BinaryIO | None:
+    """The binary stream under ``out`` when text written to it is written as UTF-8 bytes
+    unchanged (a UTF-8 text file, line ends not translated), else None."""
+    buffer = getattr(out, "buffer", None)
+    try:
+        encoding = codecs.lookup(out.encoding).name
+    except (AttributeError, LookupError, TypeError):
+        return None
+    if buffer is None or encoding != "utf-8" or os.linesep != "\n":
+        return None
+    return cast(BinaryIO, buffer)
