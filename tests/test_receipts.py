@@ -5,11 +5,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import pickle
 from pathlib import Path
 
 import jsonschema
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from itsdangerous import Signer
 from pydantic import ValidationError
@@ -397,3 +398,56 @@ def test_kantara_policy_url_is_made_absolute_against_the_site() -> None:
         to_kantara(absolute, base_url="https://www.example.org/")["policyUrl"]
         == "https://policies.example.net/cookies"
     )
+
+
+@given(
+    text=st.text(max_size=300),
+    key=st.text(min_size=1, max_size=100).filter(lambda k: k.strip() == k and "," not in k),
+    change=st.sampled_from(["none", "pad", "last", "cut", "other", "text"]),
+)
+@settings(deadline=None)
+def test_signatures_are_checked_as_itsdangerous_checks_them(
+    text: str, key: str, change: str
+) -> None:
+    """``verify``, ``verify_text`` and ``verify_record`` copy a keyed ``hmac`` object per key and
+    salt and compare the usual signature as text: they answer what itsdangerous'
+    ``Signer.verify_signature`` answers, for signatures as signed and changed ones."""
+    signer = ReceiptSigner([key * 2, key])
+    checks = (
+        (signer.sign, signer.verify, "consent-receipt"),
+        (signer.sign_text, signer.verify_text, "consent-chain"),
+        (signer.sign_record, signer.verify_record, "consent-record"),
+    )
+    for sign, verify, salt in checks:
+        kid, signature = sign(text)
+        if change == "pad":  # padding itsdangerous accepts
+            signature += "="
+        elif change == "last":  # the last character's unused bits
+            signature = signature[:-1] + chr(ord(signature[-1]) ^ 1)
+        elif change == "cut":
+            signature = signature[:-2]
+        elif change == "other":
+            signature = ReceiptSigner(["other"]).sign(text)[1]
+        given_text = text + "x" if change == "text" else text
+        plain = Signer(key * 2, salt=salt, key_derivation="hmac", digest_method=hashlib.sha256)
+        try:
+            expected = plain.verify_signature(given_text.encode(), signature.encode("ascii"))
+        except UnicodeEncodeError:
+            expected = False
+        assert verify(given_text, kid, signature) is expected
+        assert verify(given_text, kid, signature) is expected  # and again from the kept object
+
+
+def test_a_signer_is_pickled_as_its_keys() -> None:
+    """A signer used for a while (its caches hold keyed ``hmac`` objects) still pickles, as its
+    keys, to be handed to a worker process."""
+    signer = ReceiptSigner(["new", "old"])
+    body = canonical_json(make_receipt())
+    kid, signature = signer.sign(body)
+    assert signer.verify(body, kid, signature)
+    assert signer.link_digest("link") is not None
+    copy = pickle.loads(pickle.dumps(signer))
+    assert copy.kids == signer.kids
+    assert copy.kid == signer.kid
+    assert copy.verify(body, kid, signature)
+    assert copy.link_digest("link") == signer.link_digest("link")

@@ -449,8 +449,14 @@ class ReceiptSigner:
         self._signers: dict[tuple[str, str], Signer] = {}
         # salt -> derived key of the signing key
         self._derived: dict[str, bytes] = {}
-        # kid -> SHA-256 states after the inner and outer pads of its link key (RFC 2104)
-        self._link_macs: dict[str, hmac.HMAC] = {}
+        # (kid, salt) -> an hmac object keyed with the key itsdangerous derives for that salt,
+        # copied for each signature checked (keying it costs more than a short text)
+        self._macs: dict[tuple[str, str], hmac.HMAC] = {}
+
+    def __reduce__(self) -> tuple[type[ReceiptSigner], tuple[list[str]]]:
+        """Pickled as its keys (the signing key first), to hand it to another process
+        (``concurrent.futures``); its caches are made again there."""
+        return ReceiptSigner, (list(self._keys.values()),)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ReceiptSigner:
@@ -499,14 +505,34 @@ class ReceiptSigner:
         digest = hmac.digest(key, text.encode("utf-8"), "sha256")
         return self._kid, base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
+    def _mac(self, kid: str, salt: str) -> hmac.HMAC | None:
+        """The hmac object keyed for ``salt`` with key ``kid`` as itsdangerous derives it
+        (made once; copy it before use), or None for a key this signer does not hold."""
+        mac = self._macs.get((kid, salt))
+        if mac is None:
+            if kid not in self._keys:
+                return None
+            key = self._signer(kid, salt).derive_key()
+            mac = self._macs[(kid, salt)] = hmac.new(key, digestmod=hashlib.sha256)
+        return mac
+
     def _verify(self, text: str, kid: str, signature: str, salt: str) -> bool:
-        if kid not in self._keys:
+        # itsdangerous' Signer.verify_signature, with the keyed hmac object copied instead of
+        # the key derived and set up again for every row a verification reads. The usual
+        # signature (URL-safe base64 without padding, as signing writes it) is compared as
+        # text; anything else is left to itsdangerous, which decides.
+        mac = self._mac(kid, salt)
+        if mac is None:
             return False
         try:
-            sig = signature.encode("ascii")
+            data, given = text.encode("utf-8"), signature.encode("ascii")
         except UnicodeEncodeError:
             return False
-        return self._signer(kid, salt).verify_signature(text.encode("utf-8"), sig)
+        mac = mac.copy()
+        mac.update(data)
+        if hmac.compare_digest(base64.urlsafe_b64encode(mac.digest()).rstrip(b"="), given):
+            return True
+        return self._signer(kid, salt).verify_signature(data, given)
 
     def knows(self, kid: str) -> bool:
         """True when ``kid`` names one of this signer's keys."""
@@ -546,13 +572,9 @@ class ReceiptSigner:
         more on setting up the key each time than on the text, so an ``hmac`` object keyed
         once per key is copied for each link (see docs/performance.md).
         """
-        kid = self._kid if kid is None else kid
-        keyed = self._link_macs.get(kid)
+        keyed = self._mac(self._kid if kid is None else kid, LINK_SALT)
         if keyed is None:
-            if kid not in self._keys:
-                return None
-            key = self._signer(kid, LINK_SALT).derive_key()
-            keyed = self._link_macs[kid] = hmac.new(key, digestmod=hashlib.sha256)
+            return None
         mac = keyed.copy()
         mac.update(text.encode("utf-8"))
         return mac.hexdigest()

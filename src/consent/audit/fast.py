@@ -11,15 +11,12 @@ message stays the same.
 
 from __future__ import annotations
 
-import binascii
 import hashlib
-import hmac
 import json
 from json.encoder import encode_basestring
 from typing import Any
 
 from ..receipts import (
-    RECEIPT_SALT,
     Controller,
     Purpose,
     Receipt,
@@ -51,12 +48,8 @@ def _json_str(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-# base64 -> base64url (what itsdangerous writes)
-_URLSAFE = bytes.maketrans(b"+/", b"-_")
-
-
 class _Fast:
-    """Signature checks without re-deriving keys, and rows checked on the body text.
+    """Rows checked on the body text, and their export lines written from it.
 
     The checks take a row's values as the store returned them (:data:`Values`): a value of an
     unexpected type (a number or a blob where text belongs) makes them answer False, and the
@@ -64,44 +57,15 @@ class _Fast:
     """
 
     def __init__(self, signer: ReceiptSigner | None) -> None:
-        # kid -> the HMAC key itsdangerous derives for receipt signatures (salt RECEIPT_SALT).
-        self._keys: dict[str, bytes] = {}
-        # kid -> SHA-256 states after the HMAC inner and outer key pads (RFC 2104): a
-        # signature then costs two copies and the hashing, not a key setup per row.
-        self._pads: dict[str, tuple[Any, Any]] = {}
         # Where each column was found in the last body (see _has).
         self._at = [0, 0, 0, 0, 0]
         self._signer = signer
-        if signer is not None:
-            for kid in signer.kids:
-                key = signer._signer(kid, RECEIPT_SALT).derive_key()
-                self._keys[kid] = key
-                if len(key) > 64:  # longer than a SHA-256 block: HMAC hashes it first
-                    key = hashlib.sha256(key).digest()
-                key = key.ljust(64, b"\0")
-                self._pads[kid] = (
-                    hashlib.sha256(bytes(b ^ 0x36 for b in key)),
-                    hashlib.sha256(bytes(b ^ 0x5C for b in key)),
-                )
 
     def _signed(self, body: Any, kid: Any, signature: Any) -> bool:
         """True when ``signature`` is the receipt signature of ``body`` by key ``kid``."""
         if type(kid) is not str or type(body) is not str or type(signature) is not str:
             return False
-        pads = self._pads.get(kid)
-        if pads is None:
-            return False
-        try:
-            inner = pads[0].copy()
-            inner.update(body.encode("utf-8"))
-            outer = pads[1].copy()
-            outer.update(inner.digest())
-            mac = binascii.b2a_base64(outer.digest(), newline=False)
-            return hmac.compare_digest(
-                mac.translate(_URLSAFE).rstrip(b"="), signature.encode("ascii")
-            )
-        except UnicodeEncodeError:
-            return False
+        return self._signer is not None and self._signer.verify(body, kid, signature)
 
     def authentic(self, row: ReceiptRow) -> bool:
         """True when the row's body carries a valid receipt signature of a known key."""
@@ -201,7 +165,7 @@ class _Fast:
         The same fields and values as ``StoredReceipt.to_dict()``: the receipt fields (in the
         body's order), then seq, kid, signature, prev_hash, hash and the body itself.
         """
-        if not self.authentic(row) and (self._keys or self.fields(row) is None):
+        if not self.authentic(row) and (self._signer is not None or self.fields(row) is None):
             return None
         return self.text(row)
 

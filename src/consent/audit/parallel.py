@@ -2,7 +2,7 @@
 
 On a large log, export and verify hand every other chunk of seq ranges to a
 :class:`~concurrent.futures.ProcessPoolExecutor` of one worker, started with ``spawn`` (nothing
-is inherited but the store URL and keys it is given), while this process does the others.
+is inherited but the store URL and the signer, pickled as its keys), while this process does the others.
 The worker opens the store once, then works through its chunks a few ahead of this process:
 
 * verify: it checks a chunk the quick way and returns a summary (:data:`_Summary`), or None
@@ -111,12 +111,11 @@ def _chunk_bytes(
 _opened: tuple[ReceiptStore, _Fast] | None = None
 
 
-def _open(url: str, keys: list[str] | None) -> None:
+def _open(url: str, signer: ReceiptSigner | None) -> None:
     """The worker's initializer: open the store (once per worker). A failure is kept, not
     raised, so that each chunk fails quietly and is left to the other process."""
     global _opened
     try:
-        signer = ReceiptSigner(keys) if keys else None
         _opened = (open_store(url, signer), _Fast(signer))
     except Exception:
         _opened = None
@@ -158,12 +157,11 @@ class _Worker:
         self._job, self._args = job, args
         self._futures: deque[Future[Any]] = deque()
         self._failed = False
-        keys = list(signer._keys.values()) if signer is not None else None
         self._pool: ProcessPoolExecutor | None = ProcessPoolExecutor(
             max_workers=1,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_open,
-            initargs=(store.url, keys),
+            initargs=(store.url, signer),
         )
         for _ in range(_AHEAD):
             self._submit()
