@@ -13,8 +13,10 @@ from collections.abc import Sequence
 from .. import __version__
 from ..catalog.command import register as register_catalog
 from ..scanner.command import register as register_scan
-from . import audit, demo, policy
+from .audit import register as register_audit
 from .codes import EXIT_BROKEN_PIPE, EXIT_USAGE
+from .demo import register as register_demo
+from .policy import register as register_policy
 
 __all__ = ["build_parser", "main"]
 
@@ -37,9 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     # One module per command group; each adds its commands.
-    policy.register(sub)
-    demo.register(sub)
-    audit.register(sub)
+    register_policy(sub)
+    register_demo(sub)
+    register_audit(sub)
     register_catalog(sub)
     register_scan(sub)
     return parser
