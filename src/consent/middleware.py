@@ -22,7 +22,6 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from html import escape
 from pathlib import Path
 from threading import Lock
 from typing import Any
@@ -31,7 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .classify import Classifier, Match
 from .cookies import bytes_headers, header_bytes, is_deletion, set_cookie_name
-from .endpoints import ConsentEndpoints, consent_form
+from .endpoints import ConsentEndpoints
 from .html import (
     DocumentCache,
     HtmlResponder,
@@ -44,7 +43,7 @@ from .html import (
     script_tag,
     with_length,
 )
-from .i18n import ui_strings
+from .pages import noscript_form
 from .policy import Policy, load_policy
 from .state import ConsentCookie, ConsentState, current_consent, resolve_secret_keys
 
@@ -327,18 +326,8 @@ class Injection:
             return cached
         keep = len(path) + len(query) <= _FORM_ADDRESS_MAX  # (the form holds the address)
         next_url = path + ("?" + query.decode("latin-1") if query else "")
-        form = consent_form(
+        cached = noscript_form(
             self.policy, root + self.prefix, state, next_url=next_url, language=language
-        )
-        # What the banner's first layer says, in the same language: the notice, the policy.
-        t = ui_strings(language)
-        site = self.policy.site
-        notice = site.notice_for(language) or t["notice"]
-        cached = (
-            f'<noscript><div class="consent-noscript" role="region" lang="{escape(language)}" '
-            f'aria-label="{escape(t["title"])}"><p>{escape(notice)} '
-            f'<a href="{escape(site.policy_url)}">{escape(t["policy_link"])}</a></p>'
-            f"{form}</div></noscript>"
         ).encode()
         if keep:
             if len(self._forms) >= _FORMS_LIMIT:
