@@ -22,7 +22,6 @@ from itsdangerous import BadData, URLSafeTimedSerializer
 from starlette.types import Message, Receive, Scope, Send
 
 from consent import ConsentMiddleware
-from consent import middleware as mw_module
 from consent.audit import _Fast, export, verify_file, verify_store
 from consent.cookies import cookie_pairs, is_deletion
 from consent.html import (
@@ -39,6 +38,7 @@ from consent.state import ConsentCookie
 from consent.store import open_store
 from consent.store.base import ReceiptRow
 from consent.store.chain import link_kind
+from consent.web import filtering as mw_module
 
 from .conftest import TEST_KEY, execute_sql, make_receipt
 from .helpers import EXAMPLE_POLICY, detached_middleware, http_scope
@@ -98,7 +98,7 @@ def test_cached_header_view_still_rechecks_the_cookie_lifetime(
     for _ in range(2):  # a header is kept from the second time it is seen
         inner, _ = anyio.run(_call, mw, _scope(header))
         assert inner["state"]["consent"].allows("analytics")
-    assert header in mw._views  # the header was cached
+    assert header in mw.filter._views  # the header was cached
 
     later = time.time() + mw.cookie.lifetime + 10
     monkeypatch.setattr(time, "time", lambda: later)
@@ -128,8 +128,8 @@ def test_header_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
                 await _call(mw, _scope(f"session=s{i}".encode()))
 
     anyio.run(many)
-    assert len(mw._views) == 8
-    assert b"session=s29" in mw._views  # the newest stay
+    assert len(mw.filter._views) == 8
+    assert b"session=s29" in mw.filter._views  # the newest stay
 
 
 def test_headers_sent_once_do_not_push_out_those_that_come_back(
@@ -152,7 +152,7 @@ def test_headers_sent_once_do_not_push_out_those_that_come_back(
         return seen
 
     seen = anyio.run(traffic)
-    assert list(mw._views) == [returning]
+    assert list(mw.filter._views) == [returning]
     assert [v for k, v in seen[-2] if k == b"cookie"] == [b"session=r"]  # px_uid refused
     assert [v for k, v in seen[-1] if k == b"cookie"] == [b"session=r"]  # _ga refused
 
@@ -187,7 +187,7 @@ def test_header_views_built_with_cached_names_match_a_fresh_parse(headers: list[
     header afresh with cookie_pairs and the classifier gives."""
     mw = _middleware()
     for header in headers * 2:
-        view = mw_module._CookieView(header, mw._names)
+        view = mw_module._CookieView(header, mw.filter._names)
         expected = [
             (
                 name,
@@ -762,7 +762,7 @@ def test_long_cookie_names_are_parsed_but_not_kept() -> None:
     long_name = b"x" * 300
     header = b"session=s; " + long_name + b"=1; px_uid=2"
     for _ in range(2):
-        view = mw_module._CookieView(header, mw._names)
+        view = mw_module._CookieView(header, mw.filter._names)
         assert [item[0] for item in view.items] == ["session", "x" * 300, "px_uid"]
-    assert b" " + long_name not in mw._names
-    assert b" px_uid" in mw._names
+    assert b" " + long_name not in mw.filter._names
+    assert b" px_uid" in mw.filter._names

@@ -33,8 +33,8 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
 from ..declaration import render_html
-from ..middleware import ConsentMiddleware
 from ..state import ConsentState
+from ..web import ConsentMiddleware
 
 __all__ = ["POLICY_DIR", "VIDEO_PREFIX", "DemoApp", "create_app", "from_env"]
 

@@ -21,6 +21,7 @@ __all__ = [
     "HEADER_KINDS",
     "LAYOUT_COMPLEX",
     "LAYOUT_NO_LENGTH",
+    "VARY_COOKIE",
     "csp_script_nonce",
     "fix_headers",
     "header_kind",
@@ -30,6 +31,10 @@ __all__ = [
     "with_length",
 ]
 
+
+#: Added to whatever depends on the visitor's cookies, so that a shared cache does not mix
+#: visitors.
+VARY_COOKIE: tuple[tuple[bytes, bytes], ...] = ((b"vary", b"Cookie"),)
 
 _NO_BODY_STATUS: Final = frozenset({204, 205, 206, 304})
 # Headers that describe the exact bytes of the body; wrong once the body changes.
