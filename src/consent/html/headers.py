@@ -220,7 +220,7 @@ def with_length(
 ) -> list[tuple[bytes, bytes]]:
     """A rewritten page's headers from what :func:`scan_start` kept: the one correct
     ``Content-Length`` (where the first one was), ``extra`` appended; what
-    :func:`fix_headers` (without a ``Set-Cookie`` filter) makes of them."""
+    :func:`fix_headers` makes of them."""
     if layout == LAYOUT_COMPLEX:
         return fix_headers(headers, content_length=length, body_changed=body_changed, extra=extra)
     out = list(headers)
@@ -263,14 +263,11 @@ def fix_headers(
     content_length: int | bytes | None,
     body_changed: bool,
     extra: Sequence[tuple[bytes, bytes]] = (),
-    keep_set_cookie: Callable[[bytes, frozenset[str]], bool] | None = None,
-    allowed: frozenset[str] = frozenset(),
 ) -> list[tuple[bytes, bytes]]:
     """Rebuild the header list of a rewritten body, in one pass: one correct
     ``Content-Length`` (in place of the first one) or none, validators dropped when the body
-    changed, only the ``Set-Cookie`` values for which ``keep_set_cookie(value, allowed)``
-    holds (all without it), ``extra`` appended.  Every other header keeps its name, value and position;
-    ``Set-Cookie`` headers are never merged."""
+    changed, ``extra`` appended. Every other header keeps its name, value and position;
+    ``Set-Cookie`` headers are never merged (they were filtered before, by the cookie filter)."""
     out: list[tuple[bytes, bytes]] = []
     if content_length is None:
         length = None
@@ -291,9 +288,6 @@ def fix_headers(
             if length is not None:
                 out.append((name, length))
                 length = None
-        elif kind == H_SET_COOKIE:
-            if keep_set_cookie is None or keep_set_cookie(value, allowed):
-                out.append((name, value))
         elif kind != H_VALIDATOR or not body_changed:
             out.append((name, value))
     if length is not None:

@@ -326,37 +326,23 @@ class CookieFilter:
             return True
         match = known[1]
         if match is None:
-            return self._set_cookie_allowed(known[0], value, allowed)
-        category = match[0]
-        if category in allowed:
-            kept = self.kept_names.get(allowed)
-            if kept is None and len(self.kept_names) < _KEPT_SETS_LIMIT:
-                kept = self.kept_names[allowed] = set()
-            if (
-                kept is not None
-                and len(kept) < _NAME_CACHE_LIMIT
-                and key != b";"
-                and len(key) <= _NAME_MAX
-            ):
-                kept.add(key)
-            return True
-        if is_deletion(value):
-            return True
-        self._recorder.blocked(category, "response")
-        return False
-
-    def _set_cookie_allowed(self, cname: str, value: bytes, allowed: frozenset[str]) -> bool:
-        if cname == self.cookie_name and cname:
-            return True
-        found = self.classifier.match(cname)
-        if found is None:
-            self._recorder.undeclared(cname)
+            self._recorder.undeclared(known[0])
             if self.allow_undeclared:
                 return True
             category = UNDECLARED
         else:
-            category = found[0]
+            category = match[0]
             if category in allowed:
+                kept = self.kept_names.get(allowed)
+                if kept is None and len(self.kept_names) < _KEPT_SETS_LIMIT:
+                    kept = self.kept_names[allowed] = set()
+                if (
+                    kept is not None
+                    and len(kept) < _NAME_CACHE_LIMIT
+                    and key != b";"
+                    and len(key) <= _NAME_MAX
+                ):
+                    kept.add(key)
                 return True
         if is_deletion(value):
             return True
