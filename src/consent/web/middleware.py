@@ -105,52 +105,66 @@ class ConsentMiddleware:
                 receive = self._lifespan_receive(receive)
             await self.app(scope, receive, send)
             return
+        # Read the request headers once: the Cookie header(s) and Sec-GPC.
+        cookie_header, cookie_count, gpc = _read_headers(scope["headers"])
+        view = self.filter.view(cookie_header) if cookie_header is not None else None
+        # Pick the state: the consent cookie (verified once per header), then Sec-GPC.
+        state, subject = self._state(view)
+        if gpc and self.honor_gpc:
+            state = state.with_gpc(self.sale_or_share)
+            self.metrics.gpc_requests += 1
+        # Route: the consent endpoints, or the app with only the allowed cookies.
+        path = self._endpoint_path(scope) if kind == "http" else None
+        if path is not None:
+            await self.endpoints(scope, receive, send, path, state, subject)
+            return
+        scope, expire = self._filter_request(scope, view, state, cookie_count)
+        if kind == "http":
+            self.metrics.requests += 1
+        else:
+            self.metrics.websockets += 1
+        # Wrap send: filter Set-Cookie, expire refused cookies, rewrite pages.
+        token = current_consent.set(state)
+        try:
+            await self.app(scope, receive, self._wrap_send(send, scope, state, expire))
+        finally:
+            current_consent.reset(token)
 
+    def _state(self, view: _CookieView | None) -> tuple[ConsentState, str | None]:
+        """The visitor's state and subject id from the Cookie header's view."""
+        if view is None:
+            return self._no_decision, None
+        verified = view.verified
+        # The lifetime as ConsentCookie.loads checks it, from when the cookie was signed.
+        if verified is not None and time.time() - verified[1] <= self._lifetime:
+            state = verified[0]
+            return state, state.subject_id
+        return self._state_from_view(view)
+
+    def _endpoint_path(self, scope: Scope) -> str | None:
+        """The path (under the root path) of an ``http`` request for the consent endpoints;
+        ``None`` for one the app answers."""
         path: str = scope.get("path", "")
         root = scope.get("root_path", "")
         if root and path.startswith(root):
             path = path[len(root) :]
-
-        # --- read the request headers once
-        cookie_header: bytes | None = None
-        cookie_count = 0
-        gpc: bool | None = None  # the signal is "1", exactly, in every Sec-GPC header sent
-        for name, value in scope["headers"]:
-            if name == b"cookie":
-                cookie_header = value if cookie_header is None else cookie_header + b"; " + value
-                cookie_count += 1
-            elif name == b"sec-gpc":
-                gpc = gpc is not False and value.strip(b" \t") == b"1"
-
-        view = self.filter.view(cookie_header) if cookie_header is not None else None
-        if view is None:
-            state, subject = self._no_decision, None
-        else:
-            verified = view.verified
-            # The lifetime as ConsentCookie.loads checks it, from when the cookie was signed.
-            if verified is not None and time.time() - verified[1] <= self._lifetime:
-                state = verified[0]
-                subject = state.subject_id
-            else:
-                state, subject = self._state_from_view(view)
-        if gpc and self.honor_gpc:
-            state = state.with_gpc(self.sale_or_share)
-            self.metrics.gpc_requests += 1
-
-        if kind == "http" and (
+        if (
             path == self.prefix
             or path.startswith(self._prefix_slash)
             or (path == "/.well-known/gpc.json" and self.serve_gpc_json)
         ):
-            await self.endpoints(scope, receive, send, path, state, subject)
-            return
+            return path
+        return None
 
-        # --- request side: keep only allowed cookies
-        cookie_filter = self.filter
-        allowed = state.allowed
+    def _filter_request(
+        self, scope: Scope, view: _CookieView | None, state: ConsentState, cookie_count: int
+    ) -> tuple[Scope, Sequence[tuple[bytes, bytes]]]:
+        """The scope the app is called with (a copy when a header changes), with the state at
+        ``scope["state"]["consent"]``; and the deletions for refused cookies the browser sent."""
         expire: Sequence[tuple[bytes, bytes]] = ()
         headers = scope["headers"]
         if view is not None and view.items:
+            cookie_filter = self.filter
             outcome = view.outcome(state, scope.get("scheme") in ("https", "wss"), cookie_filter)
             expire = outcome.expire
             if outcome.counted:
@@ -159,7 +173,6 @@ class ConsentMiddleware:
                 headers = [(n, v) for n, v in headers if n != b"cookie"]
                 if outcome.header:
                     headers.append((b"cookie", outcome.header))
-
         # The state dict is shared with the caller (as Starlette's request.state is), so what the
         # app stores there stays visible to outer middleware; filtered headers go into a copied
         # scope (the caller's keeps what the browser sent).
@@ -170,12 +183,15 @@ class ConsentMiddleware:
         if headers is not scope["headers"]:
             scope = dict(scope)
             scope["headers"] = headers
+        return scope, expire
 
-        if kind == "http":
-            self.metrics.requests += 1
-        else:
-            self.metrics.websockets += 1
-
+    def _wrap_send(
+        self, send: Send, scope: Scope, state: ConsentState, expire: Sequence[tuple[bytes, bytes]]
+    ) -> Send:
+        """``send`` for the app: ``Set-Cookie`` filtered, ``expire`` added to the response, and
+        an HTML page rewritten (banner injected, consented scripts activated) when injecting."""
+        allowed = state.allowed
+        cookie_filter = self.filter
         filter_headers = cookie_filter.response_start
         keep = cookie_filter.keep_set_cookie
         injection = self.injection
@@ -250,11 +266,7 @@ class ConsentMiddleware:
                 message = filter_headers(message, allowed, expire)
             await send(message)
 
-        token = current_consent.set(state)
-        try:
-            await self.app(scope, receive, send_filtered)
-        finally:
-            current_consent.reset(token)
+        return send_filtered
 
     # ------------------------------------------------------------------ helpers
 
@@ -296,3 +308,18 @@ class ConsentMiddleware:
             return newest, newest.subject_id
         view.verified = None
         return self._no_decision, subject
+
+
+def _read_headers(headers: Sequence[tuple[bytes, bytes]]) -> tuple[bytes | None, int, bool | None]:
+    """The request's Cookie headers merged into one (``None`` without any), how many there
+    were, and the Global Privacy Control signal ("1", exactly, in every ``Sec-GPC`` sent)."""
+    cookie_header: bytes | None = None
+    cookie_count = 0
+    gpc: bool | None = None
+    for name, value in headers:
+        if name == b"cookie":
+            cookie_header = value if cookie_header is None else cookie_header + b"; " + value
+            cookie_count += 1
+        elif name == b"sec-gpc":
+            gpc = gpc is not False and value.strip(b" \t") == b"1"
+    return cookie_header, cookie_count, gpc
