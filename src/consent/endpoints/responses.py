@@ -46,39 +46,6 @@ def _js(value: Any) -> str:
     return _JSON(value)
 
 
-class _JSONAnswer(Response):
-    """A JSON answer whose body is already rendered (the decision's answer is spliced together
-    from pre-rendered parts instead of being built as a dict and serialised)."""
-
-    def __init__(self, body: bytes, raw_headers: list[tuple[bytes, bytes]]) -> None:
-        self.status_code = 200
-        self.background = None
-        self.body = body
-        self.raw_headers = [
-            (b"cache-control", b"no-store"),
-            (b"vary", b"Cookie"),
-            (b"content-length", str(len(body)).encode("latin-1")),
-            (b"content-type", b"application/json"),
-            *raw_headers,
-        ]
-
-
-class _RequestHeaders(Headers):
-    """Starlette's request headers with ``get`` answered from a dict (first value wins, as
-    in Headers): a decision looks up about ten of them."""
-
-    def __init__(self, scope: Scope) -> None:
-        super().__init__(scope=scope)
-        first: dict[bytes, bytes] = {}
-        for name, value in self._list:
-            first.setdefault(name, value)
-        self._first = first
-
-    def get(self, key: str, default: Any = None) -> Any:
-        value = self._first.get(key.lower().encode("latin-1"))
-        return default if value is None else value.decode("latin-1")
-
-
 def stored_receipt_json(stored: StoredReceipt, receipt: Receipt) -> str:
     """``json.dumps(stored.to_dict())`` as JSONResponse renders it (keys in another order).
 

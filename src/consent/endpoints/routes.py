@@ -66,8 +66,6 @@ from .responses import (
     NO_STORE,
     BadRequest,
     _js,
-    _JSONAnswer,
-    _RequestHeaders,
     language_of,
     load_assets,
     not_allowed,
@@ -388,7 +386,7 @@ class ConsentEndpoints:
     async def post_decision(
         self, scope: Scope, receive: Receive, state: ConsentState, subject: str | None
     ) -> Response:
-        headers = _RequestHeaders(scope)
+        headers = Headers(scope=scope)
         check_origin(scope, headers, self.trusted_origins)
         body = await read_body(receive, headers)
         granted, extra, is_form = parse_decision(self.policy, headers.get("content-type", ""), body)
@@ -410,7 +408,7 @@ class ConsentEndpoints:
     async def delete_decision(
         self, scope: Scope, state: ConsentState, subject: str | None
     ) -> Response:
-        headers = _RequestHeaders(scope)
+        headers = Headers(scope=scope)
         check_origin(scope, headers, self.trusted_origins)
         return await self._record(
             scope,
@@ -519,24 +517,32 @@ class ConsentEndpoints:
         )
         if secure:
             cookie_header += "; Secure"
-        set_cookies = [(b"set-cookie", cookie_header.encode("latin-1"))]
+        set_cookies = [cookie_header]
         set_cookies.extend(
-            (b"set-cookie", h) for h in self._expiry_for(headers, new_state.denied, secure)
+            h.decode("latin-1") for h in self._expiry_for(headers, new_state.denied, secure)
         )
 
+        response: Response
         if is_form and "application/json" not in headers.get("accept", ""):
-            response: Response = RedirectResponse(
-                safe_next(extra.get("next"), headers), status_code=303
+            response = RedirectResponse(
+                safe_next(extra.get("next"), headers),
+                status_code=303,
+                headers={"Cache-Control": "no-store"},
             )
-            response.raw_headers.extend(set_cookies)
-            response.headers["Cache-Control"] = "no-store"
-            return response
-        answer = (
-            f'{{"receipt_id":{_js(receipt_id)},"event":{_js(event)},"state":'
-            f"{self.decided_state_text(new_state, language, self._public_prefix(scope))},"
-            f'"receipt":{stored_receipt_json(stored, receipt)}}}'
-        )
-        return _JSONAnswer(answer.encode("utf-8"), set_cookies)
+        else:
+            # The answer is spliced together from parts rendered once (see
+            # decided_state_text and stored_receipt_json), not built as a dict and dumped.
+            answer = (
+                f'{{"receipt_id":{_js(receipt_id)},"event":{_js(event)},"state":'
+                f"{self.decided_state_text(new_state, language, self._public_prefix(scope))},"
+                f'"receipt":{stored_receipt_json(stored, receipt)}}}'
+            )
+            response = Response(
+                answer.encode("utf-8"), headers=NO_STORE, media_type="application/json"
+            )
+        for value in set_cookies:
+            response.headers.append("Set-Cookie", value)
+        return response
 
     def _secure(self, scope: Scope) -> bool:
         setting = self.site.consent_cookie.secure
