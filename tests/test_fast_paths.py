@@ -757,5 +757,5 @@ def test_long_cookie_names_are_parsed_but_not_kept() -> None:
     for _ in range(2):
         view = mw_module._CookieView(header, mw.filter._names)
         assert [item[0] for item in view.items] == ["session", "x" * 300, "px_uid"]
-    assert b" " + long_name not in mw.filter._names
-    assert b" px_uid" in mw.filter._names
+    assert long_name.decode() not in mw.filter._names
+    assert "px_uid" in mw.filter._names

@@ -7,9 +7,9 @@ and hands each HTML response its rewrite (:mod:`consent.html.responder`).
 
 from __future__ import annotations
 
-import html as _html
 import json
 from collections.abc import Callable, Sequence
+from html import escape
 from typing import Final
 
 from starlette.types import Message, Scope, Send
@@ -43,10 +43,6 @@ CONSENT_MODE_TYPES: Final = (
 )
 
 
-def _attr(value: str) -> str:
-    return _html.escape(value, quote=True)
-
-
 def _js_json(value: object) -> str:
     """JSON that is safe inside an inline ``<script>``: no ``<``, ``>``, ``&``, and no
     U+2028/U+2029 (``ensure_ascii`` escapes those)."""
@@ -58,10 +54,10 @@ def banner_tags(prefix: str, *, nonce: str | None = None) -> str:
     """The stylesheet link and deferred script of the banner, for sites that place them
     themselves instead of relying on automatic injection."""
     p = prefix.rstrip("/")
-    n = "" if nonce is None else f' nonce="{_attr(nonce)}"'
+    n = "" if nonce is None else f' nonce="{escape(nonce)}"'
     return (
-        f'<link rel="stylesheet" href="{_attr(p)}/banner.css"{n}>'
-        f'<script src="{_attr(p)}/banner.js" defer data-consent-prefix="{_attr(p)}"{n}></script>'
+        f'<link rel="stylesheet" href="{escape(p)}/banner.css"{n}>'
+        f'<script src="{escape(p)}/banner.js" defer data-consent-prefix="{escape(p)}"{n}></script>'
     )
 
 
@@ -90,7 +86,7 @@ def script_tag(code: str, *, nonce: str | None = None) -> str:
     ``code`` must already be safe for a script element, as the helpers here produce."""
     if "</script" in code.lower() or "<!--" in code:
         raise ValueError("inline script must not contain '</script' or '<!--'")
-    n = "" if nonce is None else f' nonce="{_attr(nonce)}"'
+    n = "" if nonce is None else f' nonce="{escape(nonce)}"'
     return f"<script{n}>{code}</script>"
 
 

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from starlette.types import Message
 
 from ..classify import Classifier, Match
-from ..cookies import bytes_headers, header_bytes, is_deletion, set_cookie_name
+from ..cookies import bytes_headers, cookie_pairs, header_bytes, is_deletion, set_cookie_name
 from ..html.headers import VARY_COOKIE
 from ..state import ConsentState
 from .cache import BoundedCache
@@ -77,29 +77,28 @@ _Pair = tuple[str, bytes, "Match | None", bool]
 _NAME_MAX = 256
 
 
-class _Names(dict[bytes, tuple[str, "Match | None", bool]]):
-    """What a cookie name, as it stands before the ``=`` in a Cookie header, stands for:
-    ``(name, match or None, is the consent cookie)``. Values change from request to request
-    (an analytics cookie counting page views, a rotated session id), names do not, so a
-    header not seen before is parsed without classifying its names again. Bounded: names of
-    up to 256 bytes, emptied when full."""
+class _Names(dict[str, tuple[str, "Match | None", bool]]):
+    """What a cookie name in a Cookie header stands for: ``(name, match or None, is the
+    consent cookie)``. Values change from request to request (an analytics cookie counting
+    page views, a rotated session id), names do not, so a header not seen before is parsed
+    without classifying its names again. Bounded: names of up to 256 characters, emptied when
+    full."""
 
     def __init__(self, cookie_name: str, classifier: Classifier) -> None:
         super().__init__()
         self.cookie_name = cookie_name
         self.classifier = classifier
 
-    def add(self, key: bytes) -> tuple[str, Match | None, bool]:
-        name = key.strip(b" \t").decode("latin-1")
+    def add(self, name: str) -> tuple[str, Match | None, bool]:
         found = (
             (name, None, True)
             if name == self.cookie_name
             else (name, self.classifier.match(name), False)
         )
-        if len(key) <= _NAME_MAX:  # real names are short; others are not worth keeping
+        if len(name) <= _NAME_MAX:  # real names are short; others are not worth keeping
             if len(self) >= _NAME_CACHE_LIMIT:
                 self.clear()
-            self[key] = found
+            self[name] = found
         return found
 
 
@@ -120,20 +119,13 @@ class _CookieView:
         consent: list[str] = []
         # (name, raw pair, match or None, is the consent cookie)
         items: list[_Pair] = []
-        # The pairs as cookie_pairs() splits them, each name looked up as it was sent.
-        for part in header.split(b";"):
-            key, eq, _ = part.partition(b"=")
-            raw = part.strip(b" \t")
-            if not eq:
-                if not raw:
-                    continue
-                key = b""  # a pair without "=" has the empty name (RFC 6265bis 5.6)
-            found = names.get(key)
+        for name, raw in cookie_pairs(header):
+            found = names.get(name)
             if found is None:
-                found = names.add(key)
-            items.append((found[0], raw, found[1], found[2]))
+                found = names.add(name)
+            items.append((name, raw, found[1], found[2]))
             if found[2]:
-                value = raw[len(found[0]) + 1 :].strip(b' \t"')
+                value = raw[len(name) + 1 :].strip(b' \t"')
                 with contextlib.suppress(UnicodeDecodeError):
                     consent.append(value.decode("ascii"))
         self.consent = tuple(consent)
