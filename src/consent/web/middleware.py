@@ -105,11 +105,29 @@ class ConsentMiddleware:
                 receive = self._lifespan_receive(receive)
             await self.app(scope, receive, send)
             return
-        # Read the request headers once: the Cookie header(s) and Sec-GPC.
-        cookie_header, cookie_count, gpc = _read_headers(scope["headers"])
+        # Read the request headers once: the Cookie header(s), merged, and Sec-GPC ("1",
+        # exactly, in every Sec-GPC header sent).
+        cookie_header: bytes | None = None
+        cookie_count = 0
+        gpc: bool | None = None
+        for name, value in scope["headers"]:
+            if name == b"cookie":
+                cookie_header = value if cookie_header is None else cookie_header + b"; " + value
+                cookie_count += 1
+            elif name == b"sec-gpc":
+                gpc = gpc is not False and value.strip(b" \t") == b"1"
+        # Pick the state: the consent cookie (verified once per header, its lifetime checked
+        # on every request), then Sec-GPC.
         view = self.filter.view(cookie_header) if cookie_header is not None else None
-        # Pick the state: the consent cookie (verified once per header), then Sec-GPC.
-        state, subject = self._state(view)
+        if view is None:
+            state, subject = self._no_decision, None
+        elif (verified := view.verified) is not None and (
+            time.time() - verified[1] <= self._lifetime
+        ):
+            state = verified[0]
+            subject = state.subject_id
+        else:
+            state, subject = self._state_from_view(view)
         if gpc and self.honor_gpc:
             state = state.with_gpc(self.sale_or_share)
             self.metrics.gpc_requests += 1
@@ -129,17 +147,6 @@ class ConsentMiddleware:
             await self.app(scope, receive, self._wrap_send(send, scope, state, expire))
         finally:
             current_consent.reset(token)
-
-    def _state(self, view: _CookieView | None) -> tuple[ConsentState, str | None]:
-        """The visitor's state and subject id from the Cookie header's view."""
-        if view is None:
-            return self._no_decision, None
-        verified = view.verified
-        # The lifetime as ConsentCookie.loads checks it, from when the cookie was signed.
-        if verified is not None and time.time() - verified[1] <= self._lifetime:
-            state = verified[0]
-            return state, state.subject_id
-        return self._state_from_view(view)
 
     def _endpoint_path(self, scope: Scope) -> str | None:
         """The path (under the root path) of an ``http`` request for the consent endpoints;
@@ -308,18 +315,3 @@ class ConsentMiddleware:
             return newest, newest.subject_id
         view.verified = None
         return self._no_decision, subject
-
-
-def _read_headers(headers: Sequence[tuple[bytes, bytes]]) -> tuple[bytes | None, int, bool | None]:
-    """The request's Cookie headers merged into one (``None`` without any), how many there
-    were, and the Global Privacy Control signal ("1", exactly, in every ``Sec-GPC`` sent)."""
-    cookie_header: bytes | None = None
-    cookie_count = 0
-    gpc: bool | None = None
-    for name, value in headers:
-        if name == b"cookie":
-            cookie_header = value if cookie_header is None else cookie_header + b"; " + value
-            cookie_count += 1
-        elif name == b"sec-gpc":
-            gpc = gpc is not False and value.strip(b" \t") == b"1"
-    return cookie_header, cookie_count, gpc
