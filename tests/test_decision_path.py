@@ -23,7 +23,7 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from consent import ConsentMiddleware
-from consent.endpoints import _JSON, _js, stored_receipt_json
+from consent.endpoints.responses import _JSON, _js, stored_receipt_json
 from consent.policy import load_policy
 from consent.receipts import (
     ChainHead,

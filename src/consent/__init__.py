@@ -13,16 +13,16 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .classify import Classifier
-    from .middleware import ConsentMetrics, ConsentMiddleware
     from .policy import Policy, PolicyError, load_policy
     from .state import ConsentState, current_consent
+    from .web import ConsentMetrics, ConsentMiddleware
 
 __version__ = "0.1.0"
 
 _LAZY = {
     "Classifier": ".classify",
-    "ConsentMetrics": ".middleware",
-    "ConsentMiddleware": ".middleware",
+    "ConsentMetrics": ".web",
+    "ConsentMiddleware": ".web",
     "ConsentState": ".state",
     "Policy": ".policy",
     "PolicyError": ".policy",
