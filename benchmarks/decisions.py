@@ -359,13 +359,15 @@ def main() -> None:
             finally:
                 if server is not None:
                     server.destroy()
-            ratio = [c / e for c, e in zip(consent, echo, strict=True)]
+            # A round in which wrk completed no echo (a 1-second --quick run on a busy
+            # machine can) has no ratio; the table says "-" rather than dividing by zero.
+            ratio = [c / e for c, e in zip(consent, echo, strict=True) if e > 0]
             rows.append(
                 [
                     f"{kind} x{workers} workers",
                     fmt3(echo, ".0f"),
                     fmt3(consent, ".0f"),
-                    fmt3(ratio, ".2f"),
+                    fmt3(ratio, ".2f") if ratio else "-",
                     f"{statistics.median(cpu['echo']):.0f} / "
                     f"{statistics.median(cpu['consent']):.0f}",
                     cpu_ratios(cpu["echo"], cpu["consent"]),
