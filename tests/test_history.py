@@ -394,3 +394,149 @@ def test_purpose_statuses(
     refused = sorted({"analytics", "marketing"} - set(granted))
     receipt = make_receipt(event=event, granted=granted, refused=refused)
     assert purpose_statuses(receipt, previous) == expected
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def _fill_two_visitors(url: str) -> tuple[list[Any], list[Any]]:
+    from .conftest import record_receipts
+
+    start = 1_700_000_000
+    receipts = [
+        make_receipt(subject_id="alice", timestamp=start, event="given", granted=["analytics"]),
+        make_receipt(subject_id="bob", timestamp=start + 10, event="refused", granted=[]),
+        make_receipt(subject_id="alice", timestamp=start + 20, event="withdrawn", granted=[]),
+        make_receipt(subject_id="bob", timestamp=start + 30, event="updated"),
+    ]
+    stored = record_receipts(url, receipts)
+    return [s for s in stored if s.receipt.subject_id == "alice"], stored
+
+
+def test_export_subject_and_what_its_verification_says(tmp_path: Path) -> None:
+    from .conftest import TEST_KEY
+    from .helpers import run_consent
+
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    alice, _ = _fill_two_visitors(url)
+    out = tmp_path / "alice.jsonl"
+    done = run_consent("export", "--store", url, "--subject", "alice", "-o", str(out), key=TEST_KEY)
+    assert done.returncode == 0, done.stderr
+    lines = out.read_text().splitlines()
+    assert [json.loads(line)["receipt_id"] for line in lines[:-1]] == [s.receipt_id for s in alice]
+    statement = json.loads(lines[-1])["subject_export"]
+    assert (statement["subject_id"], statement["receipts"]) == ("alice", 2)
+    assert statement["head"]["seq"] == 4
+
+    done = run_consent("verify", "--file", str(out), key=TEST_KEY)
+    assert done.returncode == 0, done.stdout
+    report = done.stdout
+    assert report.splitlines()[0] == "OK: 2 receipts verified"
+    assert "subject export: 2 receipts of subject alice; each is genuine" in report
+    assert "signed statement: these are every receipt of this subject the log held" in report
+    assert "not shown: that no receipt was left out" in report
+    assert "no chain head" not in report
+
+    # a receipt left out of the file: the statement no longer matches
+    (tmp_path / "cut.jsonl").write_text(lines[1] + "\n" + lines[-1] + "\n")
+    done = run_consent("verify", "--file", str(tmp_path / "cut.jsonl"), key=TEST_KEY)
+    assert done.returncode == 1
+    assert "the statement counts 2 receipts, the file holds 1" in done.stdout
+    # a statement edited to claim fewer receipts: its signature fails
+    edited = json.loads(lines[-1])
+    edited["subject_export"]["receipts"] = 1
+    (tmp_path / "edited.jsonl").write_text(lines[1] + "\n" + json.dumps(edited) + "\n")
+    done = run_consent("verify", "--file", str(tmp_path / "edited.jsonl"), key=TEST_KEY)
+    assert done.returncode == 1
+    assert "signature does not verify" in done.stdout
+
+    # exported without the key: genuine receipts, an unsigned statement, said so
+    done = run_consent("export", "--store", url, "--subject", "alice", key=None)
+    (tmp_path / "unsigned.jsonl").write_text(done.stdout)
+    done = run_consent("verify", "--file", str(tmp_path / "unsigned.jsonl"), key=TEST_KEY)
+    assert done.returncode == 0
+    assert "the statement is not signed" in done.stdout
+    # no such subject: an empty export that says so
+    done = run_consent("export", "--store", url, "--subject", "carol", key=TEST_KEY)
+    assert json.loads(done.stdout)["subject_export"]["receipts"] == 0
+    bad = run_consent("export", "--store", url, "--subject", "a", "--format", "csv", key=None)
+    assert bad.returncode == 2
+
+
+def test_export_dpv_lines(tmp_path: Path) -> None:
+    from .conftest import TEST_KEY
+    from .helpers import run_consent
+
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    _fill_two_visitors(url)
+    done = run_consent("export", "--store", url, "--format", "dpv", key=TEST_KEY)
+    assert done.returncode == 0, done.stderr
+    records = [json.loads(line) for line in done.stdout.splitlines()]
+    assert len(records) == 4
+    for record in records:
+        assert record["@context"]["dpv"] == "https://w3id.org/dpv#"
+        assert _dpv_terms(record) <= DPV_TERMS
+    status = {
+        (r["dpv:hasDataSubject"]["dpv:hasIdentifier"], r["dct:description"]): {
+            p["dpv:hasPurpose"]["dct:identifier"]: p["dpv:hasConsentStatus"]["@id"]
+            for p in r["dct:hasPart"]
+        }
+        for r in records
+    }
+    assert status[("alice", "consent receipt: given")]["analytics"] == "dpv:ConsentGiven"
+    # alice's withdrawal follows her grant of analytics (the export knows her previous receipt)
+    assert status[("alice", "consent receipt: withdrawn")] == {
+        "analytics": "dpv:ConsentWithdrawn",
+        "marketing": "dpv:ConsentRefused",
+    }
+    done = run_consent("export", "--store", url, "--format", "dpv", "--subject", "bob", key=None)
+    assert len(done.stdout.splitlines()) == 2
+
+
+def test_purge_by_the_policy_retention_with_a_dry_run_first(tmp_path: Path) -> None:
+    from .conftest import TEST_KEY, record_receipts
+    from .helpers import run_consent
+
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    now = int(time.time())
+    day = 86_400
+    policy = copy_policy(tmp_path)
+    site = policy / "site.toml"
+    site.write_text(site.read_text().replace("retention_days = 1095", "retention_days = 30"))
+    assert "retention_days = 30" in site.read_text()
+    ages = [400, 100, 31, 29, 1]  # days ago
+    record_receipts(
+        url,
+        [make_receipt(subject_id=f"v{i}", timestamp=now - age * day) for i, age in enumerate(ages)],
+    )
+    store = open_store(url, ReceiptSigner([TEST_KEY]))
+
+    dry = run_consent("purge", "--store", url, "--policy", str(policy), "--dry-run", key=TEST_KEY)
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stdout.startswith("Dry run: would purge 3 receipts recorded before ")
+    assert "(seq 1 to 3, recorded " in dry.stdout
+    assert "Nothing was deleted." in dry.stdout
+    assert store.count() == 5  # nothing deleted
+
+    # the same with an explicit cut-off
+    dry = run_consent("purge", "--store", url, "--before", "2000-01-01", "--dry-run", key=TEST_KEY)
+    assert "nothing would go" in dry.stdout
+
+    done = run_consent("purge", "--store", url, "--policy", str(policy), key=TEST_KEY)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("Purged 3 receipts recorded before ")
+    assert store.count() == 2
+    verified = run_consent("verify", "--store", url, key=TEST_KEY)
+    assert verified.returncode == 0
+    assert verified.stdout.splitlines()[0] == "OK: 2 receipts verified"
+    assert "purged: 3 receipts recorded before" in verified.stdout
+
+    both = run_consent(
+        "purge", "--store", url, "--policy", str(policy), "--before", "2020-01-01", key=TEST_KEY
+    )
+    assert both.returncode == 2
+    assert "--before TIME, or --policy DIR" in both.stderr
+    (policy / "site.toml").write_text("nonsense = [")
+    broken = run_consent("purge", "--store", url, "--policy", str(policy), key=TEST_KEY)
+    assert broken.returncode == 2
+    assert "invalid cookie policy" in broken.stderr
