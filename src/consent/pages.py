@@ -131,14 +131,20 @@ _CSS = (
     "overflow-wrap:anywhere}"
     ".consent-table{overflow-x:auto;margin:0 0 1rem}"
     "table{border-collapse:collapse;width:100%}"
-    "caption{text-align:left;font-weight:600;padding:0 0 .5rem}"
+    # The caption names the table for assistive technology; the heading above it shows.
+    "caption{position:absolute;width:1px;height:1px;overflow:hidden;clip-path:inset(50%);"
+    "white-space:nowrap}"
+    # Columns wide enough to read; on a narrow screen the table scrolls in its region.
+    ".consent-table table{min-width:56rem}"
     "th,td{border:1px solid #9a9a9a;padding:.4rem .5rem;text-align:left;vertical-align:top}"
-    "thead th{background:#f0f0f0}"
+    "thead th{background:#f0f0f0}tbody th{white-space:nowrap}"
     ".consent-actions{display:flex;flex-wrap:wrap;gap:.5rem 1.5rem;margin:1rem 0 0;padding:0;"
     "list-style:none}"
     ".consent-actions a{display:inline-block;min-height:1.5rem;padding:.25rem 0}"
     "@media (max-width:40rem){.consent-page{margin:0;border:0;border-radius:0;padding:1rem}"
-    "dl.consent-facts{grid-template-columns:1fr}dl.consent-facts dd{margin-bottom:.5rem}}"
+    "dl.consent-facts{grid-template-columns:1fr}dl.consent-facts dd{margin-bottom:.5rem}"
+    # the declaration's cookie tables (on a revision's page) scroll by themselves
+    ".consent-declaration table{display:block;overflow-x:auto}}"
 )
 
 
