@@ -227,7 +227,7 @@ def history_page(
             f"<td>{escape(method)}</td>"
             f'<td><a href="{escape(revision_href(prefix, r.revision))}">'
             f"{escape(t['history_read'])}"
-            f'<span class="consent-muted"> ({t["receipt_revision"]} '
+            f'<span class="consent-muted"> ({escape(t["receipt_revision"])} '
             f"<code>{escape(r.revision[:12])}</code>)</span></a></td>"
             f"<td><code>{escape(r.receipt_id)}</code></td>"
             "</tr>"

@@ -280,8 +280,7 @@ class ConsentCookie:
         """Verify a cookie value: ``(state, subject_id)``.
 
         The state is :attr:`no_decision` for anything forged, expired or stale; ``subject_id``
-        is the pseudonymous id of any validly signed cookie (also an expired or stale one),
-        else ``None``.
+        is the pseudonymous id of any validly signed cookie (also a stale one), else ``None``.
         """
         now = time.time() if now is None else now
         hit = self._cache.get(value)
@@ -294,7 +293,7 @@ class ConsentCookie:
                 self._cache[value] = hit
         state, subject, signed_at = hit
         if now - signed_at > self.lifetime:
-            return self._no_decision, subject  # expired: no decision, the subject still known
+            return self._no_decision, None
         if state is None:
             return self._no_decision, subject
         return state, subject

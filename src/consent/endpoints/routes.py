@@ -584,7 +584,7 @@ class ConsentEndpoints:
         (also one whose decision no longer counts), newest first. See :mod:`consent.history`."""
         headers = Headers(scope=scope)
         prefix = self._public_prefix(scope)
-        subject_id = state.subject_id or subject
+        subject_id = state.subject_id or subject or self._expired_subject(headers)
         entries: list[StoredReceipt] = []
         if subject_id:
             try:
@@ -642,10 +642,25 @@ class ConsentEndpoints:
         )
         extra = dict(NO_STORE)
         if query.get("format") == "json":
+            name = "".join(c for c in subject_id[:64] if c.isascii() and (c.isalnum() or c in "-_"))
             extra["Content-Disposition"] = (
-                f'attachment; filename="consent-receipts-{subject_id[:32]}.json"'
+                f'attachment; filename="consent-receipts-{name or "visitor"}.json"'
             )
         return JSONResponse(data, headers=extra)
+
+    def _expired_subject(self, headers: Headers) -> str | None:
+        """The subject id of a validly signed consent cookie that has outlived its lifetime
+        (the middleware gives none for it): its choice no longer counts, but its history is
+        still the visitor's. The signature is checked as of when the cookie was signed."""
+        name = self.site.consent_cookie.name
+        for header in headers.getlist("cookie"):
+            for cookie_name, raw in cookie_pairs(header.encode("latin-1")):
+                if cookie_name == name:
+                    value = raw.partition(b"=")[2].decode("latin-1").strip(' \t"')
+                    _, found = self.cookie.loads(value, now=0)
+                    if found:
+                        return found
+        return None
 
     def get_revision(self, scope: Scope, revision: str) -> Response:
         """The text visitors were shown under ``revision``: the current policy's declaration
