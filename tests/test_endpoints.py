@@ -608,19 +608,20 @@ def test_a_decision_in_german_is_recorded_and_shown_in_german(client: TestClient
 
     page = client.get("/_consent/receipt?lang=de", headers={"Accept": "text/html"}).text
     assert '<html lang="de">' in page
-    assert "<h1>Ihr Einwilligungsnachweis</h1>" in page
-    assert '<th scope="row">Erlaubt</th><td>Statistik, Marketing</td>' in page
-    assert '<th scope="row">Ereignis</th><td>erteilt</td>' in page  # not "given" (WCAG 3.1.2)
+    assert '<h1 id="consent-title">Ihr Einwilligungsnachweis</h1>' in page
+    assert '<th scope="col">Erlaubt</th>' in page
+    assert "<td>erteilt</td><td>Statistik, Marketing</td>" in page  # not "given" (WCAG 3.1.2)
     assert "Your consent receipt" not in page
     english = client.get("/_consent/receipt", headers={"Accept": "text/html"}).text
-    assert '<th scope="row">Granted</th><td>Analytics, Marketing</td>' in english
+    assert '<th scope="col">Granted</th>' in english
+    assert "<td>given</td><td>Analytics, Marketing</td>" in english
 
 
 def test_a_refusal_in_french_reads_as_french(client: TestClient) -> None:
     client.post("/_consent?lang=fr", json={"accept": []}, headers=SAME_ORIGIN)
     page = client.get("/_consent/receipt?lang=fr", headers={"Accept": "text/html"}).text
-    assert '<th scope="row">Autorisés</th><td>aucune catégorie</td>' in page
-    assert '<th scope="row">Événement</th><td>consentement refusé</td>' in page
+    assert '<th scope="col">Autorisés</th>' in page
+    assert "<td>consentement refusé</td><td>aucune catégorie</td>" in page
     declaration = client.get("/_consent/declaration?lang=fr", headers={"Accept": "text/html"})
     assert "Responsable de ce site\u00a0: Lindenhof Clinic gGmbH" in declaration.text
     assert "<code>stats_ses*</code> (motif)</td>" in declaration.text

@@ -133,12 +133,17 @@ def event_for(
 
     ``explicit_withdraw`` (the visitor withdrew everything, ``DELETE``) -> ``withdrawn``; no
     earlier decision and something granted -> ``given``; no earlier decision and nothing
-    granted -> ``refused``; any later decision -> ``updated``.
+    granted -> ``refused``; a later decision that refuses every category after at least one
+    was granted (Reject all in the banner, the form or the settings) -> ``withdrawn``; any
+    other later decision -> ``updated`` (a partial withdrawal among them).
     """
     if explicit_withdraw:
         return "withdrawn"
+    now = set(granted)
     if previous_granted is None:
-        return "given" if set(granted) else "refused"
+        return "given" if now else "refused"
+    if not now and set(previous_granted):
+        return "withdrawn"
     return "updated"
 
 

@@ -79,7 +79,10 @@ async def _act(client: httpx.AsyncClient, visitor: Visitor, rng: random.Random) 
         )
         assert response.status_code == 200, response.text
         body = response.json()
-        expected = "updated" if visitor.decided else ("given" if accept else "refused")
+        if not visitor.decided:
+            expected = "given" if accept else "refused"
+        else:  # refusing everything after a grant withdraws it
+            expected = "withdrawn" if visitor.granted and not accept else "updated"
         assert body["event"] == expected
         assert body["state"]["granted"] == accept
         return _decided(visitor, response, body, frozenset(accept))

@@ -7,19 +7,21 @@ starts where the signed purge checkpoint says it starts. It reports every findin
 incident markers with the findings each of them covers.
 
 One module per job: :mod:`.times` (time arguments), :mod:`.lines` (the export formats),
-:mod:`.export`, :mod:`.verify` (with :mod:`.chain`, :mod:`.heads` and :mod:`.findings`),
-:mod:`.incident`, :mod:`.purge`, and :mod:`.parallel` (a large log shared with a second
-process). The ``consent`` command's handlers live in :mod:`consent.cli.audit`.
+:mod:`.export` (also as W3C DPV consent records), :mod:`.subject` (one visitor's receipts for an
+access request, with a signed statement), :mod:`.verify` (with :mod:`.chain`, :mod:`.heads` and
+:mod:`.findings`), :mod:`.incident`, :mod:`.purge`, and :mod:`.parallel` (a large log shared
+with a second process). The ``consent`` command's handlers live in :mod:`consent.cli.audit`.
 """
 
 from __future__ import annotations
 
-from .export import export
+from .export import export, export_dpv
 from .findings import MAX_LISTED, Finding, Incident, VerifyResult
 from .heads import parse_head
 from .incident import NothingToRecord, record_incident
 from .lines import CSV_COLUMNS, EVENTS
-from .purge import purge
+from .purge import purge, retention_cutoff
+from .subject import export_subject
 from .times import parse_time
 from .verify import verify_file, verify_store
 
@@ -32,10 +34,13 @@ __all__ = [
     "NothingToRecord",
     "VerifyResult",
     "export",
+    "export_dpv",
+    "export_subject",
     "parse_head",
     "parse_time",
     "purge",
     "record_incident",
+    "retention_cutoff",
     "verify_file",
     "verify_store",
 ]

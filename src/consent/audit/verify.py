@@ -31,6 +31,7 @@ from .heads import _expected_head, _head_finding
 from .lines import _CHAIN_FIELDS, _CSV_FORMULA, _csv_expected, _csv_unsafe, _stored
 from .parallel import _plan, _verify_chunk, _Worker
 from .rows import _batches
+from .subject import SUBJECT_KEY, check_subject, subject_trailer
 
 
 def verify_store(
@@ -272,6 +273,7 @@ def _verify_jsonl(
     signer: ReceiptSigner,
     trailer: dict[str, Any] | None,
     expect_head: tuple[int, str] | None,
+    subject: dict[str, Any] | None = None,
 ) -> VerifyResult:
     head: ChainHead | None = None
     checkpoint: Checkpoint | None = None
@@ -292,6 +294,7 @@ def _verify_jsonl(
         chain.note(Finding("the purge checkpoint signature does not verify", code="checkpoint"))
     fast = chain.fast
     seen_trailer = False
+    subject_rows: list[tuple[int, str, str]] = []
     for number, line in lines:
         if not line.strip():
             continue
@@ -304,10 +307,14 @@ def _verify_jsonl(
         if "chain_head" in data:
             seen_trailer = True
             continue
+        if subject is not None and SUBJECT_KEY in data:
+            continue  # the statement ending a subject export (checked below)
         row = _row_from(data)
         if isinstance(row, str):
             chain.note(Finding(f"line {number}: {row}", code="file"))
             continue
+        if subject is not None:
+            subject_rows.append((row.seq, row.hash, row.subject_id))
         if line == fast.text(row):
             chain.add(row)  # exactly what export writes for it: its fields are the body's
             continue
@@ -346,6 +353,11 @@ def _verify_jsonl(
                 notes.append(checked)
     elif expect_head is not None:
         notes.append("expected head: not checked (the file has no chain head line)")
+    if subject is not None:
+        subject_notes, problems = check_subject(subject, subject_rows, signer)
+        for problem in problems:
+            chain.note(Finding(problem, code="file"))
+        notes.extend(subject_notes)
     return _result(chain, head, checkpoint, notes)
 
 
@@ -439,7 +451,7 @@ def verify_file(
         handle.seek(0)
         lines = enumerate(handle, start=1)
         if first in ("{", "\n", ""):
-            return _verify_jsonl(lines, signer, _trailer(path), expect_head)
+            return _verify_jsonl(lines, signer, _trailer(path), expect_head, subject_trailer(path))
         return _verify_csv(lines, signer, expect_head)
 
 

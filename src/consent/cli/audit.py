@@ -7,15 +7,19 @@ import asyncio
 import os
 import sys
 import time
-from typing import Any
+from typing import Any, TextIO
 
 from ..audit import (
     EVENTS,
     NothingToRecord,
+    VerifyResult,
     export,
+    export_dpv,
+    export_subject,
     parse_head,
     parse_time,
     record_incident,
+    retention_cutoff,
     verify_file,
     verify_store,
 )
@@ -23,7 +27,7 @@ from ..receipts import (
     ReceiptSigner,
     format_time,
 )
-from ..store import StoreUnavailable, open_store
+from ..store import ReceiptStore, StoreUnavailable, open_store
 from ..store.base import redact_url
 from .codes import EXIT_BROKEN_PIPE, EXIT_FINDING, EXIT_OK, EXIT_USAGE
 
@@ -52,13 +56,34 @@ def cmd_export(args: argparse.Namespace) -> int:
         store = open_store(args.store, signer)
     except ValueError as exc:
         return _fail(str(exc))
+    if args.subject is not None and args.format == "csv":
+        return _fail("--subject writes JSON Lines (with its signed statement) or --format dpv")
+    if args.subject is not None and (since is not None or until is not None or args.event):
+        return _fail("--subject exports every receipt of the subject: no --since, --until, --event")
+
+    def write(out: TextIO) -> int:
+        if args.format == "dpv":
+            n, unreadable = export_dpv(
+                store, out, since=since, until=until, event=args.event, subject=args.subject
+            )
+            if unreadable:
+                print(
+                    f"consent: {unreadable} stored rows are not valid receipts and were left "
+                    "out; run consent verify",
+                    file=sys.stderr,
+                )
+            return n
+        if args.subject is not None:
+            return export_subject(store, out, args.subject, signer=signer)
+        return export(store, out, args.format, since, until, args.event, signer=signer)
+
     try:
         if args.output:
             with open(args.output, "w", encoding="utf-8", newline="") as out:
-                n = export(store, out, args.format, since, until, args.event, signer=signer)
+                n = write(out)
             print(f"Exported {n} receipts to {args.output}", file=sys.stderr)
         else:
-            export(store, sys.stdout, args.format, since, until, args.event, signer=signer)
+            write(sys.stdout)
             sys.stdout.flush()
     except BrokenPipeError:
         # The reader went away (`consent export ... | head`): stop quietly, with the status a
@@ -100,7 +125,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         print("\n".join(incident.lines()))
     if result.ok and result.head is not None:
         print(f"head: seq {result.head.seq} hash {result.head.hash}")
-    elif result.ok and args.file:
+    elif result.ok and args.file and not any(n.startswith("subject export") for n in result.notes):
         print(
             "no chain head: the receipts are genuine and linked, but the file does not show "
             "that it holds the whole log (a filtered export, or one cut short)"
@@ -142,17 +167,25 @@ def cmd_incident(args: argparse.Namespace) -> int:
 
 
 def cmd_purge(args: argparse.Namespace) -> int:
+    if (args.before is None) == (args.policy is None):
+        return _fail("give the cut-off: --before TIME, or --policy DIR for its retention_days")
     try:
         signer = _signer(required=True)
-        before = parse_time(args.before)
+        if args.before is not None:
+            before = parse_time(args.before)
+            given = f"--before {args.before}"
+        else:
+            before, given = retention_cutoff(args.policy)
         store = open_store(args.store, signer)
     except ValueError as exc:
         return _fail(str(exc))
     assert signer is not None
     if before > time.time():
-        return _fail(f"--before {args.before} is in the future; a retention cut-off is a past date")
+        return _fail(f"{given} is in the future; a retention cut-off is a past date")
     try:
         result = verify_store(store, signer)
+        if args.dry_run:
+            return _purge_plan(store, before, result)
         if not result.ok:
             print(f"refusing to purge a broken log: {result.message()}")
             return EXIT_FINDING
@@ -168,6 +201,26 @@ def cmd_purge(args: argparse.Namespace) -> int:
                 f"The incident marker at seq {incident.seq} (recorded "
                 f"{format_time(incident.time)}: {incident.reason}) was purged with them."
             )
+    return EXIT_OK
+
+
+def _purge_plan(store: ReceiptStore, before: int, result: VerifyResult) -> int:
+    """``consent purge --dry-run``: what would go, deleting nothing."""
+    plan = store.purge_plan(before)
+    if not result.ok:
+        print(f"a purge would be refused: the log does not verify: {result.message()}")
+        return EXIT_FINDING
+    if plan.count == 0:
+        print(f"Dry run: nothing was recorded before {format_time(before)}; nothing would go.")
+        return EXIT_OK
+    assert plan.oldest is not None
+    assert plan.newest is not None
+    print(
+        f"Dry run: would purge {plan.count} receipts recorded before {format_time(before)} "
+        f"(seq {plan.first} to {plan.last}, recorded {format_time(plan.oldest)} to "
+        f"{format_time(plan.newest)}); the log would start after seq {plan.last}. "
+        "Nothing was deleted."
+    )
     return EXIT_OK
 
 
@@ -205,10 +258,23 @@ def register(subparsers: Any) -> None:
         ),
     )
     p.add_argument("--store", required=True, metavar="URL", help="receipt store URL")
-    p.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
+    p.add_argument(
+        "--format",
+        choices=["jsonl", "csv", "dpv"],
+        default="jsonl",
+        help="jsonl (default), csv, or dpv: one JSON-LD consent record (W3C DPV) per line",
+    )
     p.add_argument("--since", metavar="TIME", help="receipts at or after TIME")
     p.add_argument("--until", metavar="TIME", help="receipts before TIME")
     p.add_argument("--event", choices=EVENTS, help="only this kind of decision")
+    p.add_argument(
+        "--subject",
+        metavar="ID",
+        help=(
+            "only this visitor's receipts (their pseudonymous id, for an access request), "
+            "ending with a statement that consent verify --file checks"
+        ),
+    )
     p.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of stdout")
     p.set_defaults(func=cmd_export)
 
@@ -256,12 +322,20 @@ def register(subparsers: Any) -> None:
         "purge",
         help="delete receipts older than a retention cut-off",
         description=(
-            "Verify the log, then delete the receipts recorded before TIME and write a signed "
-            "checkpoint so the remaining log still verifies. " + times
+            "Verify the log, then delete the receipts recorded before the cut-off (--before "
+            "TIME, or --policy DIR: retention_days of its site.toml before now) and write a "
+            "signed checkpoint so the remaining log still verifies. --dry-run says what would "
+            "go and deletes nothing. " + times
         ),
     )
     p.add_argument("--store", required=True, metavar="URL", help="receipt store URL")
-    p.add_argument("--before", required=True, metavar="TIME", help="retention cut-off")
+    p.add_argument("--before", metavar="TIME", help="retention cut-off")
+    p.add_argument(
+        "--policy", metavar="DIR", help="cut-off from [receipts] retention_days in DIR/site.toml"
+    )
+    p.add_argument(
+        "--dry-run", action="store_true", help="print what would be purged; delete nothing"
+    )
     p.set_defaults(func=cmd_purge)
 
     p = subparsers.add_parser(

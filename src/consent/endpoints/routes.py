@@ -6,7 +6,8 @@ Method   Path                         What
 GET      ``<prefix>``                 the visitor's state and the categories (JSON)
 POST     ``<prefix>``                 record a decision (JSON or form) -> receipt + cookie
 DELETE   ``<prefix>``                 withdraw every non-necessary category
-GET      ``<prefix>/receipt``         the visitor's latest receipt (JSON or HTML)
+GET      ``<prefix>/receipt``         the visitor's history of receipts (HTML, JSON, JSON-LD)
+GET      ``<prefix>/revision/<rev>``  the text visitors were shown under a policy revision
 GET      ``<prefix>/declaration``     the cookie declaration (HTML with a no-JS form, or JSON)
 GET      ``<prefix>/banner.js`` ...   banner assets and translations
 GET      ``/.well-known/gpc.json``    Global Privacy Control support resource
@@ -38,21 +39,24 @@ from starlette.types import Receive, Scope, Send
 
 from ..classify import Classifier
 from ..cookies import cookie_pairs
-from ..declaration import declaration_data
-from ..pages import declaration_page, no_receipt_page, receipt_page
+from ..declaration import declaration_data, render_html
+from ..history import history_json, history_jsonld
+from ..pages import declaration_page, history_page, no_history_page, revision_page
 from ..policy import Category, Policy
 from ..receipts import (
     Controller,
     Purpose,
     Receipt,
     ReceiptSigner,
+    StoredReceipt,
+    event_for,
     hyphenated,
-    to_kantara,
     truncate_ip,
     uuid7_hex,
 )
 from ..state import ConsentCookie, ConsentState
 from ..store import ReceiptStore, StoreUnavailable, open_store
+from ..store.base import HISTORY_LIMIT
 from .decision import (
     check_origin,
     page_path,
@@ -81,6 +85,7 @@ logger = logging.getLogger("consent")
 _CACHE_LIMIT = 64
 _LANGUAGE_KEY_MAX = 512  # query string and Accept-Language together, in bytes
 _GPC_PATH = "/.well-known/gpc.json"
+_REVISION = "/revision/"  # <prefix>/revision/<rev>: one route for every revision
 
 #: A route's handler: ``(scope, receive, state, subject id, path under the prefix)``.
 Handler = Callable[[Scope, Receive, ConsentState, "str | None", str], Awaitable[Response]]
@@ -140,6 +145,10 @@ class ConsentEndpoints:
         self._declarations: dict[str, dict[str, Any]] = {}
         self._routes = self._table()
         self._gpc_route: dict[str, Handler] = {"GET": self._get_gpc, "HEAD": self._get_gpc}
+        self._revision_route: dict[str, Handler] = {
+            "GET": self._get_revision,
+            "HEAD": self._get_revision,
+        }
 
     # ------------------------------------------------------------------ store
 
@@ -201,6 +210,8 @@ class ConsentEndpoints:
     ) -> None:
         sub = path[len(self.prefix) :]
         route = self._gpc_route if path == _GPC_PATH else self._routes.get(sub)
+        if route is None and sub.startswith(_REVISION):
+            route = self._revision_route
         response: Response
         if route is None:
             response = BadRequest(404, "not found", {"path": path}).response()
@@ -242,7 +253,12 @@ class ConsentEndpoints:
     async def _get_receipt(
         self, scope: Scope, receive: Receive, state: ConsentState, subject: str | None, sub: str
     ) -> Response:
-        return await self.get_receipt(scope, state)
+        return await self.get_receipt(scope, state, subject)
+
+    async def _get_revision(
+        self, scope: Scope, receive: Receive, state: ConsentState, subject: str | None, sub: str
+    ) -> Response:
+        return self.get_revision(scope, sub[len(_REVISION) :])
 
     async def _get_declaration(
         self, scope: Scope, receive: Receive, state: ConsentState, subject: str | None, sub: str
@@ -395,7 +411,7 @@ class ConsentEndpoints:
             method = "form" if is_form else "api"
         if state.gpc:
             granted -= self.policy.sale_or_share
-        event = "updated" if state.decided else ("given" if granted else "refused")
+        event = event_for(state.granted if state.decided else None, granted)
         page = (
             page_path(extra.get("page"))
             or page_path(extra.get("next"))
@@ -561,29 +577,116 @@ class ConsentEndpoints:
 
     # ------------------------------------------------------------------ receipts, declaration, assets
 
-    async def get_receipt(self, scope: Scope, state: ConsentState) -> Response:
+    async def get_receipt(
+        self, scope: Scope, state: ConsentState, subject: str | None = None
+    ) -> Response:
+        """The visitor's history: every receipt of the subject id of their consent cookie
+        (also one whose decision no longer counts), newest first. See :mod:`consent.history`."""
         headers = Headers(scope=scope)
-        if not state.decided or not state.receipt_id:
-            if wants_html(headers):
-                page = no_receipt_page(self._public_prefix(scope), self.language(scope))
-                return HTMLResponse(page, status_code=404, headers=NO_STORE)
-            raise BadRequest(404, "no consent decision recorded for this browser")
-        try:
-            store = await self.store()
-            stored = await store.get(state.receipt_id)
-        except StoreUnavailable:
-            raise BadRequest(503, "the receipt store is unavailable") from None
-        if stored is None or stored.receipt.subject_id != state.subject_id:
+        prefix = self._public_prefix(scope)
+        subject_id = state.subject_id or subject or self._expired_subject(headers)
+        entries: list[StoredReceipt] = []
+        if subject_id:
+            try:
+                store = await self.store()
+                entries = await store.history_for_subject(subject_id, HISTORY_LIMIT)
+            except StoreUnavailable:
+                raise BadRequest(503, "the receipt store is unavailable") from None
+        # The decision in effect must be one of this subject's receipts.
+        if (
+            entries
+            and state.decided
+            and all(e.receipt.receipt_id != state.receipt_id for e in entries)
+        ):
             raise BadRequest(404, "receipt not found")
-        if wants_html(headers):
+        if not entries or subject_id is None:
+            if wants_html(headers):
+                return HTMLResponse(
+                    no_history_page(prefix, self.language(scope)),
+                    status_code=404,
+                    headers=NO_STORE,
+                )
+            raise BadRequest(404, "no consent decision recorded for this browser")
+        current = state.decided and state.receipt_id == entries[0].receipt.receipt_id
+        accept = headers.get("accept", "")
+        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+        if "application/ld+json" in accept and not wants_html(headers):
+            document = history_jsonld(
+                entries,
+                base_url=site_url(scope),
+                now=int(time.time()),
+                lifetime=self.site.consent_cookie.max_age,
+                revision=self.policy.revision,
+            )
+            return JSONResponse(document, media_type="application/ld+json", headers=NO_STORE)
+        if query.get("format") != "json" and wants_html(headers):
             return HTMLResponse(
-                receipt_page(stored, self._public_prefix(scope), self.policy, self.language(scope)),
+                history_page(
+                    entries,
+                    subject_id=subject_id,
+                    current=current,
+                    prefix=prefix,
+                    policy=self.policy,
+                    language=self.language(scope),
+                    limit=HISTORY_LIMIT,
+                ),
                 headers=NO_STORE,
             )
-        return JSONResponse(
-            {"receipt": stored.to_dict(), "kantara": to_kantara(stored, base_url=site_url(scope))},
-            headers=NO_STORE,
+        data = history_json(
+            entries,
+            subject_id=subject_id,
+            current=current,
+            prefix=prefix,
+            base_url=site_url(scope),
+            limit=HISTORY_LIMIT,
         )
+        extra = dict(NO_STORE)
+        if query.get("format") == "json":
+            name = "".join(c for c in subject_id[:64] if c.isascii() and (c.isalnum() or c in "-_"))
+            extra["Content-Disposition"] = (
+                f'attachment; filename="consent-receipts-{name or "visitor"}.json"'
+            )
+        return JSONResponse(data, headers=extra)
+
+    def _expired_subject(self, headers: Headers) -> str | None:
+        """The subject id of a validly signed consent cookie that has outlived its lifetime
+        (the middleware gives none for it): its choice no longer counts, but its history is
+        still the visitor's. The signature is checked as of when the cookie was signed."""
+        name = self.site.consent_cookie.name
+        for header in headers.getlist("cookie"):
+            for cookie_name, raw in cookie_pairs(header.encode("latin-1")):
+                if cookie_name == name:
+                    value = raw.partition(b"=")[2].decode("latin-1").strip(' \t"')
+                    _, found = self.cookie.loads(value, now=0)
+                    if found:
+                        return found
+        return None
+
+    def get_revision(self, scope: Scope, revision: str) -> Response:
+        """The text visitors were shown under ``revision``: the current policy's declaration
+        when it is the current revision (a unique prefix of at least 12 hex digits is
+        enough), else a readable 404."""
+        language = self.language(scope)
+        prefix = self._public_prefix(scope)
+        wanted = revision.lower()
+        if not (12 <= len(wanted) <= 64 and all(c in "0123456789abcdef" for c in wanted)):
+            raise BadRequest(404, "unknown policy revision", {"revision": revision[:80]})
+        current = self.policy.revision.startswith(wanted)
+        body = render_html(self.policy, language) if current else None
+        html = revision_page(
+            self.policy.revision if current else wanted,
+            body_html=body,
+            prefix=prefix,
+            language=language,
+            current=current,
+        )
+        if not wants_html(Headers(scope=scope)):
+            if current:
+                return JSONResponse(
+                    {"revision": self.policy.revision, **declaration_data(self.policy, language)}
+                )
+            raise BadRequest(404, "the text of this policy revision is not kept by this site")
+        return HTMLResponse(html, status_code=200 if current else 404, headers=NO_STORE)
 
     def get_declaration(self, scope: Scope, state: ConsentState) -> Response:
         headers = Headers(scope=scope)

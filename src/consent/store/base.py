@@ -17,9 +17,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BATCH_TURNS",
+    "HISTORY_LIMIT",
     "ChainBroken",
     "GroupCommit",
     "PendingAppend",
+    "PurgePlan",
     "ReceiptRow",
     "ReceiptStore",
     "StoreBase",
@@ -136,6 +138,24 @@ class ReceiptRow:
         )
 
 
+HISTORY_LIMIT = 1000
+"""The most receipts of one visitor that their page and its download show (newest first): far
+more decisions than a person makes; a visitor's script cannot make the page unbounded."""
+
+
+@dataclass(frozen=True)
+class PurgePlan:
+    """What a purge with a cut-off would delete: ``count`` rows (receipts and chain records),
+    from ``first`` to ``last`` (seq), recorded from ``oldest`` to ``newest`` (unix seconds)."""
+
+    before: int
+    count: int = 0
+    first: int | None = None
+    last: int | None = None
+    oldest: int | None = None
+    newest: int | None = None
+
+
 _PASSWORD_PARAMETER = re.compile(r"(password\s*=\s*)('[^']*'|[^&\s]*)", re.IGNORECASE)
 
 
@@ -192,6 +212,13 @@ class ReceiptStore(Protocol):
         """One receipt by id."""
         ...
 
+    async def history_for_subject(
+        self, subject_id: str, limit: int = HISTORY_LIMIT
+    ) -> list[StoredReceipt]:
+        """The visitor's receipts, newest first, at most ``limit`` of them (the visitor's
+        page and its download)."""
+        ...
+
     # -- command-line side (sync) -------------------------------------------------------
     def iter_raw(
         self,
@@ -213,6 +240,14 @@ class ReceiptStore(Protocol):
         max_seq: int | None = None,
     ) -> Iterator[StoredReceipt]:
         """Like :meth:`iter_raw`, parsed (raises ValueError on a row that does not parse)."""
+        ...
+
+    def iter_subject(self, subject_id: str) -> Iterator[ReceiptRow]:
+        """Every row of one subject, in chain order (``consent export --subject``)."""
+        ...
+
+    def purge_plan(self, before: int) -> PurgePlan:
+        """What :meth:`purge` with ``before`` would delete now, deleting nothing."""
         ...
 
     def chain_state(self) -> ChainState:
@@ -395,6 +430,30 @@ class StoreBase:
     def row_from_values(values: tuple[Any, ...]) -> ReceiptRow:
         """The :class:`ReceiptRow` of a tuple yielded by :meth:`iter_values`."""
         return ReceiptRow(*values)
+
+    def iter_subject(self, subject_id: str) -> Iterator[ReceiptRow]:
+        """Every row of one subject, in chain order (stores with an index on the subject
+        override this)."""
+        for row in self.iter_raw():
+            if row.subject_id == subject_id:
+                yield row
+
+    def purge_plan(self, before: int) -> PurgePlan:
+        """What ``purge(before)`` would delete now: the rows in chain order up to the first
+        one recorded at or after ``before`` (a purge removes a prefix of the log, never a row
+        from the middle), read without deleting anything."""
+        count = 0
+        first = last = oldest = newest = None
+        for row in self.iter_raw():
+            if row.timestamp >= before:
+                break
+            count += 1
+            if first is None:
+                first = row.seq
+            last = row.seq
+            oldest = row.timestamp if oldest is None else min(oldest, row.timestamp)
+            newest = row.timestamp if newest is None else max(newest, row.timestamp)
+        return PurgePlan(before, count, first, last, oldest, newest)
 
 
 VALUES_BATCH = 1000

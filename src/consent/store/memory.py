@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 
 from ..receipts import ChainHead, Receipt, ReceiptSigner, StoredReceipt
-from .base import ReceiptRow, StoreBase
+from .base import HISTORY_LIMIT, ReceiptRow, StoreBase
 from .chain import ChainState, ChainWriter, Values, checkpoint_after
 
 __all__ = ["MemoryStore"]
@@ -94,6 +94,13 @@ class MemoryStore(StoreBase):
                 if row.receipt_id == receipt_id:
                     return row.readable()
         return None
+
+    async def history_for_subject(
+        self, subject_id: str, limit: int = HISTORY_LIMIT
+    ) -> list[StoredReceipt]:
+        with self._log.lock:
+            rows = [row for row in reversed(self._log.rows) if row.subject_id == subject_id]
+        return [row.readable() for row in rows[:limit]]
 
     def iter_raw(
         self,

@@ -34,6 +34,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from ..receipts import ChainHead, Receipt, ReceiptSigner, StoredReceipt
 from .base import (
+    HISTORY_LIMIT,
     GroupCommit,
     PendingAppend,
     ReceiptRow,
@@ -483,6 +484,20 @@ class PostgresStore(GroupCommit, StoreBase):
             f"SELECT {_COLUMNS} FROM consent_receipts WHERE receipt_id = %s", (receipt_id,)
         )
 
+    async def history_for_subject(
+        self, subject_id: str, limit: int = HISTORY_LIMIT
+    ) -> list[StoredReceipt]:
+        async def read(conn: psycopg.AsyncConnection[Any]) -> list[ReceiptRow]:
+            cursor = await conn.execute(
+                f"SELECT {_COLUMNS} FROM consent_receipts WHERE subject_id = %s"
+                " ORDER BY seq DESC LIMIT %s",
+                (subject_id, limit),
+            )
+            return [_row(values) for values in await cursor.fetchall()]
+
+        rows: list[ReceiptRow] = await self._with_conn(read)
+        return [row.readable() for row in rows]
+
     # -- command-line side ------------------------------------------------------------------
     @contextlib.contextmanager
     def _sync_conn(self) -> Iterator[psycopg.Connection[Any]]:
@@ -523,6 +538,15 @@ class PostgresStore(GroupCommit, StoreBase):
                 yield batch
 
     row_from_values = staticmethod(_row)
+
+    def iter_subject(self, subject_id: str) -> Iterator[ReceiptRow]:
+        with self._sync_conn() as conn:
+            cursor = conn.execute(
+                f"SELECT {_COLUMNS} FROM consent_receipts WHERE subject_id = %s ORDER BY seq",
+                (subject_id,),
+            )
+            while batch := cursor.fetchmany(500):
+                yield from map(_row, batch)
 
     def chain_state(self) -> ChainState:
         with self._sync_conn() as conn:

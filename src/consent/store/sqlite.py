@@ -37,6 +37,7 @@ except ImportError:  # pragma: no cover - not on Windows
 
 from ..receipts import ChainHead, Receipt, ReceiptSigner, StoredReceipt
 from .base import (
+    HISTORY_LIMIT,
     VALUES_BATCH,
     GroupCommit,
     PendingAppend,
@@ -555,6 +556,19 @@ class SQLiteStore(GroupCommit, StoreBase):
         row = await self._run(read)
         return None if row is None else row.readable()
 
+    async def history_for_subject(
+        self, subject_id: str, limit: int = HISTORY_LIMIT
+    ) -> list[StoredReceipt]:
+        def read(conn: sqlite3.Connection) -> list[ReceiptRow]:
+            found = conn.execute(
+                f"SELECT {_COLUMNS} FROM consent_receipts WHERE subject_id = ?"
+                " ORDER BY seq DESC LIMIT ?",
+                (subject_id, limit),
+            ).fetchall()
+            return [_row(values) for values in found]
+
+        return [row.readable() for row in await self._run(read)]
+
     # -- command-line side --------------------------------------------------------------
     def iter_values(
         self,
@@ -575,6 +589,15 @@ class SQLiteStore(GroupCommit, StoreBase):
                 yield batch
 
     row_from_values = staticmethod(_row)
+
+    def iter_subject(self, subject_id: str) -> Iterator[ReceiptRow]:
+        with self._sync_conn() as conn:
+            cursor = conn.execute(
+                f"SELECT {_COLUMNS} FROM consent_receipts WHERE subject_id = ? ORDER BY seq",
+                (subject_id,),
+            )
+            while batch := cursor.fetchmany(VALUES_BATCH):
+                yield from map(_row, batch)
 
     def chain_state(self) -> ChainState:
         with self._sync_conn() as conn:
