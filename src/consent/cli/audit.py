@@ -50,15 +50,18 @@ def cmd_export(args: argparse.Namespace) -> int:
         until = parse_time(args.until) if args.until else None
         signer = _signer(required=False)
         store = open_store(args.store, signer)
+        if args.with_policies and args.format != "jsonl":
+            raise ValueError("--with-policies needs --format jsonl")
     except ValueError as exc:
         return _fail(str(exc))
+    options: dict[str, Any] = {"signer": signer, "with_policies": args.with_policies}
     try:
         if args.output:
             with open(args.output, "w", encoding="utf-8", newline="") as out:
-                n = export(store, out, args.format, since, until, args.event, signer=signer)
+                n = export(store, out, args.format, since, until, args.event, **options)
             print(f"Exported {n} receipts to {args.output}", file=sys.stderr)
         else:
-            export(store, sys.stdout, args.format, since, until, args.event, signer=signer)
+            export(store, sys.stdout, args.format, since, until, args.event, **options)
             sys.stdout.flush()
     except BrokenPipeError:
         # The reader went away (`consent export ... | head`): stop quietly, with the status a
@@ -210,6 +213,14 @@ def register(subparsers: Any) -> None:
     p.add_argument("--until", metavar="TIME", help="receipts before TIME")
     p.add_argument("--event", choices=EVENTS, help="only this kind of decision")
     p.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of stdout")
+    p.add_argument(
+        "--with-policies",
+        action="store_true",
+        help=(
+            "begin with the archived texts of every policy revision the exported receipts "
+            "name (jsonl; consent verify --file checks them)"
+        ),
+    )
     p.set_defaults(func=cmd_export)
 
     p = subparsers.add_parser(
