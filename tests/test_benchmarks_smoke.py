@@ -19,6 +19,7 @@ from .pg import find_bindir
 # (script, extra arguments) -> a word its table must show
 SCRIPTS = {
     ("append.py", ()): "uuid7",
+    ("archive_check.py", ()): "2,000",
     ("hot_path.py", ()): "consent-noinject",
     ("hot_path.py", ("--context",)): "replay + other work",
     ("hot_path.py", ("--bytecodes",)): "scan_start",
