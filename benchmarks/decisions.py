@@ -275,6 +275,14 @@ def cpu_ratios(echo: list[float], decision: list[float]) -> str:
     return fmt3(ratios, ".2f") if ratios else "-"
 
 
+def throughput_ratios(consent: list[float], echo: list[float]) -> str:
+    """min / median / max of decisions/s over echo req/s, round by round. A round in which
+    wrk saw no echo answered (every request still running when its time was up, as on a
+    machine busy with other work) has no ratio; "-" when no round has one."""
+    ratios = [c / e for c, e in zip(consent, echo, strict=True) if e > 0]
+    return fmt3(ratios, ".2f") if ratios else "-"
+
+
 def check_store(store: str) -> tuple[int, str]:
     from consent.audit import verify_store
     from consent.receipts import ReceiptSigner
@@ -359,15 +367,12 @@ def main() -> None:
             finally:
                 if server is not None:
                     server.destroy()
-            # A round in which wrk completed no echo (a 1-second --quick run on a busy
-            # machine can) has no ratio; the table says "-" rather than dividing by zero.
-            ratio = [c / e for c, e in zip(consent, echo, strict=True) if e > 0]
             rows.append(
                 [
                     f"{kind} x{workers} workers",
                     fmt3(echo, ".0f"),
                     fmt3(consent, ".0f"),
-                    fmt3(ratio, ".2f") if ratio else "-",
+                    throughput_ratios(consent, echo),
                     f"{statistics.median(cpu['echo']):.0f} / "
                     f"{statistics.median(cpu['consent']):.0f}",
                     cpu_ratios(cpu["echo"], cpu["consent"]),

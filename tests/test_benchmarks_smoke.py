@@ -6,6 +6,7 @@ themselves (docs/performance.md), never asserted in a test.
 
 from __future__ import annotations
 
+import importlib
 import shutil
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from .pg import find_bindir
 # (script, extra arguments) -> a word its table must show
 SCRIPTS = {
     ("append.py", ()): "uuid7",
+    ("archive_check.py", ()): "2,000",
     ("hot_path.py", ()): "consent-noinject",
     ("hot_path.py", ("--context",)): "replay + other work",
     ("hot_path.py", ("--bytecodes",)): "scan_start",
@@ -53,3 +55,13 @@ def test_benchmark_runs_quick(script: str, extra: tuple[str, ...]) -> None:
     assert any(line.startswith("|--") for line in lines), result.stdout
     word = SCRIPTS[script, extra]
     assert any(line.startswith("|") and word in line for line in lines), result.stdout
+
+
+def test_decisions_ratio_skips_a_round_without_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a busy machine a one-second wrk round can end before any request is answered
+    (0 requests/s, and no error): that round has no decisions/echo ratio, instead of a
+    division by zero that ends the benchmark."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    decisions = importlib.import_module("decisions")
+    assert decisions.throughput_ratios([500.0, 600.0], [0.0, 400.0]) == "1.50 / 1.50 / 1.50"
+    assert decisions.throughput_ratios([500.0], [0.0]) == "-"

@@ -39,6 +39,7 @@ __all__ = [
     "PolicyError",
     "SiteConfig",
     "load_policy",
+    "revision_of",
 ]
 
 CATEGORY_KEY = re.compile(r"[a-z][a-z0-9_-]*")
@@ -437,6 +438,13 @@ def _normalise_text(value: Any) -> Any:
     return value
 
 
+def revision_of(document: Mapping[str, Any]) -> str:
+    """The revision hash of a :meth:`Policy.revision_document`: SHA-256 over its canonical
+    JSON, whitespace inside texts normalised."""
+    blob = json.dumps(_normalise_text(document), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
 @dataclass(frozen=True)
 class Policy:
     """A validated policy directory."""
@@ -449,20 +457,18 @@ class Policy:
     def load(cls, directory: str | Path) -> Policy:
         return load_policy(directory)
 
-    @cached_property
-    def revision(self) -> str:
-        """A stable hash over everything the visitor is shown and every rule.
-
-        Independent of file order, key order and whitespace inside texts; any change to a
-        category's title, description, translations, flags or cookie rules, to the controller
-        or to the policy URL changes it, and consent given under another revision no longer
-        counts.
-        """
-        doc = {
+    def revision_document(self) -> dict[str, Any]:
+        """What the revision hash covers, as written (texts not yet normalised): the
+        controller, the policy URL, the site's own notice and its translations, how undeclared
+        cookies are treated, and every category with its texts, translations, flags and cookie
+        rules. Not covered: the banner's bundled wording (button labels, headings) and the
+        display order. The policy archive (:mod:`consent.archive`) keeps this document and
+        the banner's wording beside it."""
+        return {
             "controller": self.site.controller.model_dump(mode="json"),
             "policy_url": self.site.policy_url,
             "notice": self.site.banner.notice,
-            "notice_translations": self.site.banner.notice_translations,
+            "notice_translations": dict(self.site.banner.notice_translations),
             "undeclared": self.site.undeclared,
             "categories": {
                 key: {
@@ -481,8 +487,17 @@ class Policy:
                 for key, cat in sorted(self.categories.items())
             },
         }
-        blob = json.dumps(_normalise_text(doc), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(blob.encode()).hexdigest()
+
+    @cached_property
+    def revision(self) -> str:
+        """A stable hash over everything the visitor is shown and every rule.
+
+        Independent of file order, key order and whitespace inside texts; any change to a
+        category's title, description, translations, flags or cookie rules, to the controller,
+        the policy URL or the site's own notice changes it, and consent given under another
+        revision no longer counts. The banner's bundled wording (button labels) does not.
+        """
+        return revision_of(self.revision_document())
 
     @cached_property
     def short_revision(self) -> str:

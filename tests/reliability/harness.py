@@ -30,6 +30,7 @@ import httpx
 from consent.audit import VerifyResult, verify_store
 from consent.receipts import ReceiptSigner
 from consent.store import open_store
+from consent.store.chain import RECORD_EVENTS
 
 from ..pg import free_port
 
@@ -382,6 +383,16 @@ def store_receipts(url: str) -> dict[str, dict[str, Any]]:
     """Every stored receipt by id (parsed from the signed body)."""
     store = open_store(url, SIGNER)
     return {row.receipt.receipt_id: row.to_dict() for row in store.iter_rows()}
+
+
+def check_sequence(url: str, stored: dict[str, dict[str, Any]]) -> None:
+    """The log is one sequence without gaps: the policy's signed archive record at seq 1
+    (written once, by whichever process decided first), then every receipt of ``stored``
+    (:func:`store_receipts`), numbered from 2."""
+    log = [(row.seq, row.event) for row in open_store(url, SIGNER).iter_raw()]
+    assert [seq for seq, _ in log] == list(range(1, len(log) + 1)), "a gap in the log"
+    assert [(seq, event) for seq, event in log if event in RECORD_EVENTS] == [(1, "policy")]
+    assert sorted(row["seq"] for row in stored.values()) == list(range(2, len(stored) + 2))
 
 
 def verify_chain(url: str) -> VerifyResult:

@@ -28,6 +28,7 @@ from .harness import (
     Launch,
     Outcome,
     Server,
+    check_sequence,
     cookieless,
     post_decisions,
     record,
@@ -110,7 +111,7 @@ def test_sigkill_mid_load_then_restart(store_url: str, launch: Launch) -> None:
     stored = store_receipts(store_url)
     assert len(stored) == figures["receipts"] + len(more)
     assert {o.receipt_id for o in more} <= set(stored)
-    assert sorted(r["seq"] for r in stored.values()) == list(range(1, len(stored) + 1))
+    check_sequence(store_url, stored)
     result = verify_chain(store_url)
     record(
         "fault: SIGKILL mid-load",

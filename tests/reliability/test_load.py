@@ -15,6 +15,7 @@ import pytest
 from .harness import (
     Launch,
     Outcome,
+    check_sequence,
     decision_for,
     post_decisions,
     record,
@@ -51,7 +52,7 @@ def check_recorded(url: str, outcomes: list[Outcome]) -> int:
             answered["signature"],
         )
         assert [c for c in outcome.set_cookies if c.startswith("consent=")], "no consent cookie"
-    assert sorted(row["seq"] for row in stored.values()) == list(range(1, len(stored) + 1))
+    check_sequence(url, stored)
     result = verify_chain(url)
     assert result.count == len(outcomes)
     return result.count

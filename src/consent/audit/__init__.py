@@ -9,8 +9,10 @@ incident markers with the findings each of them covers.
 One module per job: :mod:`.times` (time arguments), :mod:`.lines` (the export formats),
 :mod:`.export` (also as W3C DPV consent records), :mod:`.subject` (one visitor's receipts for an
 access request, with a signed statement), :mod:`.verify` (with :mod:`.chain`, :mod:`.heads` and
-:mod:`.findings`), :mod:`.incident`, :mod:`.purge`, and :mod:`.parallel` (a large log shared
-with a second process). The ``consent`` command's handlers live in :mod:`consent.cli.audit`.
+:mod:`.findings`), :mod:`.archive` (the policy archive's checks, and its lines in an export),
+:mod:`.revisions` (the revisions a store knows, for ``consent revisions``), :mod:`.incident`,
+:mod:`.purge`, and :mod:`.parallel` (a large log shared with a second process). The ``consent``
+command's handlers live in :mod:`consent.cli.audit` and :mod:`consent.cli.revisions`.
 """
 
 from __future__ import annotations

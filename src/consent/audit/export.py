@@ -14,6 +14,7 @@ from ..receipts import (
 from ..store import ReceiptStore
 from ..store.base import ReceiptRow
 from ..store.chain import RECORD_EVENTS
+from .archive import policy_lines, revisions_named
 from .fast import _Fast
 from .lines import CSV_COLUMNS, EVENTS, _csv_expected, _csv_safe, _export_blocks
 from .parallel import _export_parallel, _plan
@@ -30,6 +31,7 @@ def export(
     *,
     signer: ReceiptSigner | None = None,
     workers: int | None = None,
+    with_policies: bool = False,
 ) -> int:
     """Write the log to ``out``, oldest first, streaming; returns the number of receipts.
 
@@ -40,10 +42,14 @@ def export(
     that nothing is missing.
 
     ``workers``: how many processes may share the work on a large log (None: one per CPU,
-    at most two; the output is the same).
+    at most two; the output is the same). ``with_policies``: the export begins with the
+    archived texts of every policy revision its receipts name, each with its signed record
+    (:func:`consent.audit.archive.policy_lines`).
     """
     if fmt not in ("jsonl", "csv"):
         raise ValueError(f"unknown export format {fmt!r}: use jsonl or csv")
+    if with_policies and fmt != "jsonl":
+        raise ValueError("--with-policies needs the jsonl format")
     if event is not None and event not in EVENTS:
         raise ValueError(f"unknown event {event!r}: use one of {', '.join(EVENTS)}")
     start, end = _as_time(since), _as_time(until)
@@ -60,19 +66,32 @@ def export(
             writer.writerow([_csv_safe(fields[column]) for column in CSV_COLUMNS])
             count += 1
         return count
+    begin = out.tell() if _rewindable(out) else None  # where a restart goes back to
+    if with_policies:
+        wanted = revisions_named(store.iter_raw(start, end, event, max_seq=max_seq))
+        out.writelines(policy_lines(store, wanted))
     fast = _Fast(signer)
     write = out.write
-    plan = _plan(store, state, workers, every=2) if _rewindable(out) else None
-    if plan is not None:
+    plan = _plan(store, state, workers, every=2) if begin is not None else None
+    if plan is not None and begin is not None:
         # The worker makes every other chunk; this process writes them all, in order.
-        begin = out.tell()
         count = _export_parallel(store, out, fast, signer, plan, start, end, event)
         if store.chain_state().checkpoint != state.checkpoint:
             # A purge ran meanwhile, so the two processes may have read different logs:
             # start again from the same place, in one process.
             out.seek(begin)
             out.truncate()
-            return export(store, out, fmt, since, until, event, signer=signer, workers=1)
+            return export(
+                store,
+                out,
+                fmt,
+                since,
+                until,
+                event,
+                signer=signer,
+                workers=1,
+                with_policies=with_policies,
+            )
     else:
         for n, block in _export_blocks(store, fast, start, end, event, None, max_seq):
             write(block)

@@ -24,6 +24,7 @@ from ..store.chain import (
     ChainState,
     record_fields,
 )
+from .archive import EXPORT_KEY, check_file_policies, check_store
 from .chain import _Chain, _result
 from .fast import _Fast
 from .findings import Finding, VerifyResult
@@ -63,6 +64,8 @@ def verify_store(
     finding = _head_finding(head, chain, signer)
     if finding is not None:
         chain.note(finding)
+    for found in check_store(store, signer, state):  # the policy archive
+        chain.note(Finding(found.reason, found.seq, found.receipt_id, found.code))
     notes = []
     if expect_head is not None:
         checked = _expected_head(
@@ -295,6 +298,8 @@ def _verify_jsonl(
     fast = chain.fast
     seen_trailer = False
     subject_rows: list[tuple[int, str, str]] = []
+    policies: list[tuple[int, Any]] = []  # archived policies carried (--with-policies)
+    named: list[tuple[int, str, str | None]] = []  # and the revisions the receipts name
     for number, line in lines:
         if not line.strip():
             continue
@@ -309,12 +314,17 @@ def _verify_jsonl(
             continue
         if subject is not None and SUBJECT_KEY in data:
             continue  # the statement ending a subject export (checked below)
+        if EXPORT_KEY in data and len(data) == 1:
+            policies.append((number, data[EXPORT_KEY]))
+            continue
         row = _row_from(data)
         if isinstance(row, str):
             chain.note(Finding(f"line {number}: {row}", code="file"))
             continue
         if subject is not None:
             subject_rows.append((row.seq, row.hash, row.subject_id))
+        if policies and row.event not in RECORD_EVENTS:
+            named.append((row.seq, row.receipt_id, data.get("revision")))
         if line == fast.text(row):
             chain.add(row)  # exactly what export writes for it: its fields are the body's
             continue
@@ -335,6 +345,8 @@ def _verify_jsonl(
         chain.add(row, reported=reported, fields=fields)
     if trailer is not None and not seen_trailer:
         chain.note(Finding("the chain head line could not be read", code="file"))
+    for found in check_file_policies(policies, named, signer):
+        chain.note(Finding(found.reason, found.seq, found.receipt_id, found.code))
     notes = []
     if trailer is not None:
         finding = _head_finding(head, chain, signer)

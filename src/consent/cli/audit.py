@@ -54,12 +54,16 @@ def cmd_export(args: argparse.Namespace) -> int:
         until = parse_time(args.until) if args.until else None
         signer = _signer(required=False)
         store = open_store(args.store, signer)
+        if args.with_policies and args.format != "jsonl":
+            raise ValueError("--with-policies needs --format jsonl")
     except ValueError as exc:
         return _fail(str(exc))
     if args.subject is not None and args.format == "csv":
         return _fail("--subject writes JSON Lines (with its signed statement) or --format dpv")
     if args.subject is not None and (since is not None or until is not None or args.event):
         return _fail("--subject exports every receipt of the subject: no --since, --until, --event")
+    if args.with_policies and args.subject is not None:
+        return _fail("--with-policies goes with an export of the log, not with --subject")
 
     def write(out: TextIO) -> int:
         if args.format == "dpv":
@@ -75,7 +79,16 @@ def cmd_export(args: argparse.Namespace) -> int:
             return n
         if args.subject is not None:
             return export_subject(store, out, args.subject, signer=signer)
-        return export(store, out, args.format, since, until, args.event, signer=signer)
+        return export(
+            store,
+            out,
+            args.format,
+            since,
+            until,
+            args.event,
+            signer=signer,
+            with_policies=args.with_policies,
+        )
 
     try:
         if args.output:
@@ -276,6 +289,14 @@ def register(subparsers: Any) -> None:
         ),
     )
     p.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of stdout")
+    p.add_argument(
+        "--with-policies",
+        action="store_true",
+        help=(
+            "begin with the archived texts of every policy revision the exported receipts "
+            "name (jsonl; consent verify --file checks them)"
+        ),
+    )
     p.set_defaults(func=cmd_export)
 
     p = subparsers.add_parser(

@@ -17,6 +17,7 @@ from .audit import register as register_audit
 from .codes import EXIT_BROKEN_PIPE, EXIT_USAGE
 from .demo import register as register_demo
 from .policy import register as register_policy
+from .revisions import register as register_revisions
 
 __all__ = ["build_parser", "main"]
 
@@ -42,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_policy(sub)
     register_demo(sub)
     register_audit(sub)
+    register_revisions(sub)
     register_catalog(sub)
     register_scan(sub)
     return parser

@@ -37,6 +37,7 @@ from starlette.datastructures import Headers
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.types import Receive, Scope, Send
 
+from ..archive import Archiver
 from ..classify import Classifier
 from ..cookies import cookie_pairs
 from ..declaration import declaration_data, render_html
@@ -117,6 +118,7 @@ class ConsentEndpoints:
         self._store_spec = store
         self._store: ReceiptStore | None = None
         self._store_lock = anyio.Lock()
+        self._archiver = Archiver(policy)
         self.prefix = prefix
         self.trusted_origins = {o.rstrip("/").lower() for o in trusted_origins}
         self.classifier = classifier
@@ -498,6 +500,7 @@ class ConsentEndpoints:
         )
         try:
             store = await self.store()
+            await self._archiver.ensure(store)  # the policy's texts, before its first receipt
             stored = await store.append(receipt)
         except StoreUnavailable as exc:
             if exc.maybe_recorded:

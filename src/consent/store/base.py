@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BATCH_TURNS",
     "HISTORY_LIMIT",
+    "ArchivedPolicy",
     "ChainBroken",
     "GroupCommit",
     "PendingAppend",
@@ -239,7 +240,8 @@ class ReceiptStore(Protocol):
         *,
         max_seq: int | None = None,
     ) -> Iterator[StoredReceipt]:
-        """Like :meth:`iter_raw`, parsed (raises ValueError on a row that does not parse)."""
+        """Like :meth:`iter_raw`, the receipts only (no chain records), parsed (raises
+        ValueError on a row that does not parse)."""
         ...
 
     def iter_subject(self, subject_id: str) -> Iterator[ReceiptRow]:
@@ -255,7 +257,7 @@ class ReceiptStore(Protocol):
         ...
 
     def count(self) -> int:
-        """Number of receipts held (purged ones excluded)."""
+        """Number of receipts held (purged ones and chain records excluded)."""
         ...
 
     def purge(self, before: int) -> int:
@@ -264,6 +266,17 @@ class ReceiptStore(Protocol):
         Writes a signed checkpoint so the remaining log still verifies. Returns how many
         receipts were deleted.
         """
+        ...
+
+    async def archive_policy(self, entry: ArchivedPolicy) -> bool:
+        """Unless the store holds a text with ``entry``'s digest: in one write transaction,
+        append a signed ``policy`` record (revision, digest, and whether archiving begins
+        with it) after the end of the log, checked as an append is, and keep ``entry``.
+        Returns whether it was written (a text is written once, never changed)."""
+        ...
+
+    def iter_policies(self) -> Iterator[ArchivedPolicy]:
+        """Every archived policy text (none for a store created before the archive)."""
         ...
 
     def append_record(
@@ -405,8 +418,11 @@ class StoreBase:
         *,
         max_seq: int | None = None,
     ) -> Iterator[StoredReceipt]:
+        from .chain import RECORD_EVENTS
+
         for row in self.iter_raw(since, until, event, max_seq=max_seq):
-            yield row.to_stored()
+            if row.event not in RECORD_EVENTS:
+                yield row.to_stored()
 
     def iter_values(
         self,
@@ -515,3 +531,14 @@ def range_filter(
             clauses.append(condition + placeholder)
             params.append(value)
     return (f" WHERE {' AND '.join(clauses)}" if clauses else ""), params
+
+
+@dataclass(frozen=True)
+class ArchivedPolicy:
+    """One archived policy text (:mod:`consent.archive`): its SHA-256 ``digest`` (its
+    address), the ``revision`` it was shown under, when it was archived, and the text."""
+
+    digest: str
+    revision: str
+    timestamp: int
+    body: str

@@ -49,6 +49,7 @@ __all__ = [
     "INCIDENT_EVENT",
     "KEYED_EVENT",
     "MAX_COVERED_RUNS",
+    "POLICY_EVENT",
     "RECORD_EVENTS",
     "ChainState",
     "ChainWriter",
@@ -63,6 +64,7 @@ __all__ = [
     "link_all",
     "link_hash",
     "link_kind",
+    "policy_extension",
     "record_fields",
     "record_problem",
     "seal",
@@ -78,7 +80,10 @@ KEYED_EVENT = "chain-keyed"
 batch appended to a log of an earlier version)."""
 INCIDENT_EVENT = "incident"
 """Event of a signed incident marker (``consent incident``)."""
-RECORD_EVENTS = frozenset({KEYED_EVENT, INCIDENT_EVENT})
+POLICY_EVENT = "policy"
+"""Event of the signed record written with each policy text the store archives (its revision
+and digest; the first one also says that archiving began: :mod:`consent.archive`)."""
+RECORD_EVENTS = frozenset({KEYED_EVENT, INCIDENT_EVENT, POLICY_EVENT})
 """The events of chain records: rows of the log that are not receipts. Their ``subject_id`` is
 empty (a receipt's never is) and their body is signed with the record salt."""
 
@@ -471,10 +476,15 @@ class ChainWriter:
         self._reported: str | None = None
 
     def extend(
-        self, state: ChainState, newest: ReceiptRow | None, receipts: Sequence[Receipt]
+        self,
+        state: ChainState,
+        newest: ReceiptRow | None,
+        receipts: Sequence[Receipt],
+        records: Sequence[tuple[str, Mapping[str, Any]]] = (),
     ) -> Extension:
-        """Seal ``receipts`` after the end of the log; raises :class:`ChainBroken` when the
-        end of the log is not what its signed head records."""
+        """Seal ``records`` (``(event, fields)`` of chain records) and then ``receipts``
+        after the end of the log; raises :class:`ChainBroken` when the end of the log is not
+        what its signed head records."""
         signer = self._signer
         head = state.head
         keyed = True
@@ -507,6 +517,12 @@ class ChainWriter:
                 switch.seq,
                 switch.seq,
             )
+        for event, fields in records:
+            record = seal_record(event, fields, seq=last[0] + 1, prev_hash=last[1], signer=signer)
+            rows.append(row_values(record))
+            last = (record.seq, record.hash)
+        if not receipts:
+            return Extension(rows, [], ChainHead.make(last[0], last[1], signer))
         stored, new_head = link_all(receipts, signer, last)
         rows.extend(map(stored_values, stored))
         return Extension(rows, stored, new_head)
@@ -533,3 +549,19 @@ class ChainWriter:
             f"receipt chain damaged: {found}; recording has stopped until an incident is "
             "recorded (consent incident)"
         )
+
+
+def policy_extension(
+    signer: ReceiptSigner,
+    where: str,
+    state: ChainState,
+    newest: ReceiptRow | None,
+    *,
+    revision: str,
+    digest: str,
+    began: bool,
+) -> Extension:
+    """The signed ``policy`` record of an archived text (:mod:`consent.archive`) after the end
+    of the log, checked as an append is (raises :class:`ChainBroken`), and the head after it."""
+    fields = {"revision": revision, "digest": digest, "began": began}
+    return ChainWriter(signer, where).extend(state, newest, [], [(POLICY_EVENT, fields)])

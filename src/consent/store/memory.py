@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 
 from ..receipts import ChainHead, Receipt, ReceiptSigner, StoredReceipt
-from .base import HISTORY_LIMIT, ReceiptRow, StoreBase
-from .chain import ChainState, ChainWriter, Values, checkpoint_after
+from .base import HISTORY_LIMIT, ArchivedPolicy, ReceiptRow, StoreBase
+from .chain import ChainState, ChainWriter, Values, checkpoint_after, policy_extension
 
 __all__ = ["MemoryStore"]
 
@@ -24,6 +24,7 @@ class _Log:
         self.rows: list[ReceiptRow] = []
         self.ids: set[str] = set()
         self.state = ChainState()
+        self.policies: dict[str, ArchivedPolicy] = {}
 
 
 _NAMED: dict[str, _Log] = {}
@@ -61,6 +62,30 @@ class MemoryStore(StoreBase):
             self._add(extension.rows, extension.head)
             self._chain.written(extension)
         return extension.stored[0]
+
+    async def archive_policy(self, entry: ArchivedPolicy) -> bool:
+        signer = self._require_signer()
+        log = self._log
+        with log.lock:
+            if entry.digest in log.policies:
+                return False
+            extension = policy_extension(
+                signer,
+                self.url,
+                log.state,
+                log.rows[-1] if log.rows else None,
+                revision=entry.revision,
+                digest=entry.digest,
+                began=not log.policies,
+            )
+            self._add(extension.rows, extension.head)
+            log.policies[entry.digest] = entry
+        return True
+
+    def iter_policies(self) -> Iterator[ArchivedPolicy]:
+        with self._log.lock:
+            held = list(self._log.policies.values())
+        yield from held
 
     def _add(self, rows: list[Values], head: ChainHead) -> None:
         log = self._log
@@ -129,7 +154,7 @@ class MemoryStore(StoreBase):
 
     def count(self) -> int:
         with self._log.lock:
-            return len(self._log.rows)
+            return sum(1 for row in self._log.rows if row.subject_id)
 
     def purge(self, before: int) -> int:
         signer = self._require_signer()

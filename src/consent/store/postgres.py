@@ -35,6 +35,7 @@ from psycopg_pool import AsyncConnectionPool
 from ..receipts import ChainHead, Receipt, ReceiptSigner, StoredReceipt
 from .base import (
     HISTORY_LIMIT,
+    ArchivedPolicy,
     GroupCommit,
     PendingAppend,
     ReceiptRow,
@@ -51,6 +52,7 @@ from .chain import (
     Values,
     chain_state_from_row,
     checkpoint_after,
+    policy_extension,
 )
 
 __all__ = ["PostgresStore"]
@@ -96,6 +98,15 @@ _SCHEMA = (
         cp_signature    TEXT
     )
     """,
+    """
+    CREATE TABLE IF NOT EXISTS consent_policies (
+        digest      TEXT    PRIMARY KEY,
+        revision    TEXT    NOT NULL,
+        ts          BIGINT  NOT NULL,
+        body        TEXT    NOT NULL
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS consent_policies_revision ON consent_policies (revision)",
 )
 
 _COLUMNS = "seq, receipt_id, subject_id, ts, event, body, kid, signature, prev_hash, hash"
@@ -316,6 +327,7 @@ class PostgresStore(GroupCommit, StoreBase):
             cur = await conn.execute(
                 "SELECT to_regclass('consent_receipts') IS NOT NULL"
                 " AND to_regclass('consent_chain') IS NOT NULL"
+                " AND to_regclass('consent_policies') IS NOT NULL"
             )
             found = await cur.fetchone()
             if not (found and found[0]):
@@ -464,6 +476,40 @@ class PostgresStore(GroupCommit, StoreBase):
             if not entry.result.done():
                 entry.result.set_result(stored)
 
+    async def archive_policy(self, entry: ArchivedPolicy) -> bool:
+        signer = self._require_signer()
+
+        async def write(conn: psycopg.AsyncConnection[Any]) -> bool:
+            async with conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock(%s)", (CHAIN_LOCK,))
+                held = await conn.execute(
+                    "SELECT 1 FROM consent_policies WHERE digest = %s", (entry.digest,)
+                )
+                if await held.fetchone() is not None:
+                    return False
+                any_held = await conn.execute("SELECT 1 FROM consent_policies LIMIT 1")
+                began = await any_held.fetchone() is None
+                found = await (await conn.execute(_SELECT_POSITION)).fetchone()
+                assert found is not None
+                extension = policy_extension(
+                    signer,
+                    redact_url(self.url),
+                    *_position(found),
+                    revision=entry.revision,
+                    digest=entry.digest,
+                    began=began,
+                )
+                await _insert(conn, extension.rows, extension.head)
+                await conn.execute(
+                    "INSERT INTO consent_policies (digest, revision, ts, body)"
+                    " VALUES (%s, %s, %s, %s)",
+                    (entry.digest, entry.revision, entry.timestamp, entry.body),
+                )
+            return True
+
+        written: bool = await self._with_conn(write)
+        return written
+
     async def _select_one(self, sql: str, params: tuple[Any, ...]) -> StoredReceipt | None:
         async def read(conn: psycopg.AsyncConnection[Any]) -> ReceiptRow | None:
             found = await (await conn.execute(sql, params)).fetchone()  # autocommit
@@ -554,8 +600,19 @@ class PostgresStore(GroupCommit, StoreBase):
 
     def count(self) -> int:
         with self._sync_conn() as conn:
-            found = conn.execute("SELECT COUNT(*) FROM consent_receipts").fetchone()
+            found = conn.execute(
+                "SELECT COUNT(*) FROM consent_receipts WHERE subject_id <> ''"
+            ).fetchone()
             return 0 if found is None else int(found[0])
+
+    def iter_policies(self) -> Iterator[ArchivedPolicy]:
+        with self._sync_conn() as conn:
+            held = conn.execute("SELECT to_regclass('consent_policies') IS NOT NULL").fetchone()
+            if not (held and held[0]):
+                return  # created before the archive, and not opened by a site since
+            found = conn.execute("SELECT digest, revision, ts, body FROM consent_policies")
+            for digest, revision, ts, body in found.fetchall():
+                yield ArchivedPolicy(str(digest), str(revision), int(ts), str(body))
 
     def purge(self, before: int) -> int:
         signer = self._require_signer()

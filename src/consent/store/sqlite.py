@@ -39,6 +39,7 @@ from ..receipts import ChainHead, Receipt, ReceiptSigner, StoredReceipt
 from .base import (
     HISTORY_LIMIT,
     VALUES_BATCH,
+    ArchivedPolicy,
     GroupCommit,
     PendingAppend,
     ReceiptRow,
@@ -55,6 +56,7 @@ from .chain import (
     Extension,
     chain_state_from_row,
     checkpoint_after,
+    policy_extension,
 )
 
 __all__ = ["SQLiteStore", "path_from_url"]
@@ -63,7 +65,8 @@ logger = logging.getLogger("consent.store")
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""1: receipts and the chain row; 2: the policy archive (``consent_policies``)."""
 
 _SCHEMA = (
     """
@@ -98,6 +101,15 @@ _SCHEMA = (
         cp_signature    TEXT
     )
     """,
+    """
+    CREATE TABLE IF NOT EXISTS consent_policies (
+        digest      TEXT    PRIMARY KEY,
+        revision    TEXT    NOT NULL,
+        ts          INTEGER NOT NULL,
+        body        TEXT    NOT NULL
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS consent_policies_revision ON consent_policies (revision)",
 )
 
 _COLUMNS = "seq, receipt_id, subject_id, ts, event, body, kid, signature, prev_hash, hash"
@@ -208,6 +220,31 @@ def _write_transaction(conn: sqlite3.Connection) -> Iterator[None]:
         with contextlib.suppress(sqlite3.Error):
             conn.execute("ROLLBACK")
         raise
+
+
+def _archive(
+    entry: ArchivedPolicy, signer: ReceiptSigner, where: str, conn: sqlite3.Connection
+) -> bool:
+    """Keep ``entry`` with its signed record, unless a text of its digest is held."""
+    with _write_transaction(conn):
+        held = conn.execute("SELECT 1 FROM consent_policies WHERE digest = ?", (entry.digest,))
+        if held.fetchone() is not None:
+            return False
+        began = conn.execute("SELECT 1 FROM consent_policies LIMIT 1").fetchone() is None
+        extension = policy_extension(
+            signer,
+            where,
+            *_position(conn),
+            revision=entry.revision,
+            digest=entry.digest,
+            began=began,
+        )
+        _insert(conn, extension.rows, extension.head)
+        conn.execute(
+            "INSERT INTO consent_policies (digest, revision, ts, body) VALUES (?, ?, ?, ?)",
+            (entry.digest, entry.revision, entry.timestamp, entry.body),
+        )
+    return True
 
 
 def _can_defer_sync(conn: sqlite3.Connection) -> bool:
@@ -534,6 +571,10 @@ class SQLiteStore(GroupCommit, StoreBase):
         for entry, result in zip(batch, extension.stored, strict=True):
             entry.stored = result
 
+    async def archive_policy(self, entry: ArchivedPolicy) -> bool:
+        signer = self._require_signer()
+        return await self._run(functools.partial(_archive, entry, signer, self.path))
+
     async def latest_for_subject(self, subject_id: str) -> StoredReceipt | None:
         def read(conn: sqlite3.Connection) -> ReceiptRow | None:
             found = conn.execute(
@@ -605,8 +646,21 @@ class SQLiteStore(GroupCommit, StoreBase):
 
     def count(self) -> int:
         with self._sync_conn() as conn:
-            (n,) = conn.execute("SELECT COUNT(*) FROM consent_receipts").fetchone()
+            (n,) = conn.execute(
+                "SELECT COUNT(*) FROM consent_receipts WHERE subject_id <> ''"
+            ).fetchone()
             return int(n)
+
+    def iter_policies(self) -> Iterator[ArchivedPolicy]:
+        with self._sync_conn() as conn:
+            held = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'consent_policies'"
+            ).fetchone()
+            if held is None and _schema_version(conn) < 2:
+                return  # created before the archive, and not opened by a site since
+            found = conn.execute("SELECT digest, revision, ts, body FROM consent_policies")
+            for digest, revision, ts, body in found.fetchall():
+                yield ArchivedPolicy(str(digest), str(revision), int(ts), str(body))
 
     def purge(self, before: int) -> int:
         signer = self._require_signer()
