@@ -365,3 +365,22 @@ def test_a_cookie_of_the_earlier_format_still_counts_until_the_next_decision(
     new = response.cookies["consent"]
     assert payload_of(new)[0] == 2
     assert seen(client, new)["granted"] == ["analytics", "marketing"]
+
+
+def test_the_signer_signs_as_itsdangerous_does_with_its_own_key_derivation() -> None:
+    """The keys are derived once; a Signer deriving them itself, as documented (the last key
+    of its list signing), writes the same cookies, and a cookie it signs with the retired key
+    is read."""
+
+    def plain(keys: list[str]) -> Signer:
+        return Signer(
+            keys, salt="asgi-consent.cookie.2", key_derivation="hmac", digest_method=hashlib.sha256
+        )
+
+    cookie = ConsentCookie([KEY, OLD_KEY], POLICY)
+    value = new_cookie(cookie, {"analytics"})
+    payload = value.rsplit(".", 1)[0]
+    assert plain([OLD_KEY, KEY]).sign(payload).decode() == value
+    retired = plain([OLD_KEY]).sign(payload).decode()
+    assert retired != value
+    assert cookie.loads(retired)[0].granted == {"analytics"}

@@ -238,8 +238,16 @@ class ConsentCookie:
         # itsdangerous signs with the *last* key of a list and tries them all, newest first;
         # here the first key signs.
         newest_last = list(reversed(keys))
-        self._signer = Signer(
+        # Each key as the signer derives it from the salt, derived here once: given those
+        # keys, a signer with no derivation of its own signs and verifies the same, without
+        # another HMAC per cookie.
+        deriving = Signer(
             newest_last, salt=_SALT, key_derivation="hmac", digest_method=hashlib.sha256
+        )
+        self._signer = Signer(
+            [deriving.derive_key(key) for key in newest_last],
+            key_derivation="none",
+            digest_method=hashlib.sha256,
         )
         self._old = URLSafeTimedSerializer(
             newest_last,
