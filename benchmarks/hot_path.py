@@ -4,6 +4,7 @@
     python benchmarks/hot_path.py --profile          # where the middleware's time goes
     python benchmarks/hot_path.py --profile --visitors 20000  # ... with 20,000 taking turns
     python benchmarks/hot_path.py --instructions     # instructions per request (valgrind)
+    python benchmarks/hot_path.py --instructions --visitors 20000  # ... 20,000 taking turns
     python benchmarks/hot_path.py --context          # the middleware alone and in a request
     python benchmarks/hot_path.py --bytecodes        # bytecodes per request, per function
     python benchmarks/hot_path.py --visitors 1,1000,5000,20000   # many visitors taking turns
@@ -561,20 +562,38 @@ def profile(requests: int, visitors: int = 0) -> None:
 # ------------------------------------------------------------ part 3: instruction counts
 
 
-def _count_run(variant: str, requests: int) -> None:
-    """Body of one counted process: 50 warm-up requests, then ``requests`` more."""
+def _count_run(variant: str, requests: int, visitors: int = 0) -> None:
+    """Body of one counted process: 50 warm-up requests, then ``requests`` more; with
+    ``visitors``, each of them seen once first, then ``requests`` more taking turns."""
     app = build(variant)
-    scope = make_scope(header_for(variant))
+    if not visitors:
+        scope = make_scope(header_for(variant))
 
-    async def run() -> None:
-        await _batch(app, scope, 50)
-        if requests:
-            await _batch(app, scope, requests)
+        async def run() -> None:
+            await _batch(app, scope, 50)
+            if requests:
+                await _batch(app, scope, requests)
 
-    asyncio.run(run())
+        asyncio.run(run())
+        return
+    headers = visitor_headers(visitors, is_before(variant))
+    base = make_scope(headers[0])
+
+    async def turns(start: int, n: int) -> None:
+        for i in range(start, start + n):
+            scope = dict(base)
+            cookie = bytes(bytearray(headers[i % visitors]))
+            scope["headers"] = [*base["headers"][:-1], (b"cookie", cookie)]
+            await app(scope, _receive, _drop)
+
+    async def visits() -> None:
+        await turns(0, visitors)
+        await turns(visitors, requests)
+
+    asyncio.run(visits())
 
 
-def _instructions(variant: str, requests: int) -> int:
+def _instructions(variant: str, requests: int, visitors: int = 0) -> int:
     """Instructions executed by a process serving ``requests`` requests (callgrind)."""
     command = [
         "valgrind",
@@ -586,6 +605,8 @@ def _instructions(variant: str, requests: int) -> int:
         variant,
         "--requests",
         str(requests),
+        "--count-visitors",
+        str(visitors),
         *before_args(),
     ]
     # A fixed hash seed: with a random one the count moves by about 1,000 per request from
@@ -598,24 +619,32 @@ def _instructions(variant: str, requests: int) -> int:
     return int(found.group(1))
 
 
-def instructions(requests: int) -> None:
+def instructions(requests: int, visitors: int = 0) -> None:
     """Instructions per request of each variant: a steady measure on a noisy machine.
 
     Each variant runs twice under ``valgrind --tool=callgrind``, with 0 and with ``requests``
     requests after the same start-up; the difference divided by ``requests`` is the cost of one
     request. Instructions are not time (memory stalls and branch misses are not counted), so
-    this complements the timings rather than replacing them.
+    this complements the timings rather than replacing them. With ``visitors``, the start-up
+    includes one request from each of that many visitors, and the requests counted take turns
+    among them.
     """
     from concurrent.futures import ThreadPoolExecutor
 
     if shutil.which("valgrind") is None:
         print("## Instructions per request: skipped (valgrind not installed)")
         return
-    print(f"## Instructions per request (callgrind, {requests} requests after the same start-up)")
-    jobs = [(v, n) for v in VARIANTS for n in (0, requests)]
+    who = f", {visitors:,} visitors taking turns" if visitors else ""
+    print(
+        f"## Instructions per request (callgrind, {requests} requests after the same start-up{who})"
+    )
+    variants = [v for v in VARIANTS if not (visitors and "noinject" in v)]
+    jobs = [(v, n) for v in variants for n in (0, requests)]
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        counts = dict(zip(jobs, pool.map(lambda job: _instructions(*job), jobs), strict=True))
-    per = {v: (counts[(v, requests)] - counts[(v, 0)]) / requests for v in VARIANTS}
+        counts = dict(
+            zip(jobs, pool.map(lambda job: _instructions(*job, visitors), jobs), strict=True)
+        )
+    per = {v: (counts[(v, requests)] - counts[(v, 0)]) / requests for v in variants}
     bare, session = per["bare"], per["session"] - per["bare"]
     rows = [
         (
@@ -625,7 +654,7 @@ def instructions(requests: int) -> None:
             "-" if v == "bare" else f"{per[v] - bare:,.0f}",
             "-" if v in ("bare", "session") else f"{(per[v] - bare) / session:.2f}",
         )
-        for v in VARIANTS
+        for v in variants
     ]
     print(
         table(
@@ -931,6 +960,7 @@ def main() -> None:
         help="time the direct calls by this process's CPU time instead of wall time",
     )
     parser.add_argument("--count-run", help=argparse.SUPPRESS)
+    parser.add_argument("--count-visitors", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=8000, help=argparse.SUPPRESS)
     parser.add_argument("--http", default="auto", help="uvicorn --http (auto, h11, httptools)")
@@ -948,7 +978,7 @@ def main() -> None:
         serve(args.serve, args.port, args.http, args.loop)
         return
     if args.count_run:
-        _count_run(args.count_run, args.requests)
+        _count_run(args.count_run, args.requests, args.count_visitors)
         return
     if args.profile:
         profile(args.requests * 5, int(args.visitors or 0))
@@ -958,7 +988,7 @@ def main() -> None:
         return
     if args.instructions:
         print(f"machine: {machine()}; load average before: {load()}")
-        instructions(100 if args.quick else 1000)
+        instructions(100 if args.quick else 1000, int(args.visitors or 0))
         return
     if args.quick:
         args.rounds, args.requests, args.server_rounds, args.seconds = 3, 300, 1, 1
