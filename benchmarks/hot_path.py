@@ -2,11 +2,14 @@
 
     python benchmarks/hot_path.py [--quick] [--rounds N] [--requests N] [--no-server|--no-direct]
     python benchmarks/hot_path.py --profile          # where the middleware's time goes
+    python benchmarks/hot_path.py --profile --visitors 20000  # ... with 20,000 taking turns
     python benchmarks/hot_path.py --instructions     # instructions per request (valgrind)
+    python benchmarks/hot_path.py --instructions --visitors 20000  # ... 20,000 taking turns
     python benchmarks/hot_path.py --context          # the middleware alone and in a request
     python benchmarks/hot_path.py --bytecodes        # bytecodes per request, per function
     python benchmarks/hot_path.py --visitors 1,1000,5000,20000   # many visitors taking turns
     python benchmarks/hot_path.py --visitors 1,1000 --changing  # ... whose _ga cookie changes
+    python benchmarks/hot_path.py --before /tmp/before/src ...  # + that tree's middleware, interleaved
 
 The page: a Starlette route returning a small HTML page (about 1.6 KB, with a gated analytics
 script) and setting three cookies: ``sessionid`` (necessary, HttpOnly), ``stats_vid``
@@ -32,6 +35,14 @@ replays the page's messages, the same after running the Starlette page with its 
 and the Starlette page itself. What the middleware adds to each shows how much of its cost comes
 from running after the application's own work (cold caches) rather than from its own work.
 
+``--cpu-time`` times the direct calls by the process's CPU time rather than the wall clock, for
+a machine that other jobs keep busy.
+
+``--before SRC`` loads another tree's ``consent`` package (``SRC`` holds ``consent/``, or
+``src/consent/``) under the name ``consent_before`` and adds its middleware as the variants
+``consent-before`` (and ``consent-noinject-before``), interleaved with the others in the same
+rounds; its visitors carry consent cookies that tree wrote.
+
 Not a test: the numbers depend on the machine. Compare ratios, which are taken within a round.
 """
 
@@ -52,6 +63,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from _common import (
@@ -109,28 +121,82 @@ def bare_app() -> Starlette:
     return Starlette(routes=[Route("/", page_view)])
 
 
-def consent_cookie_value() -> str:
-    """A valid consent cookie granting analytics, as the endpoints would have issued it."""
-    cookie = ConsentCookie([SECRET], load_policy(POLICY))
+# What the timings read: wall time, or with --cpu-time this process's CPU time (steadier on a
+# machine other jobs keep busy: time spent waiting for a core is not counted).
+CLOCK: Callable[[], float] = time.perf_counter
+
+# The tree given with --before: its consent package, loaded as ``consent_before``.
+BEFORE: ModuleType | None = None
+
+
+def load_before(src: str) -> ModuleType:
+    """Import the ``consent`` package of another tree under the name ``consent_before`` (its
+    modules import each other relatively, so they all load from that tree)."""
+    root = Path(src)
+    if not (root / "consent").is_dir() and (root / "src" / "consent").is_dir():
+        root = root / "src"
+    spec = importlib.util.spec_from_file_location(
+        "consent_before",
+        root / "consent" / "__init__.py",
+        submodule_search_locations=[str(root / "consent")],
+    )
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"--before {src}: no consent package there")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["consent_before"] = module
+    spec.loader.exec_module(module)
+    for name in ("middleware", "state", "policy"):
+        importlib.import_module(f"consent_before.{name}")
+    return module
+
+
+def is_before(variant: str) -> bool:
+    return variant.endswith("-before")
+
+
+def new_decision(visitor: int | None = None, before: bool = False) -> str:
+    """A valid consent cookie granting analytics, as the endpoints would have issued it (by
+    the --before tree's code with ``before``)."""
+    cookie = _cookies.get(before)
+    if cookie is None:
+        if before:
+            assert BEFORE is not None
+            policy = BEFORE.policy.load_policy(POLICY)
+            cookie = _cookies[before] = BEFORE.state.ConsentCookie([SECRET], policy)
+        else:
+            cookie = _cookies[before] = ConsentCookie([SECRET], load_policy(POLICY))
     state = cookie.decision(
         {"analytics"}, receipt_id=str(uuid.uuid4()), subject_id=uuid.uuid4().hex
     )
-    return cookie.dumps(state)
+    value: str = cookie.dumps(state)
+    return value
 
 
-def session_cookie_value() -> str:
-    """A valid Starlette session cookie (what ``SessionMiddleware`` itself would set)."""
-    data = base64.b64encode(json.dumps({"cart": [3, 7], "lang": "en"}).encode())
-    return TimestampSigner(SECRET).sign(data).decode()
+_cookies: dict[bool, Any] = {}
+
+
+def consent_cookie_value() -> str:
+    """A valid consent cookie granting analytics, as the endpoints would have issued it."""
+    return new_decision()
+
+
+def session_cookie_value(visitor: int | None = None) -> str:
+    """A valid Starlette session cookie (what ``SessionMiddleware`` itself would set); each
+    ``visitor`` number has its own."""
+    data: dict[str, Any] = {"cart": [3, 7], "lang": "en"}
+    if visitor is not None:
+        data["visitor"] = visitor
+    encoded = base64.b64encode(json.dumps(data).encode())
+    return TimestampSigner(SECRET).sign(encoded).decode()
 
 
 def cookie_header(consent: str | None = None, visitor: int | None = None) -> bytes:
     """The request's eight cookies; ``visitor`` numbers make the ids of one visitor among
-    many (with ``consent``, that visitor's own consent cookie)."""
+    many (with ``consent``, that visitor's own consent cookie; and their own session)."""
     n = "" if visitor is None else f"{visitor:08d}"
     pairs = [
         ("consent", consent or consent_cookie_value()),
-        ("session", session_cookie_value()),
+        ("session", session_cookie_value(visitor)),
         ("sessionid", "k3v9q2m8x7w1a5b6c7d8e9f0"[: 24 - len(n)] + n),
         ("csrftoken", "Xq3Jd8fK2LmN5pQr7StUv9WxYz0Ab1Cd2Ef3Gh4Ij5Kl6Mn"[: 46 - len(n)] + n),
         ("stats_vid", "v.8f14e45fceea167a5a36dedd4bea2543"[: 34 - len(n)] + n),
@@ -153,8 +219,31 @@ VARIANTS: dict[str, Callable[[ASGIApp], ASGIApp]] = {
 }
 
 
+def add_before_variants() -> None:
+    assert BEFORE is not None
+    middleware = BEFORE.middleware.ConsentMiddleware
+    VARIANTS["consent-before"] = lambda app: middleware(
+        app, policy=POLICY, secret_key=SECRET, store="memory://"
+    )
+    VARIANTS["consent-noinject-before"] = lambda app: middleware(
+        app, policy=POLICY, secret_key=SECRET, store="memory://", inject_banner=False
+    )
+
+
 def build(variant: str) -> ASGIApp:
     return VARIANTS[variant](bare_app())
+
+
+_HEADERS: dict[bool, bytes] = {}
+
+
+def header_for(variant: str) -> bytes:
+    """The one visitor's Cookie header, with a consent cookie the variant's code wrote."""
+    before = is_before(variant)
+    found = _HEADERS.get(before)
+    if found is None:
+        found = _HEADERS[before] = cookie_header(new_decision(before=before))
+    return found
 
 
 # ---------------------------------------------------------------------- part 1: direct ASGI
@@ -210,18 +299,18 @@ async def _drop(message: Message) -> None:
 async def _batch(app: ASGIApp, scope: dict[str, Any], n: int) -> float:
     """Seconds per request over ``n`` sequential requests."""
     receive, send = _receive, _drop
-    started = time.perf_counter()
+    started = CLOCK()
     for _ in range(n):
         await app(dict(scope), receive, send)
-    return (time.perf_counter() - started) / n
+    return (CLOCK() - started) / n
 
 
-def check(apps: dict[str, ASGIApp], scope: dict[str, Any]) -> list[str]:
+def check(apps: dict[str, ASGIApp], scopes: dict[str, dict[str, Any]]) -> list[str]:
     """Make sure every variant does what it claims before timing it."""
     notes = []
     for name, app in apps.items():
         rec = Recorder()
-        asyncio.run(app(dict(scope), _receive, rec))
+        asyncio.run(app(dict(scopes[name]), _receive, rec))
         assert rec.start is not None, name
         assert rec.start["status"] == 200, name
         cookies = [v for k, v in rec.start["headers"] if k.lower() == b"set-cookie"]
@@ -233,10 +322,6 @@ def check(apps: dict[str, ASGIApp], scope: dict[str, Any]) -> list[str]:
             assert (b'<script data-consent="analytics" src="/static/stats.js">' in rec.body) == (
                 name == "consent"
             ), name
-            middleware = app
-            assert isinstance(middleware, ConsentMiddleware)
-            cache = middleware.cookie._cache
-            notes.append(f"{name}: consent cookie verified once, cache holds {len(cache)} entry")
         else:
             assert names == ["px_uid", "sessionid", "stats_vid"], (name, names)
         notes.append(
@@ -248,19 +333,19 @@ def check(apps: dict[str, ASGIApp], scope: dict[str, Any]) -> list[str]:
 
 def direct(rounds: int, requests: int, variants: list[str]) -> dict[str, list[float]]:
     """µs/request per variant per round, variants interleaved (order rotated each round)."""
-    scope = make_scope(cookie_header())
+    scopes = {name: make_scope(header_for(name)) for name in variants}
     apps = {name: build(name) for name in variants}
-    for note in check(apps, scope):
+    for note in check(apps, scopes):
         print("  check:", note)
     results: dict[str, list[float]] = {name: [] for name in variants}
 
     async def run() -> None:
-        for app in apps.values():  # warm-up: caches, lazy middleware stacks
-            await _batch(app, scope, max(50, requests // 10))
+        for name, app in apps.items():  # warm-up: caches, lazy middleware stacks
+            await _batch(app, scopes[name], max(50, requests // 10))
         for r in range(rounds):
             order = variants[r % len(variants) :] + variants[: r % len(variants)]
             for name in order:
-                results[name].append(await _batch(apps[name], scope, requests) * 1e6)
+                results[name].append(await _batch(apps[name], scopes[name], requests) * 1e6)
 
     asyncio.run(run())
     return results
@@ -300,6 +385,14 @@ def report_direct(results: dict[str, list[float]]) -> None:
 
 
 # ---------------------------------------------------------------------- part 2: uvicorn + wrk
+
+
+def before_args() -> list[str]:
+    """The --before argument again, for the processes this script starts."""
+    return [] if BEFORE is None else ["--before", BEFORE_SRC]
+
+
+BEFORE_SRC = ""
 
 
 def serve(variant: str, port: int, http: str, loop: str) -> None:
@@ -359,7 +452,6 @@ def server_rounds(
     rounds: int, seconds: int, variants: list[str], http: str, loop: str
 ) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
     """(requests/s, server CPU µs per request), per variant per round."""
-    cookies = cookie_header()
     results: dict[str, list[float]] = {name: [] for name in variants}
     cpu: dict[str, list[float]] = {name: [] for name in variants}
     for r in range(rounds):
@@ -378,8 +470,10 @@ def server_rounds(
                     http,
                     "--loop",
                     loop,
+                    *before_args(),
                 ]
             )
+            cookies = header_for(name)
             try:
                 wait_for_port(port, proc)
                 wrk(port, 1, cookies)  # warm-up, discarded
@@ -426,13 +520,26 @@ def report_server(results: dict[str, list[float]], cpu: dict[str, list[float]]) 
 # ---------------------------------------------------------------------- profile
 
 
-def profile(requests: int) -> None:
+def profile(requests: int, visitors: int = 0) -> None:
+    """Where the middleware's time goes: one visitor again and again, or with ``visitors``
+    each request from the next of that many visitors (after each was seen once)."""
     scope = make_scope(cookie_header())
     app = build("consent")
+    headers = visitor_headers(visitors) if visitors else [scope["headers"][-1][1]]
+
+    async def batch(n: int) -> None:
+        scopes = []
+        for i in range(n):
+            fresh = dict(scope)
+            cookie = bytes(bytearray(headers[i % len(headers)]))
+            fresh["headers"] = [*scope["headers"][:-1], (b"cookie", cookie)]
+            scopes.append(fresh)
+        for fresh in scopes:
+            await app(fresh, _receive, _drop)
 
     async def run() -> None:
-        await _batch(app, scope, 200)
-        await _batch(app, scope, requests)
+        await batch(max(200, visitors))
+        await batch(requests)
 
     if importlib.util.find_spec("pyinstrument") is not None:
         from pyinstrument import Profiler
@@ -447,26 +554,46 @@ def profile(requests: int) -> None:
 
         with cProfile.Profile() as prof:
             asyncio.run(run())
-        pstats.Stats(prof).sort_stats("cumulative").print_stats(40)
+        stats = pstats.Stats(prof)
+        stats.sort_stats("cumulative").print_stats(40)
+        stats.sort_stats("tottime").print_stats(30)
 
 
 # ------------------------------------------------------------ part 3: instruction counts
 
 
-def _count_run(variant: str, requests: int) -> None:
-    """Body of one counted process: 50 warm-up requests, then ``requests`` more."""
+def _count_run(variant: str, requests: int, visitors: int = 0) -> None:
+    """Body of one counted process: 50 warm-up requests, then ``requests`` more; with
+    ``visitors``, each of them seen once first, then ``requests`` more taking turns."""
     app = build(variant)
-    scope = make_scope(cookie_header())
+    if not visitors:
+        scope = make_scope(header_for(variant))
 
-    async def run() -> None:
-        await _batch(app, scope, 50)
-        if requests:
-            await _batch(app, scope, requests)
+        async def run() -> None:
+            await _batch(app, scope, 50)
+            if requests:
+                await _batch(app, scope, requests)
 
-    asyncio.run(run())
+        asyncio.run(run())
+        return
+    headers = visitor_headers(visitors, is_before(variant))
+    base = make_scope(headers[0])
+
+    async def turns(start: int, n: int) -> None:
+        for i in range(start, start + n):
+            scope = dict(base)
+            cookie = bytes(bytearray(headers[i % visitors]))
+            scope["headers"] = [*base["headers"][:-1], (b"cookie", cookie)]
+            await app(scope, _receive, _drop)
+
+    async def visits() -> None:
+        await turns(0, visitors)
+        await turns(visitors, requests)
+
+    asyncio.run(visits())
 
 
-def _instructions(variant: str, requests: int) -> int:
+def _instructions(variant: str, requests: int, visitors: int = 0) -> int:
     """Instructions executed by a process serving ``requests`` requests (callgrind)."""
     command = [
         "valgrind",
@@ -478,6 +605,9 @@ def _instructions(variant: str, requests: int) -> int:
         variant,
         "--requests",
         str(requests),
+        "--count-visitors",
+        str(visitors),
+        *before_args(),
     ]
     # A fixed hash seed: with a random one the count moves by about 1,000 per request from
     # one process to the next (dict and set layouts differ).
@@ -489,24 +619,32 @@ def _instructions(variant: str, requests: int) -> int:
     return int(found.group(1))
 
 
-def instructions(requests: int) -> None:
+def instructions(requests: int, visitors: int = 0) -> None:
     """Instructions per request of each variant: a steady measure on a noisy machine.
 
     Each variant runs twice under ``valgrind --tool=callgrind``, with 0 and with ``requests``
     requests after the same start-up; the difference divided by ``requests`` is the cost of one
     request. Instructions are not time (memory stalls and branch misses are not counted), so
-    this complements the timings rather than replacing them.
+    this complements the timings rather than replacing them. With ``visitors``, the start-up
+    includes one request from each of that many visitors, and the requests counted take turns
+    among them.
     """
     from concurrent.futures import ThreadPoolExecutor
 
     if shutil.which("valgrind") is None:
         print("## Instructions per request: skipped (valgrind not installed)")
         return
-    print(f"## Instructions per request (callgrind, {requests} requests after the same start-up)")
-    jobs = [(v, n) for v in VARIANTS for n in (0, requests)]
+    who = f", {visitors:,} visitors taking turns" if visitors else ""
+    print(
+        f"## Instructions per request (callgrind, {requests} requests after the same start-up{who})"
+    )
+    variants = [v for v in VARIANTS if not (visitors and "noinject" in v)]
+    jobs = [(v, n) for v in variants for n in (0, requests)]
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        counts = dict(zip(jobs, pool.map(lambda job: _instructions(*job), jobs), strict=True))
-    per = {v: (counts[(v, requests)] - counts[(v, 0)]) / requests for v in VARIANTS}
+        counts = dict(
+            zip(jobs, pool.map(lambda job: _instructions(*job, visitors), jobs), strict=True)
+        )
+    per = {v: (counts[(v, requests)] - counts[(v, 0)]) / requests for v in variants}
     bare, session = per["bare"], per["session"] - per["bare"]
     rows = [
         (
@@ -516,7 +654,7 @@ def instructions(requests: int) -> None:
             "-" if v == "bare" else f"{per[v] - bare:,.0f}",
             "-" if v in ("bare", "session") else f"{(per[v] - bare) / session:.2f}",
         )
-        for v in VARIANTS
+        for v in variants
     ]
     print(
         table(
@@ -529,17 +667,11 @@ def instructions(requests: int) -> None:
 # ------------------------------------------------------------ part 6: many visitors
 
 
-def visitor_headers(count: int) -> list[bytes]:
+def visitor_headers(count: int, before: bool = False) -> list[bytes]:
     """The Cookie headers of ``count`` returning visitors: each has its own consent cookie
-    (granting analytics, like the single visitor's) and its own ids."""
-    cookie = ConsentCookie([SECRET], load_policy(POLICY))
-    out = []
-    for i in range(count):
-        state = cookie.decision(
-            {"analytics"}, receipt_id=str(uuid.uuid4()), subject_id=uuid.uuid4().hex
-        )
-        out.append(cookie_header(cookie.dumps(state), i))
-    return out
+    (granting analytics, like the single visitor's; written by the --before tree's code with
+    ``before``), its own signed session cookie and its own ids."""
+    return [cookie_header(new_decision(i, before), i) for i in range(count)]
 
 
 _GA = b"GA1.1.1234567890.1732540000"
@@ -550,84 +682,77 @@ def many_visitors(counts: list[int], rounds: int, requests: int, changing: bool 
 
     The single-visitor benchmark sends one Cookie header again and again, so every lookup the
     middleware caches hits. Here each request comes from the next of ``count`` visitors, as
-    fresh bytes (a server builds new header bytes for every request). The middleware keeps
-    the last 1,024 Cookie headers it parsed and the last 8,192 consent cookies it verified:
-    beyond those, a returning visitor's header is parsed again and, beyond 8,192, the cookie
-    verified again. With ``changing``, each visitor's ``_ga`` cookie counts its page views,
-    as client-side analytics cookies do, so no header is ever sent twice.
+    fresh bytes (a server builds new header bytes for every request), each with its own
+    signed session cookie for ``SessionMiddleware`` and its own consent cookie. Beyond what
+    the middleware keeps (the Cookie headers it parsed, the consent cookies it verified), a
+    returning visitor's header is parsed again and the cookie verified again. With
+    ``changing``, each visitor's ``_ga`` cookie counts its page views, as client-side
+    analytics cookies do, so no header is ever sent twice.
     """
-    headers = visitor_headers(max(counts))
-    base = make_scope(headers[0])
-    names = ["bare", "session", "consent"]
+    names = ["bare", "session", "consent"] + (["consent-before"] if BEFORE is not None else [])
+    headers = {False: visitor_headers(max(counts))}
+    if BEFORE is not None:
+        headers[True] = visitor_headers(max(counts), before=True)
     apps = {name: build(name) for name in names}
-    rec = Recorder()
-    asyncio.run(apps["consent"](base, _receive, rec))
-    assert rec.start is not None
-    sent = sorted(v.split(b"=", 1)[0] for k, v in rec.start["headers"] if k == b"set-cookie")
-    assert sent == [b"sessionid", b"stats_vid"], sent  # the visitor's consent was read
+    for name in names:
+        if not name.startswith("consent"):
+            continue
+        rec = Recorder()
+        asyncio.run(apps[name](make_scope(headers[is_before(name)][0]), _receive, rec))
+        assert rec.start is not None
+        sent = sorted(v.split(b"=", 1)[0] for k, v in rec.start["headers"] if k == b"set-cookie")
+        assert sent == [b"sessionid", b"stats_vid"], (name, sent)  # the visitor's consent read
+    base = make_scope(headers[False][0])
     position: dict[tuple[str, int], int] = {}
     results: dict[tuple[str, int], list[float]] = {(v, n): [] for v in names for n in counts}
 
     async def batch(name: str, visitors: int, n: int) -> float:
         start = position.get((name, visitors), 0)
         position[name, visitors] = start + n
+        own = headers[is_before(name)]
         scopes = []
         for i in range(start, start + n):
             scope = dict(base)
-            fresh = bytes(bytearray(headers[i % visitors]))
+            fresh = bytes(bytearray(own[i % visitors]))
             if changing:
                 fresh = fresh.replace(_GA, b"GA1.1.1234567890.%010d" % i)
             scope["headers"] = [*base["headers"][:-1], (b"cookie", fresh)]
             scopes.append(scope)
         app = apps[name]
-        started = time.perf_counter()
+        started = CLOCK()
         for scope in scopes:
             await app(scope, _receive, _drop)
-        return (time.perf_counter() - started) / n * 1e6
+        return (CLOCK() - started) / n * 1e6
 
     async def run() -> None:
         for name in names:  # every visitor seen once: the caches hold what they can
             for visitors in counts:
                 await batch(name, visitors, max(visitors, requests))
         for r in range(rounds):
-            order = names[r % 3 :] + names[: r % 3]
+            order = names[r % len(names) :] + names[: r % len(names)]
             for visitors in counts:
                 for name in order:
                     results[name, visitors].append(await batch(name, visitors, requests))
 
     asyncio.run(run())
+    consents = [n for n in names if n.startswith("consent")]
     rows = []
     for visitors in counts:
         bare = results["bare", visitors]
         added = {
             v: [x - b for x, b in zip(results[v, visitors], bare, strict=True)]
-            for v in ("session", "consent")
+            for v in names
+            if v != "bare"
         }
-        ratio = [c / s for c, s in zip(added["consent"], added["session"], strict=True)]
-        whole = [c / b for c, b in zip(results["consent", visitors], bare, strict=True)]
-        rows.append(
-            (
-                f"{visitors:,}",
-                fmt3(bare),
-                fmt3(added["session"]),
-                fmt3(added["consent"]),
-                fmt3(whole, ".3f"),
-                fmt3(ratio, ".2f"),
-            )
-        )
-    print(
-        table(
-            [
-                "visitors taking turns",
-                "bare µs",
-                "session added µs",
-                "consent added µs",
-                "consent x bare",
-                "consent added / session's",
-            ],
-            rows,
-        )
-    )
+        row = [f"{visitors:,}", fmt3(bare), fmt3(added["session"])]
+        for v in consents:
+            ratio = [c / s for c, s in zip(added[v], added["session"], strict=True)]
+            row += [fmt3(added[v]), fmt3(ratio, ".2f")]
+        rows.append(row)
+    heads = ["visitors taking turns", "bare µs", "session added µs"]
+    for v in consents:
+        heads += [f"{v} added µs", f"{v} added / session's"]
+    print(table(heads, rows))
 
 
 # ------------------------------------------------------------ part 5: bytecodes
@@ -823,28 +948,47 @@ def main() -> None:
         action="store_true",
         help="bytecodes executed per request, per function of the middleware",
     )
+    parser.add_argument(
+        "--before",
+        metavar="SRC",
+        help="another tree's source (holding consent/ or src/consent/): its middleware is "
+        "measured too, as consent-before, interleaved",
+    )
+    parser.add_argument(
+        "--cpu-time",
+        action="store_true",
+        help="time the direct calls by this process's CPU time instead of wall time",
+    )
     parser.add_argument("--count-run", help=argparse.SUPPRESS)
+    parser.add_argument("--count-visitors", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=8000, help=argparse.SUPPRESS)
     parser.add_argument("--http", default="auto", help="uvicorn --http (auto, h11, httptools)")
     parser.add_argument("--loop", default="auto", help="uvicorn --loop (auto, asyncio, uvloop)")
     args = parser.parse_args()
+    if args.cpu_time:
+        global CLOCK
+        CLOCK = time.process_time
+    if args.before:
+        global BEFORE, BEFORE_SRC
+        BEFORE, BEFORE_SRC = load_before(args.before), args.before
+        add_before_variants()
 
     if args.serve:
         serve(args.serve, args.port, args.http, args.loop)
         return
     if args.count_run:
-        _count_run(args.count_run, args.requests)
+        _count_run(args.count_run, args.requests, args.count_visitors)
         return
     if args.profile:
-        profile(args.requests * 5)
+        profile(args.requests * 5, int(args.visitors or 0))
         return
     if args.bytecodes:
         bytecodes()
         return
     if args.instructions:
         print(f"machine: {machine()}; load average before: {load()}")
-        instructions(100 if args.quick else 1000)
+        instructions(100 if args.quick else 1000, int(args.visitors or 0))
         return
     if args.quick:
         args.rounds, args.requests, args.server_rounds, args.seconds = 3, 300, 1, 1
@@ -852,8 +996,10 @@ def main() -> None:
         counts = [int(c) for c in args.visitors.split(",")]
         print(f"machine: {machine()}; load average before: {load()}")
         kind = ", each _ga cookie changing on every request" if args.changing else ""
+        clock = "CPU time" if args.cpu_time else "wall time"
         print(
-            f"## Many visitors{kind} ({args.rounds} rounds x {args.requests} requests, interleaved)"
+            f"## Many visitors{kind} ({args.rounds} rounds x {args.requests} requests, "
+            f"interleaved; {clock})"
         )
         many_visitors(counts, args.rounds, args.requests, args.changing)
         print(f"load average after: {load()}")

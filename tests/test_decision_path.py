@@ -13,7 +13,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from unittest import mock
 
 import pytest
 from hypothesis import given, settings
@@ -135,40 +134,6 @@ def test_link_all_is_link_after_link() -> None:
     assert isinstance(rows[0], StoredReceipt)
     with pytest.raises(ValueError, match="nothing to link"):
         link_all([], signer, last)
-
-
-@pytest.mark.parametrize("granted", [[], ["analytics"], "all"])
-def test_cookie_is_what_itsdangerous_writes(granted: list[str] | str) -> None:
-    cookie = ConsentCookie(["first", "second"], load_policy(EXAMPLE_POLICY))
-    assert cookie._key is not None
-    keys = sorted(cookie.optional) if granted == "all" else granted
-    with mock.patch("time.time", return_value=1_795_000_000.5):
-        state = cookie.decision(keys, receipt_id=str(uuid.uuid4()), subject_id=uuid.uuid4().hex)
-    payload = {
-        "r": cookie.revision,
-        "g": sorted(state.granted),
-        "i": state.receipt_id,
-        "s": state.subject_id,
-    }
-    with mock.patch("time.time", return_value=1_795_000_000.5):
-        assert cookie.dumps(state) == cookie._serializer.dumps(payload)
-    loaded, subject = cookie.loads(cookie.dumps(state))
-    assert loaded.granted == state.granted
-    assert subject == state.subject_id
-
-
-def test_cookie_falls_back_to_itsdangerous_when_it_signs_differently() -> None:
-    policy = load_policy(EXAMPLE_POLICY)
-    with mock.patch("consent.state.hmac.digest", return_value=b"\0" * 32):
-        cookie = ConsentCookie(["k"], policy)
-    assert cookie._key is None
-    state = cookie.decision([], receipt_id=None, subject_id="s")
-    assert cookie.loads(cookie.dumps(state))[1] == "s"
-    # Signed at the moment of the decision here too.
-    earlier = cookie.decision(
-        ["analytics"], receipt_id=None, subject_id="s", decided_at=int(time.time()) - 7
-    )
-    assert cookie.loads(cookie.dumps(earlier))[0].decided_at == earlier.decided_at
 
 
 def test_cookie_is_signed_at_the_moment_of_the_decision() -> None:

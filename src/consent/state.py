@@ -1,40 +1,50 @@
 """The visitor's consent state and the signed consent cookie that carries it.
 
-The cookie is an itsdangerous ``URLSafeTimedSerializer`` token (HMAC-SHA256). The first secret
-key signs; every key verifies, so keys can be rotated without losing anybody's decision.
+The cookie holds a compact binary payload, URL-safe base64, signed with an itsdangerous
+``Signer`` (HMAC-SHA256):
+
+* a version byte (2);
+* the decision time (seconds since 1970, 4 bytes): the cookie lasts the configured lifetime
+  from it;
+* how the two ids are written (one byte);
+* the first 16 hex digits of the policy revision, as 8 bytes;
+* the pseudonymous subject id and the receipt id: 16 bytes for a UUID in its usual text form
+  (32 hex digits for a subject, 8-4-4-4-12 for a receipt), otherwise a length byte and UTF-8;
+* the granted categories, one bit each, in the order of their keys (the revision covers the
+  keys but not the display order, so a reordered policy keeps the meaning of every bit; a
+  category added or removed changes the revision, and the visitor is asked again).
+
+The first secret key signs; every key verifies, so keys can be rotated without losing anybody's
+decision. Cookies of the earlier format (itsdangerous' ``URLSafeTimedSerializer`` around JSON)
+are still read; the next decision writes the new one.
 
 A forged or tampered cookie, one older than the configured lifetime, or one given under another
 policy revision all mean "no decision". A validly signed cookie of an older revision still lends
 its pseudonymous subject id, so the visitor's next receipt continues the same history.
 
-Visitors send the same cookie on every request, so verified cookies are cached (bounded by count,
-and by length: values longer than twice the longest cookie the policy signs are verified each
-time); the lifetime is checked again on every hit.
+Visitors send the same cookie on every request, so validly signed cookie values are kept in one
+cache, bounded by count and by the bytes the values hold; the lifetime is checked again on every
+hit.
 """
 
 from __future__ import annotations
 
-import base64
-import contextlib
 import hashlib
-import hmac
-import json
 import logging
 import os
 import struct
 import time
-import zlib
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from itsdangerous import BadData, TimestampSigner, URLSafeTimedSerializer
-from itsdangerous.encoding import base64_decode, bytes_to_int
+from itsdangerous import BadData, Signer, URLSafeTimedSerializer
+from itsdangerous.encoding import base64_decode, base64_encode
 
 from .policy import Policy
-from .receipts import new_uuid7_hex
+from .receipts import hyphenated, new_uuid7_hex
 
 logger = logging.getLogger("consent")
 
@@ -45,10 +55,15 @@ __all__ = [
     "resolve_secret_keys",
 ]
 
+#: At most this many verified cookie values are kept ...
 _CACHE_LIMIT = 8192
-# Verified values are kept only up to a length that the longest cookie this policy signs stays
-# well within (the others, forgeries, are verified each time they come).
-_CACHE_VALUE_MIN = 512
+#: ... holding at most this many bytes, counting each value's length and _ENTRY_COST for what
+#: is kept beside it.
+_CACHE_BYTES = 4 << 20
+_ENTRY_COST = 256
+#: A browser keeps no cookie longer than 4096 bytes (name and value): a longer value is no
+#: decision, without being verified.
+_VALUE_MAX = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,26 +163,71 @@ def new_subject_id() -> str:
     return new_uuid7_hex()
 
 
-_COMPACT_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-# The last second a datetime can hold (9999-12-31T23:59:59Z): itsdangerous turns a cookie's
-# timestamp into one, and refuses the cookie beyond it.
-_LAST_TIMESTAMP = 253402300799
+_VERSION = 2
+# version, decision time, how the ids are written, revision prefix
+_HEAD = struct.Struct(">BIB8s")
+# How an id is written (two bits each: the subject's low, the receipt's high).
+_ABSENT, _HEX, _HYPHENATED, _TEXT = range(4)
+_SALT = "asgi-consent.cookie.2"
+# What the earlier format (URLSafeTimedSerializer around JSON) was signed with.
+_OLD_SALT = "asgi-consent.cookie"
 
 
-def _b64(data: bytes) -> bytes:
-    return base64.urlsafe_b64encode(data).rstrip(b"=")
+def _pack_id(text: str | None) -> tuple[int, bytes]:
+    """How an id is written, and its bytes."""
+    if text is None:
+        return _ABSENT, b""
+    if len(text) in (32, 36):
+        try:
+            raw = bytes.fromhex(text.replace("-", "") if len(text) == 36 else text)
+        except ValueError:
+            raw = b""
+        if len(raw) == 16:
+            if raw.hex() == text:
+                return _HEX, raw
+            if hyphenated(raw.hex()) == text:
+                return _HYPHENATED, raw
+    data = text.encode("utf-8")
+    if len(data) > 255:
+        raise ValueError(f"an id of the consent cookie is too long ({len(data)} bytes)")
+    return _TEXT, bytes((len(data),)) + data
+
+
+def _unpack_id(kind: int, data: bytes, at: int) -> tuple[str | None, int]:
+    """An id written the way ``kind`` says at ``data[at:]``, and where it ends."""
+    if kind == _ABSENT:
+        return None, at
+    if kind == _TEXT:
+        end = at + 1 + data[at]
+        if end > len(data):
+            raise ValueError("cut short")
+        return data[at + 1 : end].decode("utf-8"), end
+    end = at + 16
+    if end > len(data):
+        raise ValueError("cut short")
+    text = data[at:end].hex()
+    return (text if kind == _HEX else hyphenated(text)), end
+
+
+# A verified cookie value: (its decided state, or None when it does not count; the subject id
+# of a validly signed cookie; when it was decided)
+_Verified = tuple["ConsentState | None", str | None, int]
+_INVALID: _Verified = (None, None, 0)
 
 
 class ConsentCookie:
     """Encodes and verifies the signed consent cookie for one policy."""
 
     __slots__ = (
+        "_bit_order",
         "_cache",
-        "_cache_value_max",
-        "_key",
+        "_cache_bytes",
+        "_granted",
+        "_mask_bytes",
         "_no_decision",
-        "_serializer",
-        "_verify_keys",
+        "_old",
+        "_revision_bytes",
+        "_signer",
         "lifetime",
         "necessary",
         "optional",
@@ -175,44 +235,38 @@ class ConsentCookie:
     )
 
     def __init__(self, keys: Sequence[str], policy: Policy) -> None:
-        # itsdangerous signs with the *last* key; the contract says the first one signs.
-        self._serializer = URLSafeTimedSerializer(
-            list(reversed(keys)),
-            salt="asgi-consent.cookie",
+        # itsdangerous signs with the *last* key of a list and tries them all, newest first;
+        # here the first key signs.
+        newest_last = list(reversed(keys))
+        # Each key as the signer derives it from the salt, derived here once: given those
+        # keys, a signer with no derivation of its own signs and verifies the same, without
+        # another HMAC per cookie.
+        deriving = Signer(
+            newest_last, salt=_SALT, key_derivation="hmac", digest_method=hashlib.sha256
+        )
+        self._signer = Signer(
+            [deriving.derive_key(key) for key in newest_last],
+            key_derivation="none",
+            digest_method=hashlib.sha256,
+        )
+        self._old = URLSafeTimedSerializer(
+            newest_last,
+            salt=_OLD_SALT,
             signer_kwargs={"key_derivation": "hmac", "digest_method": hashlib.sha256},
         )
         self.lifetime = policy.site.consent_cookie.max_age
         self.revision = policy.short_revision
+        self._revision_bytes = bytes.fromhex(self.revision)
         self.necessary = policy.necessary
         self.optional = frozenset(policy.optional)
-        # raw cookie value -> (state or None for invalid, subject id of a stale cookie, signed at)
-        # (oldest first out: see ConsentMiddleware._views)
-        self._cache: OrderedDict[str, tuple[ConsentState | None, str | None, int]] = OrderedDict()
+        # One bit per category, in the order of their keys (which the revision covers).
+        self._bit_order = tuple(sorted(self.optional))
+        self._mask_bytes = (len(self._bit_order) + 7) // 8
+        # raw cookie value -> what it was verified to hold (oldest first out)
+        self._cache: OrderedDict[str, _Verified] = OrderedDict()
+        self._cache_bytes = 0
         # Frozen, so one instance serves every request without a decision.
         self._no_decision = ConsentState(necessary=self.necessary)
-        # The keys as itsdangerous derives them: the signing key for dumps(), every key for
-        # _unsign() (None: let itsdangerous sign and verify).
-        signer = self._serializer.make_signer()
-        self._key: bytes | None = signer.derive_key()
-        self._verify_keys: tuple[bytes, ...] | None = tuple(
-            signer.derive_key(key) for key in reversed(signer.secret_keys)
-        )
-        probe = {"r": self.revision, "g": ["x"], "i": "probe", "s": "probe"}
-        try:
-            token = self.dumps(probe)
-            expected = self._serializer.loads(token, return_timestamp=True)
-            same = expected[0] == probe
-        except BadData:
-            same = False
-        if not same:  # an itsdangerous that signs differently: use it as it is
-            self._key = self._verify_keys = None
-        elif self._unsign(token) != (probe, int(expected[1].timestamp())):
-            self._verify_keys = None  # ... or that verifies differently
-        # The longest cookie this policy signs: every category granted, long ids.
-        longest = self.dumps(
-            {"r": self.revision, "g": list(self.optional), "i": "f" * 64, "s": "f" * 64}
-        )
-        self._cache_value_max = max(_CACHE_VALUE_MIN, 2 * len(longest))
 
     @property
     def no_decision(self) -> ConsentState:
@@ -241,40 +295,23 @@ class ConsentCookie:
             expires_at=at + self.lifetime,
         )
 
-    def dumps(self, state: ConsentState | dict[str, Any]) -> str:
-        """The signed cookie value for ``state`` (a state, or the cookie's payload)."""
+    def dumps(self, state: ConsentState) -> str:
+        """The signed cookie value for a decided ``state`` (signed as decided at its
+        ``decided_at``, so the cookie says the receipt's time even when a second has ticked
+        since)."""
+        if state.subject_id is None:
+            raise ValueError("a consent cookie needs the subject id")
+        at = int(time.time()) if state.decided_at is None else state.decided_at
+        subject_kind, subject = _pack_id(state.subject_id)
+        receipt_kind, receipt = _pack_id(state.receipt_id)
+        mask = sum(1 << i for i, key in enumerate(self._bit_order) if key in state.granted)
         payload = (
-            state
-            if isinstance(state, dict)
-            else {
-                "r": self.revision,
-                "g": sorted(state.granted),
-                "i": state.receipt_id,
-                "s": state.subject_id,
-            }
+            _HEAD.pack(_VERSION, at, subject_kind | receipt_kind << 2, self._revision_bytes)
+            + subject
+            + receipt
+            + mask.to_bytes(self._mask_bytes, "little")
         )
-        # A decided state is signed at the moment it was decided, so the cookie's timestamp
-        # (which verification turns back into decided_at) is the receipt's, even when a
-        # second has ticked since.
-        at = int(time.time())
-        if not isinstance(state, dict) and state.decided_at is not None:
-            at = state.decided_at
-        key = self._key
-        if key is None:
-            signer = self._serializer.make_signer()
-            if isinstance(signer, TimestampSigner):
-                signer.get_timestamp = lambda: at  # type: ignore[method-assign]
-            return signer.sign(self._serializer.dump_payload(payload)).decode("ascii")
-        # What URLSafeTimedSerializer.dumps writes, byte for byte (compact JSON, compressed
-        # when that is shorter, URL-safe base64, timestamp, HMAC-SHA256 under the derived
-        # key), without deriving the key again for every cookie.
-        data = _COMPACT_JSON(payload).encode("utf-8")
-        deflate = zlib.compressobj(6, zlib.DEFLATED, 15, 8)  # zlib.compress's defaults, but
-        compressed = deflate.compress(data) + deflate.flush()  # a third of its time here
-        value = b"." + _b64(compressed) if len(compressed) < len(data) - 1 else _b64(data)
-        value += b"." + _b64(struct.pack(">Q", at).lstrip(b"\x00"))
-        signature = _b64(hmac.digest(key, value, "sha256"))
-        return (value + b"." + signature).decode("ascii")
+        return self._signer.sign(base64_encode(payload)).decode("ascii")
 
     def loads(self, value: str, now: float | None = None) -> tuple[ConsentState, str | None]:
         """Verify a cookie value: ``(state, subject_id)``.
@@ -285,66 +322,76 @@ class ConsentCookie:
         now = time.time() if now is None else now
         hit = self._cache.get(value)
         if hit is None:
+            if len(value) > _VALUE_MAX:
+                return self._no_decision, None
             hit = self._verify(value)
-            if len(value) <= self._cache_value_max:
-                if len(self._cache) >= _CACHE_LIMIT:
-                    with contextlib.suppress(KeyError):  # emptied meanwhile by another thread
-                        self._cache.popitem(last=False)
-                self._cache[value] = hit
-        state, subject, signed_at = hit
-        if now - signed_at > self.lifetime:
+            if hit[1] is not None:  # validly signed (forgeries are checked each time)
+                self._keep(value, hit)
+        state, subject, decided_at = hit
+        if now - decided_at > self.lifetime:
             return self._no_decision, None
         if state is None:
             return self._no_decision, subject
         return state, subject
 
-    def _unsign(self, value: str) -> tuple[Any, int] | None:
-        """What ``URLSafeTimedSerializer.loads(value, return_timestamp=True)`` returns, with
-        the timestamp in seconds, or ``None`` where it raises: the same steps, with the keys
-        derived once instead of on every call (about 60 % of the time itsdangerous takes)."""
-        keys = self._verify_keys
-        assert keys is not None
+    def _keep(self, value: str, hit: _Verified) -> None:
+        """Cache a verified value, dropping the oldest beyond the count or the bytes."""
+        cache = self._cache
+        cost = len(value) + _ENTRY_COST
         try:
-            signed, dot, signature = value.encode("utf-8").rpartition(b".")
-            if not dot:
-                return None
-            mac = base64_decode(signature)
-            for key in keys:
-                if hmac.compare_digest(mac, hmac.digest(key, signed, "sha256")):
-                    break
-            else:
-                return None
-            payload, dot, stamp = signed.rpartition(b".")
-            if not dot:
-                return None
-            at = bytes_to_int(base64_decode(stamp))
-            if at > _LAST_TIMESTAMP:
-                return None
-            compressed = payload.startswith(b".")
-            data = base64_decode(payload[1:] if compressed else payload)
-            if compressed:
-                data = zlib.decompress(data)
-            return json.loads(data.decode("utf-8")), at
-        except Exception:  # what itsdangerous reports as BadData, or cannot encode
-            return None
+            while cache and (len(cache) >= _CACHE_LIMIT or self._cache_bytes + cost > _CACHE_BYTES):
+                old, _ = cache.popitem(last=False)
+                self._cache_bytes -= len(old) + _ENTRY_COST
+        except KeyError:  # emptied meanwhile by another thread
+            pass
+        if not cache:
+            self._cache_bytes = 0
+        if value not in cache:
+            self._cache_bytes += cost
+        cache[value] = hit
 
-    def _verify(self, value: str) -> tuple[ConsentState | None, str | None, int]:
-        if self._verify_keys is not None:
-            found = self._unsign(value)
-            if found is None:
-                return None, None, 0
-            payload, at = found
-        else:
-            try:
-                payload, signed = self._serializer.loads(value, return_timestamp=True)
-                at = int(signed.timestamp())
-            except (BadData, ValueError, TypeError, UnicodeError, OverflowError, OSError):
-                return None, None, 0
+    def _verify(self, value: str) -> _Verified:
+        try:
+            payload = self._signer.unsign(value)
+        except BadData:
+            return self._verify_old(value)
+        except (ValueError, TypeError, UnicodeError):
+            return _INVALID
+        try:
+            return self._read(base64_decode(payload))
+        except (BadData, ValueError, IndexError, struct.error, UnicodeError):
+            return _INVALID
+
+    def _read(self, data: bytes) -> _Verified:
+        """What a validly signed payload holds."""
+        version, at, kinds, revision = _HEAD.unpack_from(data)
+        if version != _VERSION:
+            return _INVALID
+        subject, end = _unpack_id(kinds & 3, data, _HEAD.size)
+        receipt, end = _unpack_id(kinds >> 2 & 3, data, end)
+        if not subject:
+            return _INVALID
+        bits = data[end:]
+        if revision != self._revision_bytes or len(bits) != self._mask_bytes:
+            return None, subject, at
+        mask = int.from_bytes(bits, "little")
+        granted = [key for i, key in enumerate(self._bit_order) if mask >> i & 1]
+        state = self.decision(granted, receipt_id=receipt, subject_id=subject, decided_at=at)
+        return state, subject, at
+
+    def _verify_old(self, value: str) -> _Verified:
+        """A cookie of the earlier format: JSON (``r`` revision, ``g`` granted keys, ``i``
+        receipt id, ``s`` subject id) in itsdangerous' ``URLSafeTimedSerializer``."""
+        try:
+            payload, signed = self._old.loads(value, return_timestamp=True)
+            at = int(signed.timestamp())
+        except (BadData, ValueError, TypeError, UnicodeError, OverflowError, OSError):
+            return _INVALID
         if not isinstance(payload, dict):
-            return None, None, 0
+            return _INVALID
         subject = payload.get("s")
         if not isinstance(subject, str) or not subject:
-            return None, None, 0
+            return _INVALID
         granted = payload.get("g")
         receipt = payload.get("i")
         if (
@@ -354,8 +401,5 @@ class ConsentCookie:
             or not (receipt is None or isinstance(receipt, str))
         ):
             return None, subject, at
-        return (
-            self.decision(granted, receipt_id=receipt, subject_id=subject, decided_at=at),
-            subject,
-            at,
-        )
+        state = self.decision(granted, receipt_id=receipt, subject_id=subject, decided_at=at)
+        return state, subject, at
