@@ -25,6 +25,7 @@ from ..store.chain import (
     record_fields,
 )
 from .chain import _Chain, _result
+from .columns import stats_findings
 from .fast import _Fast
 from .findings import Finding, VerifyResult
 from .heads import _expected_head, _head_finding
@@ -62,6 +63,8 @@ def verify_store(
     finding = _head_finding(head, chain, signer)
     if finding is not None:
         chain.note(finding)
+    for found in stats_findings(store, head):
+        chain.note(found)
     notes = []
     if expect_head is not None:
         checked = _expected_head(

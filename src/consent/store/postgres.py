@@ -33,6 +33,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool
 
 from ..receipts import ChainHead, Receipt, ReceiptSigner, StoredReceipt
+from ..stats.schema import postgres_statements as stats_statements
 from .base import (
     GroupCommit,
     PendingAppend,
@@ -320,6 +321,8 @@ class PostgresStore(GroupCommit, StoreBase):
             if not (found and found[0]):
                 await conn.execute("SELECT pg_advisory_xact_lock(%s)", (CHAIN_LOCK,))
                 for statement in _SCHEMA:
+                    await conn.execute(statement)
+                for statement in stats_statements():
                     await conn.execute(statement)
             cur = await conn.execute("SHOW synchronous_commit")
             setting = await cur.fetchone()

@@ -36,6 +36,7 @@ except ImportError:  # pragma: no cover - not on Windows
     fcntl = None  # type: ignore[assignment]
 
 from ..receipts import ChainHead, Receipt, ReceiptSigner, StoredReceipt
+from ..stats.schema import create_sqlite as create_stats_columns
 from .base import (
     VALUES_BATCH,
     GroupCommit,
@@ -306,6 +307,7 @@ class SQLiteStore(GroupCommit, StoreBase):
             if version < SCHEMA_VERSION:
                 for statement in _SCHEMA:
                     conn.execute(statement)
+                create_stats_columns(conn)
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
