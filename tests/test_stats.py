@@ -295,3 +295,32 @@ def test_purge_removes_the_statistics_rows(
     assert [b["start"][:10] for b in days["buckets"]] == ["2026-11-10", "2026-11-11", "2026-12-01"]
     result = verify_store(open_store(store_url, SIGNER), SIGNER)
     assert result.ok, result.message()
+
+
+# ------------------------------------------------------------------------------- the chart
+
+
+def test_the_chart_as_svg_and_png(store_url: str, tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    from xml.etree import ElementTree
+
+    from PIL import Image
+
+    record_receipts(store_url, seed_receipts())
+    svg, png = tmp_path / "chart.svg", tmp_path / "chart.png"
+    assert main(["stats", "--store", store_url, "--format", "svg", "--output", str(svg)]) == 0
+    assert (
+        main(["stats", "--store", store_url, "--by", "week", "--format", "png", "-o", str(png)])
+        == 0
+    )
+    root = ElementTree.parse(svg).getroot()
+    texts = {"".join(t.itertext()).strip() for t in root.iter("{http://www.w3.org/2000/svg}text")}
+    assert {"analytics", "marketing", "preferences"} <= texts  # the legend
+    assert "policy revision changed" in texts
+    assert "revision rev-B" in texts  # the marker where the revision changed
+    assert "opt-in rate (granted / offered)" in texts
+    with Image.open(png) as image:
+        assert image.format == "PNG"
+        assert image.size[0] >= 800
+        assert image.size[1] >= 400
+        image.verify()

@@ -16,8 +16,9 @@ revision is measured from then on, not diluted by decisions that never showed it
 from __future__ import annotations
 
 import calendar
+import contextlib
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -29,6 +30,7 @@ __all__ = [
     "EVENTS",
     "Bucket",
     "By",
+    "Latest",
     "Per",
     "Revision",
     "Split",
@@ -36,6 +38,7 @@ __all__ = [
     "bucket_start",
     "collect",
     "collect_sqlite",
+    "latest",
 ]
 
 By = Literal["day", "week", "month"]
@@ -320,6 +323,48 @@ def collect_sqlite(
     )
 
 
+@contextlib.contextmanager
+def _open(url: str, migrate: bool) -> Iterator[_Backend]:
+    """A backend on the store at ``url``; with ``migrate``, the statistics columns added first
+    to a store made by an earlier version. Raises StoreUnavailable when it cannot be read."""
+    from ..store import StoreUnavailable
+    from ..store.base import redact_url
+
+    scheme = url.partition("://")[0].lower()
+    if scheme == "sqlite":
+        path = path_from_url(url)
+        mode = "rw" if migrate else "ro"
+        try:
+            conn = sqlite3.connect(
+                f"file:{path}?mode={mode}", uri=True, isolation_level=None, timeout=30
+            )
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"SQLite receipt store {path}: {exc}") from exc
+        try:
+            if migrate:
+                migrate_sqlite(conn)
+            yield _Backend(lambda sql, params: conn.execute(sql, params))
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"SQLite receipt store {path}: {exc}") from exc
+        finally:
+            conn.close()
+        return
+    if scheme in ("postgresql", "postgres"):
+        import psycopg
+
+        try:
+            with psycopg.connect(url, autocommit=True, connect_timeout=10) as pg:
+                if migrate:
+                    migrate_postgres(pg)
+                yield _PgBackend(lambda sql, params: pg.execute(sql, params).fetchall())
+        except psycopg.Error as exc:
+            raise StoreUnavailable(f"PostgreSQL receipt store {redact_url(url)}: {exc}") from exc
+        return
+    raise ValueError(
+        f"statistics need an sqlite:/// or postgresql:// store, not {redact_url(url)!r}"
+    )
+
+
 def collect(
     url: str,
     *,
@@ -333,43 +378,55 @@ def collect(
     """Statistics of the store at ``url`` (``sqlite:`` or ``postgresql:``). With ``migrate``, a
     store made by an earlier version first gets its statistics columns (filled once, from the
     signed bodies). Raises :class:`consent.store.StoreUnavailable` when it cannot be read."""
-    from ..store import StoreUnavailable
-    from ..store.base import redact_url
+    with _open(url, migrate) as backend:
+        return _collect(backend, since=since, until=until, by=by, per=per, split=split)
 
-    scheme = url.partition("://")[0].lower()
-    options = dict(since=since, until=until, by=by, per=per, split=split)
-    if scheme == "sqlite":
-        path = path_from_url(url)
-        try:
-            conn = sqlite3.connect(
-                f"file:{path}?mode={'rw' if migrate else 'ro'}",
-                uri=True,
-                isolation_level=None,
-                timeout=30,
+
+@dataclass(frozen=True)
+class Latest:
+    """One recent receipt as the statistics columns keep it (no address, no user agent)."""
+
+    seq: int
+    receipt_id: str
+    timestamp: int
+    event: str
+    granted: list[str]
+    refused: list[str]
+    method: str
+    language: str
+    gpc: bool
+    revision: str
+
+
+def latest(url: str, limit: int = 20, *, migrate: bool = True) -> list[Latest]:
+    """The ``limit`` receipts appended last, newest first."""
+    with _open(url, migrate) as backend:
+        keys = dict(
+            (int(b), str(k))
+            for b, k in backend.execute("SELECT bit, key FROM consent_stats_categories", [])
+        )
+        found = backend.execute(
+            "SELECT s.seq, r.receipt_id, s.ts, s.event, s.granted, s.refused, s.method,"
+            " s.language, s.gpc, s.revision FROM consent_stats AS s"
+            f" JOIN consent_receipts AS r ON r.seq = s.seq ORDER BY s.seq DESC LIMIT {int(limit)}",
+            [],
+        )
+
+        def names(bits: int) -> list[str]:
+            return [key for bit, key in sorted(keys.items()) if (int(bits) >> (bit - 1)) & 1]
+
+        return [
+            Latest(
+                int(seq),
+                str(rid),
+                int(ts),
+                str(event),
+                names(g),
+                names(r),
+                str(m),
+                str(lang),
+                bool(gpc),
+                str(rev),
             )
-        except sqlite3.Error as exc:
-            raise StoreUnavailable(f"SQLite receipt store {path}: {exc}") from exc
-        try:
-            if migrate:
-                migrate_sqlite(conn)
-            return collect_sqlite(conn, **options)  # type: ignore[arg-type]
-        except sqlite3.Error as exc:
-            raise StoreUnavailable(f"SQLite receipt store {path}: {exc}") from exc
-        finally:
-            conn.close()
-    if scheme in ("postgresql", "postgres"):
-        import psycopg
-
-        try:
-            with psycopg.connect(url, autocommit=True, connect_timeout=10) as pg:
-                if migrate:
-                    migrate_postgres(pg)
-                return _collect(
-                    _PgBackend(lambda sql, params: pg.execute(sql, params).fetchall()),
-                    **options,  # type: ignore[arg-type]
-                )
-        except psycopg.Error as exc:
-            raise StoreUnavailable(f"PostgreSQL receipt store {redact_url(url)}: {exc}") from exc
-    raise ValueError(
-        f"statistics need an sqlite:/// or postgresql:// store, not {redact_url(url)!r}"
-    )
+            for seq, rid, ts, event, g, r, m, lang, gpc, rev in found
+        ]
