@@ -34,6 +34,14 @@ __all__ = [
 
 STATS_COLUMNS = "seq, ts, subject_id, event, granted, refused, method, language, gpc, revision"
 
+# Every column statistics read, in time order: an aggregate reads this index alone, whose pages
+# lie together, instead of the table's rows, spread among the receipts' pages (about six times
+# faster over 1,000,000 receipts; see docs/performance.md). It serves --since/--until too.
+_COVERING_INDEX = (
+    "CREATE INDEX IF NOT EXISTS consent_stats_ts ON consent_stats"
+    " (ts, granted, refused, gpc, event, method, language, revision, subject_id)"
+)
+
 # ----------------------------------------------------------------------------------- SQLite
 
 _SQLITE_TABLES = (
@@ -57,7 +65,7 @@ _SQLITE_TABLES = (
         revision   TEXT    NOT NULL
     )
     """,
-    "CREATE INDEX IF NOT EXISTS consent_stats_ts ON consent_stats (ts)",
+    _COVERING_INDEX,
 )
 
 
@@ -285,7 +293,7 @@ _PG_TABLES = (
         revision   TEXT     NOT NULL
     )
     """,
-    "CREATE INDEX IF NOT EXISTS consent_stats_ts ON consent_stats (ts)",
+    _COVERING_INDEX,
     # A body that is not JSON gets no statistics row (verification reports the body).
     """
     CREATE OR REPLACE FUNCTION consent_stats_json(body text) RETURNS jsonb
