@@ -9,6 +9,11 @@ Run it (from the repository root)::
 Log in at http://127.0.0.1:8000/login, then open http://127.0.0.1:8000/consent-admin/. Without
 the login the view answers 403. ``CONSENT_STORE`` picks the receipt store (default
 ``sqlite:///consent.db``).
+
+With ``METRICS_TOKEN`` set (16 characters or more), the counters are also served in the
+Prometheus text format at /consent-metrics to a scraper sending ``Authorization: Bearer
+<token>`` (the ``[metrics]`` extra); ``METRICS_DIR`` names the directory where several workers
+(``uvicorn --workers 2``) sum theirs: empty it before the site starts.
 """
 
 from __future__ import annotations
@@ -25,11 +30,12 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 
 from consent import ConsentMiddleware
-from consent.admin import create_app
+from consent.admin import create_app, token_auth
 
 POLICY = Path(__file__).resolve().parent / "policy"
 STORE = os.environ.get("CONSENT_STORE", "sqlite:///consent.db")
 PASSWORD = os.environ.get("OPERATOR_PASSWORD", "")
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 
 
 async def home(request: Request) -> Response:
@@ -70,6 +76,20 @@ site.routes.append(
         ),
     )
 )
+if METRICS_TOKEN:
+    from consent.monitoring import create_app as metrics_app
+
+    site.routes.append(
+        Mount(
+            "/consent-metrics",
+            app=metrics_app(
+                metrics=consent.metrics,
+                auth=token_auth(METRICS_TOKEN),  # the scraper's bearer token
+                directory=os.environ.get("METRICS_DIR"),  # shared by this site's workers
+                interval=float(os.environ.get("METRICS_INTERVAL", "5")),
+            ),
+        )
+    )
 # The session (declared necessary in the policy) outside the consent middleware, so that
 # the operator's login is read before the view is reached.
 app = SessionMiddleware(consent, secret_key=os.environ.get("SESSION_SECRET", os.urandom(32).hex()))

@@ -103,6 +103,7 @@ class ConsentEndpoints:
     ) -> None:
         self.policy = policy
         self.site = policy.site
+        self.metrics = metrics  # a ConsentMetrics: decisions, store failures, 503 answers
         self.cookie = cookie
         self.signer = ReceiptSigner(list(keys))
         if isinstance(store, str):
@@ -163,6 +164,11 @@ class ConsentEndpoints:
                     raise StoreUnavailable(str(exc)) from exc
                 self._store = store
             return self._store
+
+    def _count_unavailable(self) -> None:
+        if self.metrics is not None:
+            self.metrics.store_failures += 1
+            self.metrics.unavailable += 1
 
     async def aclose(self) -> None:
         if self._store is not None:
@@ -484,6 +490,7 @@ class ConsentEndpoints:
             store = await self.store()
             stored = await store.append(receipt)
         except StoreUnavailable as exc:
+            self._count_unavailable()
             if exc.maybe_recorded:
                 # The visitor is told it failed and gets no cookie; the log may hold the
                 # receipt all the same. Its id lets an operator find it.
@@ -510,6 +517,8 @@ class ConsentEndpoints:
                 status_code=503,
                 headers={**NO_STORE, "Retry-After": "30"},
             )
+        if self.metrics is not None:
+            self.metrics.decisions[event] += 1
 
         secure = self._secure(scope)
         cookie_header = (
@@ -572,6 +581,7 @@ class ConsentEndpoints:
             store = await self.store()
             stored = await store.get(state.receipt_id)
         except StoreUnavailable:
+            self._count_unavailable()
             raise BadRequest(503, "the receipt store is unavailable") from None
         if stored is None or stored.receipt.subject_id != state.subject_id:
             raise BadRequest(404, "receipt not found")
