@@ -15,7 +15,7 @@ from consent.cli import main
 from consent.receipts import ReceiptSigner
 from consent.store import open_store
 
-from .conftest import execute_sql, record_receipts
+from .conftest import execute_sql, make_receipt, record_receipts
 from .stats_seed import TEST_KEY, at, seed_receipts
 
 OLD_STORE = Path(__file__).parent / "data" / "store-before-stats.db"
@@ -324,3 +324,21 @@ def test_the_chart_as_svg_and_png(store_url: str, tmp_path: Path) -> None:
         assert image.size[0] >= 800
         assert image.size[1] >= 400
         image.verify()
+
+
+def test_a_schema_upgrade_leaves_the_statistics_rows_alone(tmp_path: Path) -> None:
+    """A store whose receipt schema moves to a later version (user_version below the current
+    one) is not filled again from every body: its statistics rows stay as they are, so a row
+    changed behind the store's back is still reported, not silently rewritten."""
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    record_receipts(url, seed_receipts())
+    execute_sql(
+        url, "UPDATE consent_stats SET granted = 0 WHERE seq = 3", "PRAGMA user_version = 0"
+    )
+    # The next append opens the store for writing: its schema statements run again.
+    record_receipts(url, [make_receipt(subject_id="s9")])
+    with sqlite3.connect(tmp_path / "log.db") as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] >= 1
+        assert conn.execute("SELECT granted FROM consent_stats WHERE seq = 3").fetchone() == (0,)
+    result = verify_store(open_store(url, SIGNER), SIGNER)
+    assert [(f.seq, f.code) for f in result.findings] == [(3, "column:stats")]

@@ -199,7 +199,10 @@ def _sqlite_has_triggers(conn: sqlite3.Connection) -> bool:
 
 def create_sqlite(conn: sqlite3.Connection) -> None:
     """Create the statistics tables and triggers (inside the caller's write transaction),
-    filling them for the receipts already in ``consent_receipts``."""
+    filling them for the receipts already in ``consent_receipts``; nothing when the triggers
+    exist (a store whose schema moves to a later version keeps its statistics rows)."""
+    if _sqlite_has_triggers(conn):
+        return
     for statement in _SQLITE_TABLES:
         conn.execute(statement)
     for statement in _sqlite_backfill():
