@@ -450,7 +450,7 @@ def test_tables_created_once_by_concurrent_openers(pg_url: str) -> None:
         found = conn.execute(
             "SELECT count(*) FROM pg_tables WHERE tablename LIKE 'consent_%'"
         ).fetchone()
-    assert found == (3,)  # receipts, the chain row, the policy archive
+    assert found == (5,)  # receipts, chain, the policy archive, the statistics (consent_stats*)
 
 
 def test_url_options() -> None:

@@ -26,6 +26,7 @@ from ..store.chain import (
 )
 from .archive import EXPORT_KEY, check_file_policies, check_store
 from .chain import _Chain, _result
+from .columns import stats_findings
 from .fast import _Fast
 from .findings import Finding, VerifyResult
 from .heads import _expected_head, _head_finding
@@ -66,6 +67,8 @@ def verify_store(
         chain.note(finding)
     for found in check_store(store, signer, state):  # the policy archive
         chain.note(Finding(found.reason, found.seq, found.receipt_id, found.code))
+    for finding in stats_findings(store, head):  # the statistics columns
+        chain.note(finding)
     notes = []
     if expect_head is not None:
         checked = _expected_head(

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from .. import __version__
 from ..catalog.command import register as register_catalog
 from ..scanner.command import register as register_scan
+from ..stats.command import register as register_stats
 from .audit import register as register_audit
 from .codes import EXIT_BROKEN_PIPE, EXIT_USAGE
 from .demo import register as register_demo
@@ -46,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_revisions(sub)
     register_catalog(sub)
     register_scan(sub)
+    register_stats(sub)
     return parser
 
 

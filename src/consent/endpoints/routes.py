@@ -109,6 +109,7 @@ class ConsentEndpoints:
     ) -> None:
         self.policy = policy
         self.site = policy.site
+        self.metrics = metrics  # a ConsentMetrics: decisions, store failures, 503 answers
         self.cookie = cookie
         self.signer = ReceiptSigner(list(keys))
         if isinstance(store, str):
@@ -174,6 +175,11 @@ class ConsentEndpoints:
                     raise StoreUnavailable(str(exc)) from exc
                 self._store = store
             return self._store
+
+    def _count_unavailable(self) -> None:
+        if self.metrics is not None:
+            self.metrics.store_failures += 1
+            self.metrics.unavailable += 1
 
     async def aclose(self) -> None:
         if self._store is not None:
@@ -503,6 +509,7 @@ class ConsentEndpoints:
             await self._archiver.ensure(store)  # the policy's texts, before its first receipt
             stored = await store.append(receipt)
         except StoreUnavailable as exc:
+            self._count_unavailable()
             if exc.maybe_recorded:
                 # The visitor is told it failed and gets no cookie; the log may hold the
                 # receipt all the same. Its id lets an operator find it.
@@ -529,6 +536,8 @@ class ConsentEndpoints:
                 status_code=503,
                 headers={**NO_STORE, "Retry-After": "30"},
             )
+        if self.metrics is not None:
+            self.metrics.decisions[event] += 1
 
         secure = self._secure(scope)
         cookie_header = (
@@ -594,6 +603,7 @@ class ConsentEndpoints:
                 store = await self.store()
                 entries = await store.history_for_subject(subject_id, HISTORY_LIMIT)
             except StoreUnavailable:
+                self._count_unavailable()
                 raise BadRequest(503, "the receipt store is unavailable") from None
         # The decision in effect must be one of this subject's receipts.
         if (

@@ -33,6 +33,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool
 
 from ..receipts import ChainHead, Receipt, ReceiptSigner, StoredReceipt
+from ..stats.schema import postgres_statements as stats_statements
 from .base import (
     HISTORY_LIMIT,
     ArchivedPolicy,
@@ -327,13 +328,19 @@ class PostgresStore(GroupCommit, StoreBase):
             cur = await conn.execute(
                 "SELECT to_regclass('consent_receipts') IS NOT NULL"
                 " AND to_regclass('consent_chain') IS NOT NULL"
-                " AND to_regclass('consent_policies') IS NOT NULL"
+                " AND to_regclass('consent_policies') IS NOT NULL,"
+                " to_regclass('consent_receipts') IS NOT NULL"
             )
             found = await cur.fetchone()
             if not (found and found[0]):
                 await conn.execute("SELECT pg_advisory_xact_lock(%s)", (CHAIN_LOCK,))
                 for statement in _SCHEMA:
                     await conn.execute(statement)
+                if not (found and found[1]):
+                    # New tables get the statistics columns now; an earlier version's get
+                    # them, filled from their bodies, from the first `consent stats`.
+                    for statement in stats_statements():
+                        await conn.execute(statement)
             cur = await conn.execute("SHOW synchronous_commit")
             setting = await cur.fetchone()
         if setting is not None and str(setting[0]).lower() == "off":

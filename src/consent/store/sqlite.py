@@ -36,6 +36,7 @@ except ImportError:  # pragma: no cover - not on Windows
     fcntl = None  # type: ignore[assignment]
 
 from ..receipts import ChainHead, Receipt, ReceiptSigner, StoredReceipt
+from ..stats.schema import create_sqlite as create_stats_columns
 from .base import (
     HISTORY_LIMIT,
     VALUES_BATCH,
@@ -344,6 +345,11 @@ class SQLiteStore(GroupCommit, StoreBase):
             if version < SCHEMA_VERSION:
                 for statement in _SCHEMA:
                     conn.execute(statement)
+                if version == 0:
+                    # A new file gets the statistics columns now; an earlier version's store
+                    # gets them, filled from its bodies, from the first `consent stats`, so
+                    # that opening a large log for recording never waits on that fill.
+                    create_stats_columns(conn)
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:

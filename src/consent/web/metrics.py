@@ -26,6 +26,9 @@ class ConsentMetrics:
 
     ``blocked`` counts cookies removed per category and direction key (``"request"``/``"response"``);
     ``undeclared`` counts every cookie name the policy does not declare, in either direction.
+    ``decisions`` counts receipts recorded per event (``given``, ``updated``, ...);
+    ``store_failures`` the times the receipt store could not be reached, ``unavailable`` the 503
+    answers that followed.
     """
 
     requests: int = 0
@@ -36,6 +39,9 @@ class ConsentMetrics:
     expired: Counter[str] = field(default_factory=Counter)
     undeclared: Counter[str] = field(default_factory=Counter)
     gpc_requests: int = 0
+    decisions: Counter[str] = field(default_factory=Counter)
+    store_failures: int = 0
+    unavailable: int = 0
 
     def snapshot(self) -> dict[str, Any]:
         return {
@@ -47,6 +53,9 @@ class ConsentMetrics:
             "blocked_response": dict(self.blocked_response),
             "expired": dict(self.expired),
             "undeclared": dict(self.undeclared),
+            "decisions": dict(self.decisions),
+            "store_failures": self.store_failures,
+            "unavailable": self.unavailable,
         }
 
 

@@ -1,0 +1,431 @@
+"""Consent statistics: per time bucket, decisions and the share granting each category,
+aggregated by the database from the statistics columns (:mod:`consent.stats.schema`).
+
+Two ways of counting (``per``):
+
+* ``decision``: every receipt in the bucket counts once. A visitor who changes their mind three
+  times counts three times: what the banner and the settings dialog were asked to record.
+* ``visitor``: each subject's latest receipt in the bucket counts once: what visitors ended up
+  choosing in that bucket. A visitor active in two buckets counts in both.
+
+A category's share is the number of decisions granting it over the number of decisions in
+which it was offered (granted or refused on the receipt), so a category added by a new
+revision is measured from then on, not diluted by decisions that never showed it.
+"""
+
+from __future__ import annotations
+
+import calendar
+import contextlib
+import sqlite3
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from ..store.sqlite import path_from_url
+from .schema import migrate_postgres, migrate_sqlite
+
+__all__ = [
+    "EVENTS",
+    "Bucket",
+    "By",
+    "Latest",
+    "Per",
+    "Revision",
+    "Split",
+    "Statistics",
+    "bucket_start",
+    "collect",
+    "collect_sqlite",
+    "latest",
+]
+
+By = Literal["day", "week", "month"]
+Per = Literal["decision", "visitor"]
+Split = Literal["language", "method", "revision"]
+
+EVENTS = ("given", "refused", "updated", "withdrawn")
+_DAY = 86_400
+_MONDAY = 4 * _DAY  # 1970-01-05, the first Monday after the epoch
+
+
+def bucket_start(ts: int, by: By) -> int:
+    """The start (unix seconds, UTC) of the day, ISO week (from Monday) or month holding ``ts``."""
+    if by == "day":
+        return ts - ts % _DAY
+    if by == "week":
+        return ts - (ts - _MONDAY) % (7 * _DAY)
+    moment = datetime.fromtimestamp(ts, UTC)
+    return calendar.timegm((moment.year, moment.month, 1, 0, 0, 0))
+
+
+def bucket_end(start: int, by: By) -> int:
+    """The start of the bucket after the one starting at ``start``."""
+    if by == "day":
+        return start + _DAY
+    if by == "week":
+        return start + 7 * _DAY
+    moment = datetime.fromtimestamp(start, UTC)
+    year, month = (moment.year + 1, 1) if moment.month == 12 else (moment.year, moment.month + 1)
+    return calendar.timegm((year, month, 1, 0, 0, 0))
+
+
+@dataclass
+class Bucket:
+    """The counts of one time bucket (and one value of the split, when there is one)."""
+
+    start: int
+    end: int
+    split: str | None
+    decisions: int = 0
+    accept_all: int = 0  # every category offered was granted
+    reject_all: int = 0  # none was granted
+    custom: int = 0  # some were
+    gpc: int = 0  # the browser sent Sec-GPC: 1
+    events: dict[str, int] = field(default_factory=dict)
+    granted: dict[str, int] = field(default_factory=dict)  # per category: decisions granting it
+    offered: dict[str, int] = field(default_factory=dict)  # per category: decisions showing it
+
+    def share(self, category: str) -> float | None:
+        """Granted / offered for ``category`` (None when it was not offered in the bucket)."""
+        offered = self.offered.get(category, 0)
+        return self.granted.get(category, 0) / offered if offered else None
+
+    def fraction(self, count: int) -> float | None:
+        return count / self.decisions if self.decisions else None
+
+    def add(self, other: Bucket) -> None:
+        self.decisions += other.decisions
+        self.accept_all += other.accept_all
+        self.reject_all += other.reject_all
+        self.custom += other.custom
+        self.gpc += other.gpc
+        for mine, theirs in (
+            (self.events, other.events),
+            (self.granted, other.granted),
+            (self.offered, other.offered),
+        ):
+            for key, value in theirs.items():
+                mine[key] = mine.get(key, 0) + value
+
+
+@dataclass(frozen=True)
+class Revision:
+    """A policy revision found on receipts: when it was first and last recorded, how often."""
+
+    revision: str
+    first: int
+    last: int
+    decisions: int
+
+
+@dataclass
+class Statistics:
+    """What ``consent stats`` reports."""
+
+    by: By
+    per: Per
+    split: Split | None
+    since: int | None
+    until: int | None
+    categories: list[str]
+    buckets: list[Bucket]
+    revisions: list[Revision]
+
+    def total(self) -> Bucket:
+        """All buckets together (per visitor: a visitor active in two buckets counts twice)."""
+        whole = Bucket(
+            self.buckets[0].start if self.buckets else 0,
+            self.buckets[-1].end if self.buckets else 0,
+            None,
+        )
+        for bucket in self.buckets:
+            whole.add(bucket)
+        return whole
+
+
+# ------------------------------------------------------------------------------------- SQL
+
+
+def _aggregates(bits: Sequence[tuple[int, str]]) -> str:
+    parts = [
+        "COUNT(*)",
+        "COUNT(*) FILTER (WHERE granted <> 0 AND refused = 0)",
+        "COUNT(*) FILTER (WHERE granted = 0)",
+        "SUM(gpc)",
+    ]
+    parts += [f"COUNT(*) FILTER (WHERE event = '{event}')" for event in EVENTS]
+    for bit, _ in bits:
+        parts.append(f"SUM((granted >> {bit - 1}) & 1)")
+        parts.append(f"SUM(((granted | refused) >> {bit - 1}) & 1)")
+    return ", ".join(parts)
+
+
+def _range(since: int | None, until: int | None, mark: str) -> tuple[str, list[Any]]:
+    # Always a lower bound: SQLite then reads the covering index (consent_stats_ts) alone,
+    # instead of choosing the table's rows, spread among the receipts' pages.
+    clauses, params = [f"ts >= {mark}"], [since if since is not None else -1]
+    if until is not None:
+        clauses.append(f"ts < {mark}")
+        params.append(until)
+    return " WHERE " + " AND ".join(clauses), params
+
+
+def _bucket_from(
+    values: Sequence[Any], start: int, by: By, split: str | None, bits: Sequence[tuple[int, str]]
+) -> Bucket:
+    decisions, accept_all, reject_all, gpc = (int(v or 0) for v in values[:4])
+    events = {event: int(v or 0) for event, v in zip(EVENTS, values[4:8], strict=True)}
+    bucket = Bucket(
+        start,
+        bucket_end(start, by),
+        split,
+        decisions=decisions,
+        accept_all=accept_all,
+        reject_all=reject_all,
+        custom=decisions - accept_all - reject_all,
+        gpc=gpc,
+        events={k: v for k, v in events.items() if v},
+    )
+    rest = values[8:]
+    for index, (_, key) in enumerate(bits):
+        granted, offered = int(rest[2 * index] or 0), int(rest[2 * index + 1] or 0)
+        if offered:
+            bucket.granted[key] = granted
+            bucket.offered[key] = offered
+    return bucket
+
+
+class _Backend:
+    """The SQL that differs between SQLite and PostgreSQL."""
+
+    mark = "?"
+
+    def __init__(self, execute: Any) -> None:
+        self.execute = execute
+
+    def bucket(self, by: By) -> str:
+        if by == "day":
+            return f"(ts - ts % {_DAY})"
+        if by == "week":
+            return f"(ts - (ts - {_MONDAY}) % {7 * _DAY})"
+        return "CAST(strftime('%s', ts, 'unixepoch', 'start of month') AS INTEGER)"
+
+    def latest(self, bucket: str, where: str, split: str) -> str:
+        # SQLite: the other columns of a MAX() aggregate come from the row holding the maximum.
+        return (
+            f"SELECT {bucket} AS b, MAX(seq) AS seq, granted, refused, gpc, event, {split} AS sp"
+            f" FROM consent_stats{where} GROUP BY b, subject_id"
+        )
+
+
+class _PgBackend(_Backend):
+    mark = "%s"
+
+    def bucket(self, by: By) -> str:
+        if by == "month":
+            return "extract(epoch FROM date_trunc('month', to_timestamp(ts) AT TIME ZONE 'UTC'))::bigint"
+        if by == "week":
+            return f"(ts - mod(ts - {_MONDAY}, {7 * _DAY}))"
+        return f"(ts - mod(ts, {_DAY}))"
+
+    def latest(self, bucket: str, where: str, split: str) -> str:
+        return (
+            f"SELECT DISTINCT ON (b, subject_id) {bucket} AS b, granted, refused, gpc, event,"
+            f" {split} AS sp FROM consent_stats{where} ORDER BY b, subject_id, seq DESC"
+        )
+
+
+def _collect(
+    backend: _Backend,
+    *,
+    since: int | None,
+    until: int | None,
+    by: By,
+    per: Per,
+    split: Split | None,
+) -> Statistics:
+    execute = backend.execute
+    bits = [
+        (int(b), str(k))
+        for b, k in execute("SELECT bit, key FROM consent_stats_categories ORDER BY bit", [])
+    ]
+    where, params = _range(since, until, backend.mark)
+    split_column = split or "''"
+    aggregates = _aggregates(bits)
+    buckets: dict[tuple[int, str | None], Bucket] = {}
+    revisions: dict[str, list[int]] = {}
+    if per == "decision":
+        # Days in the database, weeks and months added up here (counts of receipts add up).
+        day = backend.bucket("day")
+        query = (
+            f"SELECT {day} AS b, revision, {split_column} AS sp, MIN(ts), MAX(ts), {aggregates}"
+            f" FROM consent_stats{where} GROUP BY b, revision, sp"
+        )
+        for found in execute(query, params):
+            start, revision, sp, first, last = found[:5]
+            key = (bucket_start(int(start), by), None if split is None else str(sp))
+            part = _bucket_from(found[5:], key[0], by, key[1], bits)
+            seen = revisions.setdefault(str(revision), [int(first), int(last), 0])
+            seen[0], seen[1] = min(seen[0], int(first)), max(seen[1], int(last))
+            seen[2] += part.decisions
+            if key in buckets:
+                buckets[key].add(part)
+            else:
+                buckets[key] = part
+    else:
+        latest = backend.latest(backend.bucket(by), where, split_column)
+        query = f"SELECT b, sp, {aggregates} FROM ({latest}) AS latest GROUP BY b, sp"
+        for found in execute(query, params):
+            start, sp = int(found[0]), None if split is None else str(found[1])
+            buckets[(start, sp)] = _bucket_from(found[2:], start, by, sp, bits)
+        for revision, first, last, count in execute(
+            f"SELECT revision, MIN(ts), MAX(ts), COUNT(*) FROM consent_stats{where} GROUP BY revision",
+            params,
+        ):
+            revisions[str(revision)] = [int(first), int(last), int(count)]
+    ordered = sorted(buckets.values(), key=lambda b: (b.start, b.split or ""))
+    used = {key for bucket in ordered for key in bucket.offered}
+    return Statistics(
+        by=by,
+        per=per,
+        split=split,
+        since=since,
+        until=until,
+        categories=[key for _, key in bits if key in used],
+        buckets=ordered,
+        revisions=sorted(
+            (Revision(rev, f, la, n) for rev, (f, la, n) in revisions.items()),
+            key=lambda r: (r.first, r.revision),
+        ),
+    )
+
+
+def collect_sqlite(
+    conn: sqlite3.Connection,
+    *,
+    since: int | None = None,
+    until: int | None = None,
+    by: By = "day",
+    per: Per = "decision",
+    split: Split | None = None,
+) -> Statistics:
+    """Statistics from an SQLite connection whose store has the statistics columns."""
+    return _collect(
+        _Backend(lambda sql, params: conn.execute(sql, params)),
+        since=since,
+        until=until,
+        by=by,
+        per=per,
+        split=split,
+    )
+
+
+@contextlib.contextmanager
+def _open(url: str, migrate: bool) -> Iterator[_Backend]:
+    """A backend on the store at ``url``; with ``migrate``, the statistics columns added first
+    to a store made by an earlier version. Raises StoreUnavailable when it cannot be read."""
+    from ..store import StoreUnavailable
+    from ..store.base import redact_url
+
+    scheme = url.partition("://")[0].lower()
+    if scheme == "sqlite":
+        path = path_from_url(url)
+        mode = "rw" if migrate else "ro"
+        try:
+            conn = sqlite3.connect(
+                f"file:{path}?mode={mode}", uri=True, isolation_level=None, timeout=30
+            )
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"SQLite receipt store {path}: {exc}") from exc
+        try:
+            if migrate:
+                migrate_sqlite(conn)
+            yield _Backend(lambda sql, params: conn.execute(sql, params))
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"SQLite receipt store {path}: {exc}") from exc
+        finally:
+            conn.close()
+        return
+    if scheme in ("postgresql", "postgres"):
+        import psycopg
+
+        try:
+            with psycopg.connect(url, autocommit=True, connect_timeout=10) as pg:
+                if migrate:
+                    migrate_postgres(pg)
+                yield _PgBackend(lambda sql, params: pg.execute(sql, params).fetchall())
+        except psycopg.Error as exc:
+            raise StoreUnavailable(f"PostgreSQL receipt store {redact_url(url)}: {exc}") from exc
+        return
+    raise ValueError(
+        f"statistics need an sqlite:/// or postgresql:// store, not {redact_url(url)!r}"
+    )
+
+
+def collect(
+    url: str,
+    *,
+    since: int | None = None,
+    until: int | None = None,
+    by: By = "day",
+    per: Per = "decision",
+    split: Split | None = None,
+    migrate: bool = True,
+) -> Statistics:
+    """Statistics of the store at ``url`` (``sqlite:`` or ``postgresql:``). With ``migrate``, a
+    store made by an earlier version first gets its statistics columns (filled once, from the
+    signed bodies). Raises :class:`consent.store.StoreUnavailable` when it cannot be read."""
+    with _open(url, migrate) as backend:
+        return _collect(backend, since=since, until=until, by=by, per=per, split=split)
+
+
+@dataclass(frozen=True)
+class Latest:
+    """One recent receipt as the statistics columns keep it (no address, no user agent)."""
+
+    seq: int
+    receipt_id: str
+    timestamp: int
+    event: str
+    granted: list[str]
+    refused: list[str]
+    method: str
+    language: str
+    gpc: bool
+    revision: str
+
+
+def latest(url: str, limit: int = 20, *, migrate: bool = True) -> list[Latest]:
+    """The ``limit`` receipts appended last, newest first."""
+    with _open(url, migrate) as backend:
+        keys = dict(
+            (int(b), str(k))
+            for b, k in backend.execute("SELECT bit, key FROM consent_stats_categories", [])
+        )
+        found = backend.execute(
+            "SELECT s.seq, r.receipt_id, s.ts, s.event, s.granted, s.refused, s.method,"
+            " s.language, s.gpc, s.revision FROM consent_stats AS s"
+            f" JOIN consent_receipts AS r ON r.seq = s.seq ORDER BY s.seq DESC LIMIT {int(limit)}",
+            [],
+        )
+
+        def names(bits: int) -> list[str]:
+            return [key for bit, key in sorted(keys.items()) if (int(bits) >> (bit - 1)) & 1]
+
+        return [
+            Latest(
+                int(seq),
+                str(rid),
+                int(ts),
+                str(event),
+                names(g),
+                names(r),
+                str(m),
+                str(lang),
+                bool(gpc),
+                str(rev),
+            )
+            for seq, rid, ts, event, g, r, m, lang, gpc, rev in found
+        ]

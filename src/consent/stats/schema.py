@@ -1,0 +1,490 @@
+"""The statistics columns: one row per receipt in ``consent_stats``, kept by the database itself.
+
+What statistics need (the granted and refused categories as bit sets, the method, language,
+GPC flag, revision and event) is read from each receipt's signed body by triggers on
+``consent_receipts``, in the statement that inserts (updates, deletes) the receipt. Every writer
+fills them, whatever its version, and aggregates run on small fixed-width rows instead of
+parsing JSON bodies. Bit ``n`` of ``granted``/``refused`` is the category whose ``bit`` in
+``consent_stats_categories`` is ``n + 1`` (numbered in the order first seen; up to 64 keys).
+
+:func:`migrate_sqlite` / :func:`migrate_postgres` create the tables and triggers and fill them
+for the receipts already in the log (a store made by an earlier version); they do nothing when
+the triggers exist. :func:`sqlite_mismatches` / :func:`postgres_mismatches` find rows whose
+statistics columns are not what the signed body says (``consent verify`` reports them).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from typing import Any
+
+__all__ = [
+    "STATS_COLUMNS",
+    "create_postgres",
+    "create_sqlite",
+    "file_mismatches",
+    "migrate_postgres",
+    "migrate_sqlite",
+    "postgres_mismatches",
+    "postgres_statements",
+    "sqlite_mismatches",
+    "url_mismatches",
+]
+
+STATS_COLUMNS = "seq, ts, subject_id, event, granted, refused, method, language, gpc, revision"
+
+# Every column statistics read, in time order: an aggregate reads this index alone, whose pages
+# lie together, instead of the table's rows, spread among the receipts' pages (about six times
+# faster over 1,000,000 receipts; see docs/performance.md). It serves --since/--until too.
+_COVERING_INDEX = (
+    "CREATE INDEX IF NOT EXISTS consent_stats_ts ON consent_stats"
+    " (ts, granted, refused, gpc, event, method, language, revision, subject_id)"
+)
+
+# ----------------------------------------------------------------------------------- SQLite
+
+_SQLITE_TABLES = (
+    """
+    CREATE TABLE IF NOT EXISTS consent_stats_categories (
+        bit INTEGER PRIMARY KEY,
+        key TEXT    NOT NULL UNIQUE
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS consent_stats (
+        seq        INTEGER PRIMARY KEY,
+        ts         INTEGER NOT NULL,
+        subject_id TEXT    NOT NULL,
+        event      TEXT    NOT NULL,
+        granted    INTEGER NOT NULL,
+        refused    INTEGER NOT NULL,
+        method     TEXT    NOT NULL,
+        language   TEXT    NOT NULL,
+        gpc        INTEGER NOT NULL,
+        revision   TEXT    NOT NULL
+    )
+    """,
+    _COVERING_INDEX,
+)
+
+
+def _sqlite_bits(array: str) -> str:
+    """The bit set of the category keys in the JSON array text ``array``."""
+    return (
+        f"(SELECT COALESCE(SUM(DISTINCT 1 << (c.bit - 1)), 0) FROM json_each({array}) AS j"
+        " JOIN consent_stats_categories AS c ON c.key = j.value)"
+    )
+
+
+# The body's fields that statistics need, read with one json_extract: SQLite parses the body
+# once (each json_extract parses it again) into a small array, read from then on.
+_SQLITE_FIELDS = (
+    "timestamp",
+    "subject_id",
+    "event",
+    "granted",
+    "refused",
+    "method",
+    "language",
+    "gpc",
+    "revision",
+)
+_SQLITE_PATHS = ", ".join(f"'$.{name}'" for name in _SQLITE_FIELDS)
+
+
+def _sqlite_fields(receipts: str, seq: str, body: str) -> str:
+    """A subquery of (seq, a): ``a`` the array of the fields of each body of ``receipts`` (a
+    FROM clause, with its WHERE). ``LIMIT -1 OFFSET 0`` keeps SQLite from copying the
+    extraction into every expression that reads ``a``."""
+    return (
+        f"(SELECT {seq} AS seq, json_extract({body}, {_SQLITE_PATHS}) AS a FROM {receipts}"
+        " LIMIT -1 OFFSET 0)"
+    )
+
+
+def _field(name: str) -> str:
+    return f"json_extract(a, '$[{_SQLITE_FIELDS.index(name)}]')"
+
+
+def _array(name: str) -> str:
+    index = _SQLITE_FIELDS.index(name)
+    return f"CASE WHEN json_type(a, '$[{index}]') = 'array' THEN json_extract(a, '$[{index}]') END"
+
+
+def _sqlite_derived() -> list[str]:
+    """The statistics values, as STATS_COLUMNS, from ``seq`` and ``a`` of :func:`_sqlite_fields`."""
+    return [
+        "seq",
+        f"COALESCE({_field('timestamp')}, -1)",
+        f"COALESCE({_field('subject_id')}, '')",
+        f"COALESCE({_field('event')}, '')",
+        _sqlite_bits(_array("granted")),
+        _sqlite_bits(_array("refused")),
+        f"COALESCE({_field('method')}, '')",
+        f"COALESCE({_field('language')}, '')",
+        f"COALESCE({_field('gpc')}, 0)",
+        f"COALESCE({_field('revision')}, '')",
+    ]
+
+
+def _sqlite_keys(body: str) -> str:
+    """Tables ``g`` and ``k``: the category keys granted or refused in ``body`` (one parse)."""
+    return (
+        f"json_each(json_extract({body}, '$.granted', '$.refused')) AS g, json_each(g.value) AS k"
+    )
+
+
+_NEW_KEYS = "g.type = 'array' AND k.type = 'text'"
+
+
+def _sqlite_is_receipt(r: str) -> str:
+    # Chain records (switch, incident) have no subject; a body that is not JSON is a finding
+    # of verification already and gets no statistics row.
+    return f"{r}.subject_id <> '' AND json_valid({r}.body)"
+
+
+def _sqlite_fill(source: str) -> tuple[str, str]:
+    """The two statements filling statistics for the ``new`` row, selected by ``source``
+    (``(SELECT 1)``, or with a WHERE)."""
+    keys = (
+        "INSERT OR IGNORE INTO consent_stats_categories (key)"
+        f" SELECT k.value FROM {source} AS one, {_sqlite_keys('new.body')} WHERE {_NEW_KEYS}"
+    )
+    values = ", ".join(_sqlite_derived())
+    row = (
+        f"INSERT OR REPLACE INTO consent_stats ({STATS_COLUMNS}) SELECT {values}"
+        f" FROM {_sqlite_fields(source, 'new.seq', 'new.body')}"
+    )
+    return keys, row
+
+
+def _sqlite_triggers() -> tuple[str, ...]:
+    keys, row = _sqlite_fill("(SELECT 1)")
+    update_keys, update_row = _sqlite_fill(f"(SELECT 1 WHERE {_sqlite_is_receipt('new')})")
+    return (
+        # Bodies the store writes are JSON: the insert does not check (a second parse).
+        "CREATE TRIGGER IF NOT EXISTS consent_stats_insert AFTER INSERT ON consent_receipts"
+        f" WHEN new.subject_id <> '' BEGIN {keys}; {row}; END",
+        "CREATE TRIGGER IF NOT EXISTS consent_stats_update AFTER UPDATE ON consent_receipts"
+        f" BEGIN DELETE FROM consent_stats WHERE seq = old.seq; {update_keys}; {update_row}; END",
+        "CREATE TRIGGER IF NOT EXISTS consent_stats_delete AFTER DELETE ON consent_receipts"
+        " BEGIN DELETE FROM consent_stats WHERE seq = old.seq; END",
+    )
+
+
+def _sqlite_backfill() -> tuple[str, str]:
+    receipts = f"consent_receipts AS r WHERE {_sqlite_is_receipt('r')}"
+    keys = (
+        "INSERT OR IGNORE INTO consent_stats_categories (key)"
+        f" SELECT k.value FROM consent_receipts AS r, {_sqlite_keys('r.body')}"
+        f" WHERE {_sqlite_is_receipt('r')} AND {_NEW_KEYS}"
+        " GROUP BY k.value ORDER BY MIN(r.seq), k.value"
+    )
+    values = ", ".join(_sqlite_derived())
+    rows = (
+        f"INSERT OR REPLACE INTO consent_stats ({STATS_COLUMNS}) SELECT {values}"
+        f" FROM {_sqlite_fields(receipts, 'r.seq', 'r.body')}"
+    )
+    return keys, rows
+
+
+def _sqlite_has_triggers(conn: sqlite3.Connection) -> bool:
+    (n,) = conn.execute(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger'"
+        " AND name IN ('consent_stats_insert', 'consent_stats_update', 'consent_stats_delete')"
+    ).fetchone()
+    return int(n) == 3
+
+
+def create_sqlite(conn: sqlite3.Connection) -> None:
+    """Create the statistics tables and triggers (inside the caller's write transaction),
+    filling them for the receipts already in ``consent_receipts``; nothing when the triggers
+    exist (a store whose schema moves to a later version keeps its statistics rows)."""
+    if _sqlite_has_triggers(conn):
+        return
+    for statement in _SQLITE_TABLES:
+        conn.execute(statement)
+    for statement in _sqlite_backfill():
+        conn.execute(statement)
+    for statement in _sqlite_triggers():
+        conn.execute(statement)
+
+
+def migrate_sqlite(conn: sqlite3.Connection) -> bool:
+    """Add the statistics columns to a store made by an earlier version, in one write
+    transaction (other writers wait). False when there was nothing to do."""
+    if _sqlite_has_triggers(conn):
+        return False
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if _sqlite_has_triggers(conn):
+            conn.execute("ROLLBACK")
+            return False
+        create_sqlite(conn)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return True
+
+
+def _difference(names: list[str], derived: Any, stored: Any) -> str:
+    if stored[0] is None:
+        return "no statistics row (consent_stats) for this receipt"
+    differ = [name for name, want, have in zip(names, derived, stored, strict=True) if want != have]
+    return "statistics columns differ from the signed body: " + ", ".join(differ)
+
+
+_NAMES = [c.strip() for c in STATS_COLUMNS.split(",")]
+
+
+def sqlite_mismatches(
+    conn: sqlite3.Connection, max_seq: int | None
+) -> Iterator[tuple[int, str, str]]:
+    """(seq, receipt_id, what differs) for every receipt whose statistics row is missing or
+    differs from what its body says, and every statistics row without its receipt."""
+    limit = "" if max_seq is None else f" AND r.seq <= {int(max_seq)}"
+    derived = ", ".join(f"{e} AS d{i}" for i, e in enumerate(_sqlite_derived()))
+    stored = ", ".join(f"s.{name}" for name in _NAMES)
+    differs = " OR ".join(f"d.d{i} IS NOT s.{name}" for i, name in enumerate(_NAMES))
+    receipts = f"consent_receipts AS r WHERE {_sqlite_is_receipt('r')}{limit}"
+    query = (
+        f"SELECT r.receipt_id, d.*, {stored} FROM"
+        f" (SELECT {derived} FROM {_sqlite_fields(receipts, 'r.seq', 'r.body')}) AS d"
+        " JOIN consent_receipts AS r ON r.seq = d.d0"
+        f" LEFT JOIN consent_stats AS s ON s.seq = d.d0 WHERE s.seq IS NULL OR {differs}"
+        " ORDER BY d.d0"
+    )
+    n = len(_NAMES)
+    for found in conn.execute(query):
+        want, have = found[1 : 1 + n], found[1 + n :]
+        yield int(want[0]), str(found[0]), _difference(_NAMES, want, have)
+    orphan_limit = "" if max_seq is None else f" AND s.seq <= {int(max_seq)}"
+    for (seq,) in conn.execute(
+        "SELECT s.seq FROM consent_stats AS s LEFT JOIN consent_receipts AS r ON r.seq = s.seq"
+        f" WHERE (r.seq IS NULL OR r.subject_id = ''){orphan_limit} ORDER BY s.seq"
+    ):
+        yield int(seq), "", "a statistics row without its receipt"
+
+
+# ------------------------------------------------------------------------------- PostgreSQL
+
+# Writers of the chain hold this advisory lock (consent.store.postgres.CHAIN_LOCK): categories
+# get their bits in the order appends commit, and the migration waits for appends in progress.
+CHAIN_LOCK = 0x636F6E73656E7400
+
+_PG_TABLES = (
+    """
+    CREATE TABLE IF NOT EXISTS consent_stats_categories (
+        bit SMALLINT PRIMARY KEY,
+        key TEXT     NOT NULL UNIQUE
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS consent_stats (
+        seq        BIGINT   PRIMARY KEY,
+        ts         BIGINT   NOT NULL,
+        subject_id TEXT     NOT NULL,
+        event      TEXT     NOT NULL,
+        granted    BIGINT   NOT NULL,
+        refused    BIGINT   NOT NULL,
+        method     TEXT     NOT NULL,
+        language   TEXT     NOT NULL,
+        gpc        SMALLINT NOT NULL,
+        revision   TEXT     NOT NULL
+    )
+    """,
+    _COVERING_INDEX,
+    # A body that is not JSON gets no statistics row (verification reports the body).
+    """
+    CREATE OR REPLACE FUNCTION consent_stats_json(body text) RETURNS jsonb
+    LANGUAGE plpgsql IMMUTABLE AS $$
+    BEGIN
+        RETURN body::jsonb;
+    EXCEPTION WHEN others THEN
+        RETURN NULL;
+    END $$
+    """,
+)
+
+
+def _pg_array(b: str, field: str) -> str:
+    return f"(CASE WHEN jsonb_typeof({b}->'{field}') = 'array' THEN {b}->'{field}' ELSE '[]'::jsonb END)"
+
+
+def _pg_text(b: str, field: str) -> str:
+    return f"(CASE WHEN jsonb_typeof({b}->'{field}') = 'string' THEN {b}->>'{field}' ELSE '' END)"
+
+
+def _pg_bits(b: str, field: str) -> str:
+    return (
+        "(SELECT COALESCE(bit_or(1::bigint << (c.bit - 1)), 0)"
+        f" FROM jsonb_array_elements({_pg_array(b, field)}) AS j(value)"
+        " JOIN consent_stats_categories AS c ON to_jsonb(c.key) = j.value)"
+    )
+
+
+def _pg_derived(seq: str, b: str) -> list[str]:
+    """The statistics values of a receipt from its body ``b`` (jsonb), as STATS_COLUMNS."""
+    return [
+        seq,
+        f"(CASE WHEN jsonb_typeof({b}->'timestamp') = 'number'"
+        f" THEN ({b}->>'timestamp')::numeric::bigint ELSE -1 END)",
+        _pg_text(b, "subject_id"),
+        _pg_text(b, "event"),
+        _pg_bits(b, "granted"),
+        _pg_bits(b, "refused"),
+        _pg_text(b, "method"),
+        _pg_text(b, "language"),
+        f"(CASE WHEN {b}->'gpc' = 'true'::jsonb THEN 1 ELSE 0 END)",
+        _pg_text(b, "revision"),
+    ]
+
+
+def _pg_bodies(source: str) -> str:
+    """The receipts of ``source`` with their bodies as jsonb (``seq``, ``b``)."""
+    return (
+        f"(SELECT seq, b FROM (SELECT seq, consent_stats_json(body) AS b FROM {source}"
+        " WHERE subject_id <> '') AS parsed WHERE jsonb_typeof(b) = 'object') AS bodies"
+    )
+
+
+def _pg_fill(source: str) -> str:
+    """Statements (for a function body) filling statistics for the receipts in ``source``."""
+    arrays = f"{_pg_array('b', 'granted')} || {_pg_array('b', 'refused')}"
+    update = ", ".join(f"{name} = excluded.{name}" for name in _NAMES[1:])
+    new_keys = (
+        "SELECT k.value #>> '{}' AS key, MIN(seq) AS first"
+        f" FROM {_pg_bodies(source)}, LATERAL jsonb_array_elements({arrays}) AS k(value)"
+        " WHERE jsonb_typeof(k.value) = 'string' GROUP BY 1"
+    )
+    return (
+        "INSERT INTO consent_stats_categories (bit, key)"
+        " SELECT (SELECT COALESCE(MAX(bit), 0) FROM consent_stats_categories)"
+        f" + row_number() OVER (ORDER BY first, key), key FROM ({new_keys}) AS found"
+        " WHERE NOT EXISTS (SELECT 1 FROM consent_stats_categories AS c WHERE c.key = found.key);"
+        f" INSERT INTO consent_stats ({STATS_COLUMNS})"
+        f" SELECT {', '.join(_pg_derived('seq', 'b'))} FROM {_pg_bodies(source)}"
+        f" ON CONFLICT (seq) DO UPDATE SET {update};"
+    )
+
+
+def _pg_functions() -> tuple[str, ...]:
+    def function(name: str, body: str) -> str:
+        return (
+            # As the tables' owner: the app's role needs no rights on the statistics tables
+            # (docs/operations.md, Privileges); the search path is the creator's.
+            f"CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql"
+            " SECURITY DEFINER SET search_path FROM CURRENT AS $$"
+            f" BEGIN {body} RETURN NULL; END $$"
+        )
+
+    gone = "DELETE FROM consent_stats AS s USING gone WHERE s.seq = gone.seq;"
+    return (
+        function("consent_stats_inserted", _pg_fill("added")),
+        function("consent_stats_updated", gone + " " + _pg_fill("added")),
+        function("consent_stats_deleted", gone),
+    )
+
+
+_PG_TRIGGERS = (
+    "CREATE OR REPLACE TRIGGER consent_stats_insert AFTER INSERT ON consent_receipts"
+    " REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION consent_stats_inserted()",
+    "CREATE OR REPLACE TRIGGER consent_stats_update AFTER UPDATE ON consent_receipts"
+    " REFERENCING OLD TABLE AS gone NEW TABLE AS added"
+    " FOR EACH STATEMENT EXECUTE FUNCTION consent_stats_updated()",
+    "CREATE OR REPLACE TRIGGER consent_stats_delete AFTER DELETE ON consent_receipts"
+    " REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION consent_stats_deleted()",
+)
+
+_PG_HAS_TRIGGERS = (
+    "SELECT COUNT(*) FROM pg_trigger WHERE tgrelid = to_regclass('consent_receipts')"
+    " AND tgname IN ('consent_stats_insert', 'consent_stats_update', 'consent_stats_delete')"
+)
+
+
+def postgres_statements() -> list[str]:
+    """The statements creating the statistics tables, functions and triggers, filling them for
+    the receipts already in the log; run in one transaction holding the chain lock."""
+    return [
+        *_PG_TABLES,
+        *_pg_functions(),
+        "CREATE OR REPLACE FUNCTION consent_stats_backfill() RETURNS void LANGUAGE plpgsql AS $$"
+        f" BEGIN {_pg_fill('consent_receipts')} END $$",
+        "SELECT consent_stats_backfill()",
+        "DROP FUNCTION consent_stats_backfill()",
+        *_PG_TRIGGERS,
+    ]
+
+
+def create_postgres(conn: Any) -> None:
+    """Run :func:`postgres_statements` on a psycopg (sync) connection, in its transaction."""
+    for statement in postgres_statements():
+        conn.execute(statement)
+
+
+def migrate_postgres(conn: Any) -> bool:
+    """:func:`migrate_sqlite` for PostgreSQL (a psycopg sync connection, not in a transaction)."""
+    (n,) = conn.execute(_PG_HAS_TRIGGERS).fetchone()
+    if int(n) == 3:
+        return False
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (CHAIN_LOCK,))
+        (n,) = conn.execute(_PG_HAS_TRIGGERS).fetchone()
+        if int(n) == 3:
+            return False
+        create_postgres(conn)
+    return True
+
+
+def postgres_mismatches(conn: Any, max_seq: int | None) -> Iterator[tuple[int, str, str]]:
+    """:func:`sqlite_mismatches` for PostgreSQL."""
+    limit = "" if max_seq is None else f" AND r.seq <= {int(max_seq)}"
+    derived = ", ".join(f"{e} AS d{i}" for i, e in enumerate(_pg_derived("p.seq", "p.b")))
+    stored = ", ".join(f"s.{name}" for name in _NAMES)
+    differs = " OR ".join(f"d.d{i} IS DISTINCT FROM s.{name}" for i, name in enumerate(_NAMES))
+    # Each body parsed once (MATERIALIZED: not once per expression using it).
+    query = (
+        "WITH p AS MATERIALIZED (SELECT r.seq, r.receipt_id, consent_stats_json(r.body) AS b"
+        f" FROM consent_receipts AS r WHERE r.subject_id <> ''{limit})"
+        f" SELECT d.*, {stored} FROM (SELECT p.receipt_id, {derived} FROM p"
+        " WHERE jsonb_typeof(p.b) = 'object') AS d"
+        f" LEFT JOIN consent_stats AS s ON s.seq = d.d0 WHERE s.seq IS NULL OR {differs}"
+        " ORDER BY d.d0"
+    )
+    n = len(_NAMES)
+    for found in conn.execute(query):
+        want, have = found[1 : 1 + n], found[1 + n :]
+        yield int(want[0]), str(found[0]), _difference(_NAMES, want, have)
+    orphan_limit = "" if max_seq is None else f" AND s.seq <= {int(max_seq)}"
+    for (seq,) in conn.execute(
+        "SELECT s.seq FROM consent_stats AS s LEFT JOIN consent_receipts AS r ON r.seq = s.seq"
+        f" WHERE (r.seq IS NULL OR r.subject_id = ''){orphan_limit} ORDER BY s.seq"
+    ):
+        yield int(seq), "", "a statistics row without its receipt"
+
+
+def file_mismatches(path: str, max_seq: int | None) -> list[tuple[int, str, str]]:
+    """:func:`sqlite_mismatches` for the SQLite file at ``path``, read only; nothing for a
+    store without statistics columns yet (made by an earlier version and not migrated)."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+    try:
+        if not _sqlite_has_triggers(conn):
+            return []
+        return list(sqlite_mismatches(conn, max_seq))
+    finally:
+        conn.close()
+
+
+def url_mismatches(url: str, max_seq: int | None) -> list[tuple[int, str, str]]:
+    """:func:`postgres_mismatches` for the PostgreSQL store at ``url``; nothing for a store
+    without statistics columns yet."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as pg:
+        found = pg.execute(_PG_HAS_TRIGGERS).fetchone()
+        if found is None or int(found[0]) != 3:
+            return []
+        return list(postgres_mismatches(pg, max_seq))

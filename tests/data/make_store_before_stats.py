@@ -1,0 +1,34 @@
+"""Writes ``store-before-stats.db``: a receipt store made by asgi-consent before the statistics
+columns existed (commit 4007cf0), for the migration test. Run it with that version's sources:
+
+    git worktree add /tmp/old 4007cf0
+    PYTHONPATH=/tmp/old/src python tests/data/make_store_before_stats.py tests/data/store-before-stats.db
+
+The decisions are those of ``tests/stats_seed.py`` (``SEED``), with the same key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from tests.stats_seed import TEST_KEY, seed_receipts
+
+from consent.receipts import ReceiptSigner
+from consent.store import open_store
+
+
+async def main(path: str) -> None:
+    store = open_store(f"sqlite:///{path}", ReceiptSigner([TEST_KEY]))
+    try:
+        for receipt in seed_receipts():
+            await store.append(receipt)
+    finally:
+        await store.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1]))

@@ -1,0 +1,344 @@
+"""consent stats: the statistics columns, their migration, their check by verify, the numbers."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from consent.audit import verify_store
+from consent.cli import main
+from consent.receipts import ReceiptSigner
+from consent.store import open_store
+
+from .conftest import execute_sql, make_receipt, record_receipts
+from .stats_seed import TEST_KEY, at, seed_receipts
+
+OLD_STORE = Path(__file__).parent / "data" / "store-before-stats.db"
+SIGNER = ReceiptSigner([TEST_KEY])
+
+
+def stats(capsys: pytest.CaptureFixture[str], url: str, *options: str) -> dict[str, Any]:
+    assert main(["stats", "--store", url, "--format", "json", *options]) == 0
+    document: dict[str, Any] = json.loads(capsys.readouterr().out)
+    return document
+
+
+def counts(bucket: dict[str, Any]) -> tuple[Any, ...]:
+    """decisions, (accept all, reject all, custom), gpc, {category: (granted, offered)}"""
+    choices = bucket["choices"]
+    return (
+        bucket["decisions"],
+        (choices["accept_all"], choices["reject_all"], choices["custom"]),
+        bucket["gpc"],
+        {k: (v["granted"], v["offered"]) for k, v in bucket["categories"].items() if v["offered"]},
+    )
+
+
+# Worked out by hand from tests/stats_seed.py.
+PER_DECISION_BY_DAY = {
+    "2026-11-02T00:00:00Z": (3, (1, 1, 1), 1, {"analytics": (2, 3), "marketing": (1, 3)}),
+    "2026-11-03T00:00:00Z": (2, (1, 0, 1), 0, {"analytics": (1, 2), "marketing": (2, 2)}),
+    "2026-11-10T00:00:00Z": (
+        2,
+        (1, 1, 0),
+        0,
+        {"analytics": (1, 2), "marketing": (1, 2), "preferences": (1, 2)},
+    ),
+    "2026-11-11T00:00:00Z": (
+        1,
+        (0, 1, 0),
+        1,
+        {"analytics": (0, 1), "marketing": (0, 1), "preferences": (0, 1)},
+    ),
+    "2026-12-01T00:00:00Z": (
+        2,
+        (0, 0, 2),
+        0,
+        {"analytics": (1, 2), "marketing": (0, 2), "preferences": (2, 2)},
+    ),
+}
+# s1 and s2 twice in November: their latest decisions count (s1 custom, s2 accept-all).
+PER_VISITOR_BY_MONTH = {
+    "2026-11-01T00:00:00Z": (
+        5,
+        (1, 2, 2),
+        1,
+        {"analytics": (2, 5), "marketing": (2, 5), "preferences": (0, 2)},
+    ),
+    "2026-12-01T00:00:00Z": (
+        1,
+        (0, 0, 1),
+        0,
+        {"analytics": (1, 1), "marketing": (0, 1), "preferences": (1, 1)},
+    ),
+}
+
+
+def check_numbers(capsys: pytest.CaptureFixture[str], url: str) -> None:
+    by_day = stats(capsys, url)
+    assert {b["start"]: counts(b) for b in by_day["buckets"]} == PER_DECISION_BY_DAY
+    assert by_day["categories"] == ["analytics", "marketing", "preferences"]
+    assert [(r["revision"], r["first"], r["decisions"]) for r in by_day["revisions"]] == [
+        ("rev-A", "2026-11-02T10:00:00Z", 5),
+        ("rev-B", "2026-11-10T09:00:00Z", 5),
+    ]
+    events = {b["start"][:10]: b["events"] for b in by_day["buckets"]}
+    assert events["2026-11-10"] == {"given": 1, "refused": 0, "updated": 0, "withdrawn": 1}
+    visitors = stats(capsys, url, "--per", "visitor", "--by", "month")
+    assert {b["start"]: counts(b) for b in visitors["buckets"]} == PER_VISITOR_BY_MONTH
+
+
+def test_numbers_per_decision_and_per_visitor(
+    store_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    record_receipts(store_url, seed_receipts())
+    check_numbers(capsys, store_url)
+
+
+def test_weeks_splits_and_ranges(store_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    record_receipts(store_url, seed_receipts())
+    weeks = stats(capsys, store_url, "--by", "week")
+    assert [(b["start"], b["decisions"]) for b in weeks["buckets"]] == [
+        ("2026-11-02T00:00:00Z", 5),  # a Monday
+        ("2026-11-09T00:00:00Z", 3),
+        ("2026-11-30T00:00:00Z", 2),
+    ]
+    by_language = stats(capsys, store_url, "--by", "month", "--split", "language")
+    assert [(b["start"][:7], b["language"], b["decisions"]) for b in by_language["buckets"]] == [
+        ("2026-11", "de", 2),
+        ("2026-11", "en", 5),
+        ("2026-11", "fr", 1),
+        ("2026-12", "de", 2),
+    ]
+    by_method = stats(capsys, store_url, "--by", "month", "--split", "method", "--per", "visitor")
+    assert [(b["start"][:7], b["method"], b["decisions"]) for b in by_method["buckets"]] == [
+        ("2026-11", "api", 2),  # s3, s4 (withdrawn)
+        ("2026-11", "banner", 1),  # s2
+        ("2026-11", "form", 1),  # s1
+        ("2026-11", "gpc", 1),  # s5
+        ("2026-12", "form", 1),  # s6
+    ]
+    window = stats(capsys, store_url, "--since", "2026-11-03", "--until", "2026-11-10T09:15:00Z")
+    assert [(b["start"][:10], b["decisions"]) for b in window["buckets"]] == [
+        ("2026-11-03", 2),
+        ("2026-11-10", 1),
+    ]
+
+
+def test_an_empty_range_is_an_empty_table(
+    store_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    record_receipts(store_url, seed_receipts())
+    assert main(["stats", "--store", store_url, "--since", "2030-01-01"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == [
+        "day",
+        "decisions",
+        "accept",
+        "all",
+        "%",
+        "reject",
+        "all",
+        "%",
+        "custom",
+        "%",
+        "GPC",
+        "%",
+    ]
+    assert lines[2] == ""  # no rows
+    assert main(["stats", "--store", store_url, "--since", "2030-01-01", "--format", "csv"]) == 0
+    assert capsys.readouterr().out.startswith("start,end,decisions,")
+
+
+def test_a_bad_since_exits_2_naming_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"sqlite:///{tmp_path}/consent.db"
+    with pytest.raises(SystemExit) as stopped:
+        main(["stats", "--store", url, "--since", "last tuesday"])
+    assert stopped.value.code == 2
+    assert "'last tuesday'" in capsys.readouterr().err
+
+
+def test_a_missing_store_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["stats", "--store", f"sqlite:///{tmp_path}/none.db"]) == 2
+    assert "error" in capsys.readouterr().err
+    assert not (tmp_path / "none.db").exists()
+
+
+# ----------------------------------------------------------------------------- migration
+
+
+def _tables(path: Path) -> set[str]:
+    conn = sqlite3.connect(path)
+    try:
+        return {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
+    finally:
+        conn.close()
+
+
+def test_a_store_made_by_the_earlier_version_opens_and_migrates(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """tests/data/store-before-stats.db was written by the version before the statistics
+    columns (see tests/data/make_store_before_stats.py)."""
+    path = tmp_path / "old.db"
+    shutil.copy(OLD_STORE, path)
+    url = f"sqlite:///{path}"
+    assert "consent_stats" not in _tables(path)
+    # The web side opens it as before and keeps recording.
+    later = seed_receipts()[0].model_copy(
+        update={
+            "receipt_id": "00000000-0000-4000-8000-0000000000ff",
+            "timestamp": at("2026-12-02 09:00"),
+        }
+    )
+    record_receipts(url, [later])
+    assert "consent_stats" not in _tables(path)
+    # The first statistics add the columns, filled from the signed bodies.
+    days = stats(capsys, url)
+    assert "consent_stats" in _tables(path)
+    found = {b["start"]: counts(b) for b in days["buckets"]}
+    assert found.pop("2026-12-02T00:00:00Z") == (
+        1,
+        (1, 0, 0),
+        0,
+        {"analytics": (1, 1), "marketing": (1, 1)},
+    )
+    assert found == PER_DECISION_BY_DAY
+    # From now on every receipt gets its row as it is appended.
+    record_receipts(
+        url, [later.model_copy(update={"receipt_id": "00000000-0000-4000-8000-0000000000fe"})]
+    )
+    days = stats(capsys, url, "--since", "2026-12-02")
+    assert days["buckets"][0]["decisions"] == 2
+    result = verify_store(open_store(url, SIGNER), SIGNER)
+    assert result.ok, result.message()
+    assert result.count == 12
+
+
+@pytest.mark.postgres
+def test_a_postgres_store_of_the_earlier_version_migrates(
+    pg_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The earlier version's tables (its schema, unchanged since) holding the rows of the
+    SQLite store it wrote; no statistics tables."""
+    import psycopg
+
+    from consent.store.postgres import _SCHEMA
+
+    old = sqlite3.connect(OLD_STORE)
+    try:
+        rows = old.execute("SELECT * FROM consent_receipts ORDER BY seq").fetchall()
+        chain = old.execute("SELECT * FROM consent_chain").fetchall()
+    finally:
+        old.close()
+    with psycopg.connect(pg_url) as pg:
+        for statement in _SCHEMA:
+            pg.execute(statement)
+        with pg.cursor() as cursor:
+            cursor.executemany(
+                f"INSERT INTO consent_receipts VALUES ({','.join(['%s'] * 10)})", rows
+            )
+            cursor.executemany(f"INSERT INTO consent_chain VALUES ({','.join(['%s'] * 12)})", chain)
+    check_numbers(capsys, pg_url)
+    result = verify_store(open_store(pg_url, SIGNER), SIGNER)
+    assert result.ok, result.message()
+
+
+# ------------------------------------------------------------------------------ verify
+
+
+def test_verify_finds_statistics_that_differ_from_the_body(store_url: str) -> None:
+    stored = record_receipts(store_url, seed_receipts())
+    execute_sql(
+        store_url,
+        "UPDATE consent_stats SET granted = 0 WHERE seq = 3",
+        "UPDATE consent_stats SET method = 'banner', gpc = 1 WHERE seq = 4",
+        "DELETE FROM consent_stats WHERE seq = 6",
+    )
+    result = verify_store(open_store(store_url, SIGNER), SIGNER)
+    assert not result.ok
+    assert [(f.seq, f.receipt_id, f.code, f.reason) for f in result.findings] == [
+        (
+            3,
+            stored[2].receipt.receipt_id,
+            "column:stats",
+            "statistics columns differ from the signed body: granted",
+        ),
+        (
+            4,
+            stored[3].receipt.receipt_id,
+            "column:stats",
+            "statistics columns differ from the signed body: method, gpc",
+        ),
+        (
+            6,
+            stored[5].receipt.receipt_id,
+            "column:stats",
+            "no statistics row (consent_stats) for this receipt",
+        ),
+    ]
+
+
+def test_purge_removes_the_statistics_rows(
+    store_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record_receipts(store_url, seed_receipts())
+    monkeypatch.setenv("CONSENT_SECRET_KEY", TEST_KEY)
+    assert main(["purge", "--store", store_url, "--before", "2026-11-10"]) == 0
+    capsys.readouterr()
+    days = stats(capsys, store_url)
+    assert [b["start"][:10] for b in days["buckets"]] == ["2026-11-10", "2026-11-11", "2026-12-01"]
+    result = verify_store(open_store(store_url, SIGNER), SIGNER)
+    assert result.ok, result.message()
+
+
+# ------------------------------------------------------------------------------- the chart
+
+
+def test_the_chart_as_svg_and_png(store_url: str, tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    from xml.etree import ElementTree
+
+    from PIL import Image
+
+    record_receipts(store_url, seed_receipts())
+    svg, png = tmp_path / "chart.svg", tmp_path / "chart.png"
+    assert main(["stats", "--store", store_url, "--format", "svg", "--output", str(svg)]) == 0
+    assert (
+        main(["stats", "--store", store_url, "--by", "week", "--format", "png", "-o", str(png)])
+        == 0
+    )
+    root = ElementTree.parse(svg).getroot()
+    texts = {"".join(t.itertext()).strip() for t in root.iter("{http://www.w3.org/2000/svg}text")}
+    assert {"analytics", "marketing", "preferences"} <= texts  # the legend
+    assert "policy revision changed" in texts
+    assert "revision rev-B" in texts  # the marker where the revision changed
+    assert "opt-in rate (granted / offered)" in texts
+    with Image.open(png) as image:
+        assert image.format == "PNG"
+        assert image.size[0] >= 800
+        assert image.size[1] >= 400
+        image.verify()
+
+
+def test_a_schema_upgrade_leaves_the_statistics_rows_alone(tmp_path: Path) -> None:
+    """A store whose receipt schema moves to a later version (user_version below the current
+    one) is not filled again from every body: its statistics rows stay as they are, so a row
+    changed behind the store's back is still reported, not silently rewritten."""
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    record_receipts(url, seed_receipts())
+    execute_sql(
+        url, "UPDATE consent_stats SET granted = 0 WHERE seq = 3", "PRAGMA user_version = 0"
+    )
+    # The next append opens the store for writing: its schema statements run again.
+    record_receipts(url, [make_receipt(subject_id="s9")])
+    with sqlite3.connect(tmp_path / "log.db") as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] >= 1
+        assert conn.execute("SELECT granted FROM consent_stats WHERE seq = 3").fetchone() == (0,)
+    result = verify_store(open_store(url, SIGNER), SIGNER)
+    assert [(f.seq, f.code) for f in result.findings] == [(3, "column:stats")]
