@@ -155,3 +155,11 @@ def test_declaration_formats(tmp_path: Path) -> None:
         "third_party": False,
     }
     assert data["revision"] == load_policy(EXAMPLE_POLICY).revision
+
+
+def test_demo_with_a_store_url_no_backend_understands_is_a_usage_error() -> None:
+    result = consent("demo", "--store", "bogus://x", "--port", "1")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "asgi-consent cannot start: unsupported receipt store URL 'bogus://x'" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "demo: http://" not in result.stdout  # never served
