@@ -26,7 +26,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..classify import Classifier
 from ..endpoints import ConsentEndpoints
-from ..html import VARY_COOKIE, fix_headers, html_page_nonce, scan_start, with_length
+from ..html import (
+    VARY_COOKIE,
+    add_headers,
+    fix_headers,
+    html_page_nonce,
+    scan_start,
+    with_length,
+)
 from ..html.inject import Injection
 from ..policy import Policy, PolicyError, load_policy
 from ..state import ConsentCookie, ConsentState, current_consent, resolve_secret_keys
@@ -303,7 +310,7 @@ class ConsentMiddleware:
                         return
                     if kept is not None or expire:
                         message = dict(message)
-                        message["headers"] = [*passed, *expire]
+                        message["headers"] = add_headers(list(passed), expire)
                 else:
                     message = filter_headers(message, allowed, expire)
             elif mtype == "websocket.accept" and (message.get("headers") or expire):
