@@ -123,7 +123,9 @@ def test_declaration_formats(tmp_path: Path) -> None:
 
     french = consent("declaration", str(EXAMPLE_POLICY), "--language", "fr")
     assert "Version de la politique\u00a0: `" in french.stdout  # French puts a space before ":"
-    assert "`stats_ses*` (motif)" in french.stdout
+    # operators read the rule as written, and what visitors read for it
+    assert "`stats_ses*` (motif: noms commençant par `stats_ses`)" in french.stdout
+    assert "`_ga(_[A-Z0-9]+)?` (motif: `_ga` et les noms commençant par `_ga_`)" in french.stdout
     assert french.stderr == ""
 
     html = consent("declaration", str(EXAMPLE_POLICY), "--format", "html")
@@ -147,6 +149,7 @@ def test_declaration_formats(tmp_path: Path) -> None:
     assert data["categories"][1]["cookies"][1] == {
         "name": "stats_ses*",
         "match": "pattern",
+        "display": "Namen, die mit stats_ses beginnen",
         "vendor": "Lindenhof Clinic (first party)",
         "purpose": "Fasst die Seitenaufrufe eines Besuchs zusammen (vom Statistik-Skript gesetzt).",
         "duration": "30 Minuten",

@@ -221,6 +221,7 @@ class CookieText(_Model):
 
     purpose: str = ""
     duration: str = ""
+    display: str = ""
 
 
 class CookieRule(_Model):
@@ -236,6 +237,9 @@ class CookieRule(_Model):
     vendor: str = ""
     purpose: str = ""
     duration: str = ""
+    #: What visitors read instead of the name, glob or regex (``"Google Analytics cookies
+    #: (_ga, _ga_<id>)"``); without it, a glob or simple regex is described for them.
+    display: str = ""
     domain: str | list[str] | None = None
     path: str = "/"
     third_party: bool = False
@@ -335,17 +339,25 @@ class CookieRule(_Model):
         """Purpose and duration in ``language``, each falling back to the rule's own."""
         found = self.translations.get(language) if language else None
         if found is None:
-            return CookieText(purpose=self.purpose, duration=self.duration)
+            return CookieText(purpose=self.purpose, duration=self.duration, display=self.display)
         return CookieText(
-            purpose=found.purpose or self.purpose, duration=found.duration or self.duration
+            purpose=found.purpose or self.purpose,
+            duration=found.duration or self.duration,
+            display=found.display or self.display,
         )
 
     def canonical(self) -> dict[str, Any]:
-        # (translations only when given: a rule without them keeps the revision it had before
-        # they existed)
-        return self.model_dump(
+        # (translations and display texts only when given: a rule without them keeps the
+        # revision it had before they existed)
+        data = self.model_dump(
             mode="json", exclude=set() if self.translations else {"translations"}
         )
+        if not self.display:
+            del data["display"]
+        for text in data.get("translations", {}).values():
+            if not text["display"]:
+                del text["display"]
+        return data
 
 
 class CategoryText(_Model):

@@ -158,7 +158,7 @@ function actions(save) {
   return box;
 }
 
-let room; // the page (and focus) keeps clear of the first layer at the bottom
+let room; // the page (and focus) keeps clear of the first layer
 function keepRoom() {
   const r = banner && !banner.hidden && banner.getBoundingClientRect(), h = d.documentElement.clientHeight;
   if (!room && r && d.adoptedStyleSheets) d.adoptedStyleSheets = d.adoptedStyleSheets.concat(room = new CSSStyleSheet());
@@ -192,7 +192,7 @@ function showBanner() {
     el("p", { class: "consent-error", role: "alert" }),
     actions(false)
   );
-  // First in the document: early in reading and tab order, without stealing focus.
+  // First in the document (reading and tab order), without taking focus.
   d.body.insertBefore(banner, d.body.firstChild);
   if (w.ResizeObserver) new ResizeObserver(() => requestAnimationFrame(() => {
     more.hidden = !open && text.scrollHeight <= text.clientHeight + 1;
@@ -228,7 +228,7 @@ function category(c) {
   const body = el("tbody", null, null, table);
   for (const k of cookies) {
     const row = el("tr", null, null, body);
-    for (const f of cols) el("td", null, (k && k[f]) || "", row);
+    for (const f of cols) el("td", null, k && (f == "name" && k.display || k[f]) || "", row);
   }
   return sec;
 }

@@ -316,7 +316,7 @@ class ConsentEndpoints:
                 "sale_or_share": cat["sale_or_share"],
                 "consent_mode": cat["consent_mode"],
                 "cookies": [
-                    {k: c[k] for k in ("name", "vendor", "purpose", "duration")}
+                    {k: c[k] for k in ("name", "display", "vendor", "purpose", "duration")}
                     for c in cat["cookies"]
                 ],
             }
