@@ -3,12 +3,9 @@ header, each token once, ``*`` left alone), behind Starlette's SessionMiddleware
 Starlette 1.x adds ``Vary: Cookie`` itself when the session is read, 0.4x does not, and
 ``pyproject.toml`` allows both.
 
-Run it on Starlette 0.4x too (the test about SessionMiddleware's own header then skips)::
-
-    python -m venv /tmp/venv-st04
-    /tmp/venv-st04/bin/pip install 'starlette<0.50' 'anyio<4.12' itsdangerous pydantic pytest \\
-        pytest-timeout httpx
-    PYTHONPATH=src /tmp/venv-st04/bin/python -m pytest tests/test_vary.py -p no:cacheprovider
+Run on Starlette 0.4x too (the test about SessionMiddleware's own header then skips) by
+``scripts/test-starlette-04``, which CI runs: it installs Starlette 0.4x into a throwaway virtual
+environment and runs this file there.
 """
 
 from __future__ import annotations
