@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Collection, Iterable, Sequence
+from operator import itemgetter
 from typing import Any, Final
 
 from starlette.types import Message
@@ -232,6 +233,9 @@ def with_length(
     return add_headers(out, extra)
 
 
+_NAME = itemgetter(0)
+
+
 def add_headers(
     out: list[tuple[bytes, bytes]], extra: Sequence[tuple[bytes, bytes]]
 ) -> list[tuple[bytes, bytes]]:
@@ -248,14 +252,20 @@ def add_headers(
 
 
 def _merge_vary(out: list[tuple[bytes, bytes]], value: bytes) -> None:
+    try:
+        # No header name of four characters, the usual case: no Vary to merge into (in C).
+        unvaried = 4 not in map(len, map(_NAME, out))
+    except TypeError:  # a name without a length (see header_bytes)
+        unvaried = False
+    if unvaried:
+        out.append((b"vary", value))
+        return
     first = -1
     named: set[bytes] = set()
     for i, (name, old) in enumerate(out):
-        if len(name) != 4:
-            continue
         if type(name) is not bytes or type(old) is not bytes:  # (see header_bytes)
             name, old = header_bytes(name) or b"", header_bytes(old) or b""
-        if name.lower() != b"vary":
+        if len(name) != 4 or name.lower() != b"vary":
             continue
         tokens = {t.strip(b" \t").lower() for t in old.split(b",")}
         if b"*" in tokens:
