@@ -9,7 +9,6 @@ import json
 from html import escape
 from typing import Any
 
-from .i18n import ui_strings
 from .policy import Policy
 from .rulenames import Segment, rule_segments, segments_text
 
@@ -65,7 +64,7 @@ def _md_cell(text: str) -> str:
 
 def render_markdown(policy: Policy, language: str | None = None) -> str:
     data = declaration_data(policy, language)
-    t = ui_strings(data["language"])
+    t = policy.ui_strings(data["language"])
     c = data["controller"]
     lines = [
         f"# {t['declaration']}",
@@ -105,7 +104,7 @@ def render_markdown(policy: Policy, language: str | None = None) -> str:
 def render_html(policy: Policy, language: str | None = None, *, form: str = "") -> str:
     """The declaration as an HTML fragment (``form`` is optional markup placed after the intro)."""
     data = declaration_data(policy, language)
-    t = ui_strings(data["language"])
+    t = policy.ui_strings(data["language"])
     c = data["controller"]
     # What visitors read in the name column (consent.rulenames), per category and rule.
     names = {

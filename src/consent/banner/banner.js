@@ -95,7 +95,8 @@ async function load() {
   query = hl ? "?lang=" + hl : ""; // the page's language, for decisions too
   const s = await getJSON(prefix + query).catch(() => null);
   if (!s || typeof s !== "object") return null;
-  T = await (early || strings(primary(s.language)));
+  const x = early && await early; // the server's language wins (it may not offer the page's)
+  T = x && lang === primary(s.language) ? x : await strings(primary(s.language));
   return s;
 }
 
@@ -305,7 +306,7 @@ function onFocusIn(e) {
   if (overlay && !overlay.contains(e.target)) focusTop();
 }
 
-async function decide(accept, from) {
+async function decide(accept, from, how) {
   if (busy) return;
   const box = from.closest(".consent-root"), err = box.querySelector(".consent-error");
   busy = true;
@@ -316,7 +317,7 @@ async function decide(accept, from) {
     const r = await fetch(prefix + query, {
       method: "POST", credentials: "same-origin",
       headers: { "Content-Type": "application/json", Accept: "application/json" },
-      body: JSON.stringify({ accept: accept, method: "banner", page: location.pathname })
+      body: JSON.stringify({ accept: accept, method: how || "banner", page: location.pathname })
     });
     j = await r.json().catch(() => null);
     if (!r.ok || !j || !j.state || typeof j.state !== "object") j = null;
@@ -348,6 +349,11 @@ async function init() {
   if (!d.body) return;
   if (state.decided) apply();
   if (undecided()) showBanner(); else showSettings();
+  // Placeholders for embeds still waiting: their code loads only on pages that have them.
+  if (d.querySelector("iframe[data-consent][data-src]")) {
+    const e = el("script", { src: prefix + "/embed.js" }, null, d.head);
+    if (nonce) e.nonce = nonce;
+  }
 }
 
 // Elements with data-consent-show (a footer link, say) open the settings.
@@ -361,6 +367,7 @@ const api = {
   ready: ready,
   get state() { return state; },
   allows: (category) => allows(String(category)),
+  _embed: { t, el, button, decide, prefix, query: () => query, lang: () => lang },
   show() { // the settings dialog, with the current choices
     const from = d.activeElement;
     return ready
