@@ -549,7 +549,8 @@ class Policy:
 
     @cached_property
     def _strings(self) -> dict[str, dict[str, str]]:
-        return {lang: merge_words(lang, self.words) for lang in self.offered_languages | {"en"}}
+        languages = self.offered_languages | available_languages()
+        return {lang: merge_words(lang, self.words) for lang in languages}
 
     def ui_strings(self, language: str) -> dict[str, str]:
         """The interface words in ``language`` (see :func:`consent.i18n.merge_words`)."""

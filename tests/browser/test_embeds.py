@@ -312,3 +312,8 @@ def test_the_banner_shows_the_sites_words(
     german.goto(site.url + "/two")
     expect(german.locator("#consent-accept-all")).to_have_text("Yes to all")
     expect(german.locator("#consent-reject-all")).to_have_text("Reject all")
+    # A German page on that site: the banner follows the state's language, not the page's.
+    german_page = start_site(spanish_policy(tmp_path / "de", '["en", "es"]'), lang="de")
+    german.goto(german_page.url + "/two")
+    expect(german.locator("#consent-accept-all")).to_have_text("Yes to all")
+    expect(german.locator("#consent-banner")).to_have_attribute("lang", "en")

@@ -16,7 +16,7 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse, Response
 from starlette.types import Scope
 
-from ..i18n import pick_language
+from ..i18n import available_languages, pick_language
 from ..policy import Policy
 from ..receipts import Receipt, StoredReceipt
 
@@ -113,14 +113,15 @@ def _asset(body: bytes, media_type: str) -> tuple[bytes, str, str]:
 
 
 def word_assets(policy: Policy) -> dict[str, tuple[bytes, str, str]]:
-    """``/i18n/<lang>.json`` for each language the banner offers (English always, the
-    banner's fallback): the bundled words with the site's over them."""
+    """``/i18n/<lang>.json`` for each language the banner offers and each bundled one (a page
+    in a language the site does not offer still finds its file, then takes the state's
+    language): the bundled words with the site's over them."""
     return {
         f"/i18n/{lang}.json": _asset(
             json.dumps(policy.ui_strings(lang), ensure_ascii=False, indent=1).encode("utf-8"),
             "application/json",
         )
-        for lang in sorted(policy.offered_languages | {"en"})
+        for lang in sorted(policy.offered_languages | available_languages())
     }
 
 
