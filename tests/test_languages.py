@@ -14,6 +14,7 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from consent import ConsentMiddleware
+from consent.declaration import declaration_data, render_html
 from consent.i18n import bundled_keys
 from consent.policy import PolicyError, load_policy
 
@@ -166,3 +167,29 @@ def test_check_is_quiet_about_a_complete_language(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout
     assert "warning" not in result.stdout
     assert "banner/es.json" in result.stdout
+
+
+def test_cookie_rules_are_described_in_the_sites_words(tmp_path: Path) -> None:
+    """The declaration's "names starting with ..." comes from the same words as the banner: a
+    language the site adds, and the site's own English wording."""
+    policy = load_policy(
+        with_words(
+            copy_policy(tmp_path),
+            '["en", "es"]',
+            es={
+                **SPANISH,
+                "rule_name_and_starting": "{name} y los nombres que empiezan por {prefix}",
+            },
+            en={"rule_name_and_starting": "{name}, and any name that begins with {prefix}"},
+        )
+    )
+
+    def shown(language: str) -> list[str]:
+        data = declaration_data(policy, language)
+        return [c["display"] for cat in data["categories"] for c in cat["cookies"]]
+
+    assert "_ga y los nombres que empiezan por _ga_" in shown("es")
+    assert "_ga, and any name that begins with _ga_" in shown("en")
+    assert "_ga und Namen, die mit _ga_ beginnen" in shown("de")  # (the bundled German)
+    html = render_html(policy, "es")
+    assert "<code>_ga</code> y los nombres que empiezan por <code>_ga_</code>" in html

@@ -17,6 +17,8 @@ __all__ = ["declaration_data", "render_html", "render_json", "render_markdown"]
 
 def declaration_data(policy: Policy, language: str | None = None) -> dict[str, Any]:
     site = policy.site
+    lang = language or site.language
+    words = policy.ui_strings(lang)
     return {
         "controller": site.controller.model_dump(mode="json"),
         "policy_url": site.policy_url,
@@ -38,7 +40,7 @@ def declaration_data(policy: Policy, language: str | None = None) -> dict[str, A
                         "name": rule.label,
                         "match": rule.kind,
                         # what visitors read: see consent.rulenames
-                        "display": segments_text(rule_segments(rule, language or site.language)),
+                        "display": segments_text(rule_segments(rule, lang, words)),
                         "vendor": rule.vendor,
                         "purpose": rule.text(language).purpose,
                         "duration": rule.text(language).duration,
@@ -76,7 +78,7 @@ def render_markdown(policy: Policy, language: str | None = None) -> str:
     ]
     heads = [t[f"cookie_{k}"] for k in ("name", "vendor", "purpose", "duration")]
     names = {
-        key: [_md_segments(rule_segments(rule, data["language"])) for rule in cat.cookies]
+        key: [_md_segments(rule_segments(rule, data["language"], t)) for rule in cat.cookies]
         for key, cat in policy.categories.items()
     }
     for cat in data["categories"]:
@@ -108,7 +110,7 @@ def render_html(policy: Policy, language: str | None = None, *, form: str = "") 
     c = data["controller"]
     # What visitors read in the name column (consent.rulenames), per category and rule.
     names = {
-        key: [_html_segments(rule_segments(rule, data["language"])) for rule in cat.cookies]
+        key: [_html_segments(rule_segments(rule, data["language"], t)) for rule in cat.cookies]
         for key, cat in policy.categories.items()
     }
     out = [

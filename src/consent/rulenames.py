@@ -9,6 +9,7 @@ regexes anyway, in ``consent declaration --format markdown|json``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from .i18n import ui_strings
@@ -201,16 +202,19 @@ def _fill(template: str, parts: dict[str, str]) -> list[Segment]:
     return out
 
 
-def rule_segments(rule: CookieRule, language: str | None) -> list[Segment]:
+def rule_segments(
+    rule: CookieRule, language: str | None, words: Mapping[str, str] | None = None
+) -> list[Segment]:
     """What a visitor reads in the declaration's name column for ``rule``, in ``language``:
     its ``display`` text, its name, the human form of its glob or regex, or else the glob or
-    regex itself followed by "(pattern)"."""
+    regex itself followed by "(pattern)". ``words`` are the interface words to phrase it with
+    (a site's, :meth:`consent.policy.Policy.ui_strings`); the bundled ones by default."""
     display = rule.text(language).display
     if display:
         return [(display, False)]
     if rule.kind == "name":
         return [(rule.label, True)]
-    t = ui_strings(language or "en")
+    t = ui_strings(language or "en") if words is None else words
     found = describe(rule.kind, rule.label)
     if found is None:
         return [(rule.label, True), (f" ({t['cookie_pattern']})", False)]
