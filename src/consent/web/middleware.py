@@ -17,6 +17,7 @@ under the prefix (default ``/_consent``) and ``/.well-known/gpc.json`` go to
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,9 +40,11 @@ from ..policy import Policy, PolicyError, load_policy
 from ..state import ConsentCookie, ConsentState, current_consent, resolve_secret_keys
 from .filtering import NOTHING_KEPT, CookieFilter, _CookieView
 from .metrics import ConsentMetrics, MetricsRecorder
-from .startup import check_arguments, logger, one_line, refuse
+from .startup import check_arguments, one_line, refuse
 
 __all__ = ["ConsentMiddleware"]
+
+logger = logging.getLogger("consent")
 
 
 class ConsentMiddleware:
