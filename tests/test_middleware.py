@@ -22,6 +22,7 @@ from starlette.websockets import WebSocket
 from consent import ConsentMiddleware, ConsentState, current_consent
 from consent.cookies import bytes_headers
 from consent.policy import load_policy
+from consent.web.startup import StartupFailed
 
 from .helpers import EXAMPLE_POLICY, copy_policy
 
@@ -395,7 +396,8 @@ def test_arguments_of_the_wrong_type_raise_at_once(arguments: dict[str, Any]) ->
 
 
 async def _lifespan(app: Any) -> list[Message]:
-    """The messages ``app`` sends for a lifespan startup."""
+    """The messages ``app`` sends for a lifespan startup (the call raising ``StartupFailed``,
+    with the same message, after a failed one)."""
     sent: list[Message] = []
 
     async def receive() -> Message:
@@ -404,7 +406,13 @@ async def _lifespan(app: Any) -> list[Message]:
     async def send(message: Message) -> None:
         sent.append(message)
 
-    await app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, receive, send)
+    scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
+    if not getattr(app, "startup_error", None):
+        await app(scope, receive, send)
+        return sent
+    with pytest.raises(StartupFailed) as raised:
+        await app(scope, receive, send)
+    assert sent[-1] == {"type": "lifespan.startup.failed", "message": str(raised.value)}
     return sent
 
 
@@ -467,6 +475,27 @@ async def test_a_configured_middleware_passes_the_lifespan_through_unchanged() -
     assert mw.startup_error is None
     assert await _lifespan(mw) == [{"type": "lifespan.startup.complete"}]
     assert received == [{"type": "lifespan.startup"}]
+
+
+@pytest.mark.timeout(60)  # (the code before this raised nothing and left TestClient waiting)
+@pytest.mark.parametrize("mounted", ["wrapped", "add_middleware"])
+def test_a_test_client_of_a_misconfigured_site_raises_the_reason(
+    mounted: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``with TestClient(app)``, the usual way to test a Starlette or FastAPI site, fails at
+    once with the reason, under both ways of mounting the middleware."""
+    monkeypatch.delenv("CONSENT_SECRET_KEY", raising=False)
+    site = Starlette(routes=[Route("/", lambda request: PlainTextResponse("home"))])
+    options: dict[str, Any] = {"policy": EXAMPLE_POLICY, "store": "memory://"}
+    app: Any
+    if mounted == "wrapped":
+        app = ConsentMiddleware(site, **options)
+    else:
+        site.add_middleware(ConsentMiddleware, **options)
+        app = site
+    reason = r"asgi-consent cannot start: .*CONSENT_SECRET_KEY"
+    with pytest.raises(StartupFailed, match=reason), TestClient(app):
+        pass
 
 
 @pytest.mark.anyio

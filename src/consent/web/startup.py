@@ -12,9 +12,16 @@ from starlette.types import Receive, Send
 from ..policy import Policy, PolicyError
 from ..state import check_secret_key_type
 
-__all__ = ["check_arguments", "one_line", "refuse"]
+__all__ = ["StartupFailed", "check_arguments", "one_line", "refuse"]
 
 logger = logging.getLogger("consent")
+
+
+class StartupFailed(RuntimeError):
+    """Raised from the lifespan call after ``lifespan.startup.failed`` is sent, as Starlette's
+    own router does: servers have stopped listening by then (uvicorn exits quietly), and a
+    caller that waits for the call to end, such as Starlette's ``TestClient``, raises it instead
+    of going on with an application that cannot work."""
 
 
 def one_line(exc: Exception) -> str:
@@ -60,13 +67,14 @@ def check_arguments(
 
 async def refuse(error: str, kind: str, receive: Receive, send: Send) -> None:
     """Answer for a middleware that could not be configured: the lifespan startup fails with
-    the reason (servers then exit; the app below is not started, so it has nothing to shut
-    down); an HTTP request gets a plain 500, a WebSocket is closed (1011), each with one
-    log line."""
+    the reason, then :class:`StartupFailed` is raised (servers then exit; the app below is not
+    started, so it has nothing to shut down); an HTTP request gets a plain 500, a WebSocket is
+    closed (1011), each with one log line."""
     if kind == "lifespan":
         message = await receive()
         if message.get("type") == "lifespan.startup":
             await send({"type": "lifespan.startup.failed", "message": error})
+            raise StartupFailed(error)
         else:  # (a shutdown without a startup: nothing was started)
             await send({"type": "lifespan.shutdown.complete"})
         return
