@@ -123,7 +123,9 @@ def test_declaration_formats(tmp_path: Path) -> None:
 
     french = consent("declaration", str(EXAMPLE_POLICY), "--language", "fr")
     assert "Version de la politique\u00a0: `" in french.stdout  # French puts a space before ":"
-    assert "`stats_ses*` (motif)" in french.stdout
+    # operators read the rule as written, and what visitors read for it
+    assert "`stats_ses*` (motif: noms commençant par `stats_ses`)" in french.stdout
+    assert "`_ga(_[A-Z0-9]+)?` (motif: `_ga` et les noms commençant par `_ga_`)" in french.stdout
     assert french.stderr == ""
 
     html = consent("declaration", str(EXAMPLE_POLICY), "--format", "html")
@@ -147,6 +149,7 @@ def test_declaration_formats(tmp_path: Path) -> None:
     assert data["categories"][1]["cookies"][1] == {
         "name": "stats_ses*",
         "match": "pattern",
+        "display": "Namen, die mit stats_ses beginnen",
         "vendor": "Lindenhof Clinic (first party)",
         "purpose": "Fasst die Seitenaufrufe eines Besuchs zusammen (vom Statistik-Skript gesetzt).",
         "duration": "30 Minuten",
@@ -155,3 +158,11 @@ def test_declaration_formats(tmp_path: Path) -> None:
         "third_party": False,
     }
     assert data["revision"] == load_policy(EXAMPLE_POLICY).revision
+
+
+def test_demo_with_a_store_url_no_backend_understands_is_a_usage_error() -> None:
+    result = consent("demo", "--store", "bogus://x", "--port", "1")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "asgi-consent cannot start: unsupported receipt store URL 'bogus://x'" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "demo: http://" not in result.stdout  # never served

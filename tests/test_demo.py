@@ -160,7 +160,8 @@ def test_gated_markup_before_consent(client: TestClient) -> None:
     )
     assert '<iframe data-consent="embedded" data-src="/video-platform/embed/' in html
     assert '<img class="pixel" data-consent="marketing" data-src="/pixel.gif"' in html
-    assert 'class="video-placeholder"' in html
+    # Without JavaScript the iframe shows the middleware's page with a link to the settings.
+    assert 'src="/_consent/embed?category=embedded"' in html
 
 
 def test_the_video_platform_is_not_behind_the_clinics_middleware(client: TestClient) -> None:

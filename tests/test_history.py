@@ -467,6 +467,41 @@ def test_export_subject_and_what_its_verification_says(tmp_path: Path) -> None:
     assert bad.returncode == 2
 
 
+def test_load_this_once_leaves_the_previous_decision_for_the_next_record(
+    client: TestClient, db: str, tmp_path: Path
+) -> None:
+    """Accept analytics, "Load this once" a video, then Reject all: the withdrawal is judged
+    against the decision before the video (analytics withdrawn), in the history's JSON-LD and
+    in consent export --format dpv alike."""
+    decide(client, ["analytics"])
+    once = {"category": "embedded", "src": "https://www.youtube-nocookie.com/embed/x", "page": "/"}
+    assert client.post("/_consent/once", json=once, headers=SAME_ORIGIN).status_code == 200
+    decide(client, [])
+    response = client.get("/_consent/receipt", headers={"Accept": "application/ld+json"})
+    withdrawn, loaded, _given = json.loads(response.text)["@graph"]
+
+    def statuses(record: dict[str, Any]) -> dict[str, str]:
+        return {
+            part["dpv:hasPurpose"]["dct:identifier"]: part["dpv:hasConsentStatus"]["@id"]
+            for part in record["dct:hasPart"]
+        }
+
+    expected = {
+        "analytics": "dpv:ConsentWithdrawn",
+        "embedded": "dpv:ConsentRefused",
+        "marketing": "dpv:ConsentRefused",
+        "preferences": "dpv:ConsentRefused",
+    }
+    assert statuses(withdrawn) == expected
+    assert statuses(loaded)["embedded"] == "dpv:ConsentGiven"
+    from .helpers import run_consent
+
+    done = run_consent("export", "--store", db, "--format", "dpv", key=None)
+    assert done.returncode == 0, done.stderr
+    exported = [json.loads(line) for line in done.stdout.splitlines()]
+    assert statuses(exported[-1]) == expected
+
+
 def test_export_dpv_lines(tmp_path: Path) -> None:
     from .conftest import TEST_KEY
     from .helpers import run_consent

@@ -833,7 +833,29 @@ def test_banner_script_contract() -> None:
     assert "eval(" not in js
     assert "innerHTML" not in js
     assert ".style." not in js
-    assert len(js.encode()) < 16 * 1024
+    # 16 KiB until embed placeholders: their code is embed.js, which banner.js loads only on
+    # pages with a gated iframe still waiting (the loader and the hooks cost ~0.5 KiB here).
+    assert len(js.encode()) < 17 * 1024
+
+
+def test_embed_script_contract() -> None:
+    js = (BANNER / "embed.js").read_text(encoding="utf-8")
+    for needle in (
+        '"use strict"',
+        "/once",
+        '"embed"',
+        "consent-embed-once",
+        "consent-embed-always",
+        "consent-embed-waiting",
+        "aria-describedby",
+        '"alert"',
+        "consent:change",
+    ):
+        assert needle in js, needle
+    assert "eval(" not in js
+    assert "innerHTML" not in js
+    assert ".style." not in js
+    assert len(js.encode()) < 6 * 1024
 
 
 def test_banner_css_has_no_external_references() -> None:

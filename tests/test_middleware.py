@@ -22,6 +22,7 @@ from starlette.websockets import WebSocket
 from consent import ConsentMiddleware, ConsentState, current_consent
 from consent.cookies import bytes_headers
 from consent.policy import load_policy
+from consent.web.startup import StartupFailed
 
 from .helpers import EXAMPLE_POLICY, copy_policy
 
@@ -374,10 +375,148 @@ def test_a_secret_key_that_is_not_text_is_refused_clearly(key: object) -> None:
         ConsentMiddleware(inner, policy=EXAMPLE_POLICY, secret_key=key, store="memory://")  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        {"app": "not an app"},
+        {"policy": 42},
+        {"store": 42},
+        {"prefix": b"/_consent"},
+        {"inject_banner": "yes"},
+        {"trusted_origins": "https://a.example"},
+        {"trusted_origins": [b"https://a.example"]},
+    ],
+)
+def test_arguments_of_the_wrong_type_raise_at_once(arguments: dict[str, Any]) -> None:
+    """A mistake in the code, not in the configuration: said at construction, even when the
+    configuration is wrong too (no key here)."""
+    options: dict[str, Any] = {"app": inner, "policy": EXAMPLE_POLICY, "store": "memory://"}
+    with pytest.raises(TypeError, match=next(iter(arguments))):
+        ConsentMiddleware(**{**options, **arguments})
+
+
+async def _lifespan(app: Any) -> list[Message]:
+    """The messages ``app`` sends for a lifespan startup (the call raising ``StartupFailed``,
+    with the same message, after a failed one)."""
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "lifespan.startup"}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
+    if not getattr(app, "startup_error", None):
+        await app(scope, receive, send)
+        return sent
+    with pytest.raises(StartupFailed) as raised:
+        await app(scope, receive, send)
+    assert sent[-1] == {"type": "lifespan.startup.failed", "message": str(raised.value)}
+    return sent
+
+
 @pytest.mark.parametrize("url", ["bogus://x", "sqlite://", "sqlite:///", "consent.db"])
-def test_a_store_url_no_backend_understands_is_refused_at_start(url: str) -> None:
-    with pytest.raises(ValueError, match=r"store URL|sqlite URL"):
-        ConsentMiddleware(inner, policy=EXAMPLE_POLICY, secret_key="k" * 20, store=url)
+@pytest.mark.anyio
+async def test_a_store_url_no_backend_understands_fails_the_start(
+    url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.ERROR, logger="consent"):
+        mw = ConsentMiddleware(inner, policy=EXAMPLE_POLICY, secret_key="k" * 32, store=url)
+    assert mw.startup_error is not None
+    assert "store URL" in mw.startup_error or "sqlite URL" in mw.startup_error
+    assert [r.getMessage() for r in caplog.records] == [mw.startup_error]
+    assert "\n" not in mw.startup_error
+    failed = await _lifespan(mw)
+    assert failed == [{"type": "lifespan.startup.failed", "message": mw.startup_error}]
+
+
+@pytest.mark.anyio
+async def test_an_invalid_policy_fails_the_start_with_every_problem_on_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.delenv("CONSENT_SECRET_KEY", raising=False)
+    policy = copy_policy(tmp_path)
+    (policy / "analytics.toml").write_text('title = "Analytics"\n[[cookies]]\nname = "a b"\n')
+    with caplog.at_level(logging.ERROR, logger="consent"):
+        mw = ConsentMiddleware(inner, policy=policy, store="memory://")
+    error = mw.startup_error
+    assert error is not None
+    assert error.startswith("asgi-consent cannot start: invalid cookie policy: ")
+    assert "analytics.toml: description" in error
+    assert "'a b' is not a valid cookie name" in error
+    assert "CONSENT_SECRET_KEY" in error  # the missing key is named too: one restart fixes both
+    assert "\n" not in error
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [("ERROR", error)]
+
+
+@pytest.mark.anyio
+async def test_a_misconfigured_middleware_does_not_start_the_app_below() -> None:
+    started: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        started.append(scope["type"])
+
+    mw = ConsentMiddleware(app, policy="/nonexistent", store="memory://")
+    assert mw.startup_error is not None
+    assert await _lifespan(mw) == [{"type": "lifespan.startup.failed", "message": mw.startup_error}]
+    assert started == []
+
+
+@pytest.mark.anyio
+async def test_a_configured_middleware_passes_the_lifespan_through_unchanged() -> None:
+    received: list[Message] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        received.append(await receive())
+        await send({"type": "lifespan.startup.complete"})
+
+    mw = ConsentMiddleware(app, policy=EXAMPLE_POLICY, secret_key=KEY, store="memory://")
+    assert mw.startup_error is None
+    assert await _lifespan(mw) == [{"type": "lifespan.startup.complete"}]
+    assert received == [{"type": "lifespan.startup"}]
+
+
+@pytest.mark.timeout(60)  # (the code before this raised nothing and left TestClient waiting)
+@pytest.mark.parametrize("mounted", ["wrapped", "add_middleware"])
+def test_a_test_client_of_a_misconfigured_site_raises_the_reason(
+    mounted: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``with TestClient(app)``, the usual way to test a Starlette or FastAPI site, fails at
+    once with the reason, under both ways of mounting the middleware."""
+    monkeypatch.delenv("CONSENT_SECRET_KEY", raising=False)
+    site = Starlette(routes=[Route("/", lambda request: PlainTextResponse("home"))])
+    options: dict[str, Any] = {"policy": EXAMPLE_POLICY, "store": "memory://"}
+    app: Any
+    if mounted == "wrapped":
+        app = ConsentMiddleware(site, **options)
+    else:
+        site.add_middleware(ConsentMiddleware, **options)
+        app = site
+    reason = r"asgi-consent cannot start: .*CONSENT_SECRET_KEY"
+    with pytest.raises(StartupFailed, match=reason), TestClient(app):
+        pass
+
+
+@pytest.mark.anyio
+async def test_requests_to_a_misconfigured_middleware_are_500s_with_a_log_line(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.delenv("CONSENT_SECRET_KEY", raising=False)
+    mw = ConsentMiddleware(inner, policy=EXAMPLE_POLICY, store="memory://")
+    assert mw.startup_error is not None
+    caplog.clear()
+    with caplog.at_level(logging.ERROR, logger="consent"):
+        for path in ("/echo", "/_consent"):
+            sent = await run_raw(mw, http_scope(path))
+            assert sent[0]["status"] == 500
+            assert b"".join(m.get("body", b"") for m in sent[1:]) == b"Internal Server Error"
+    assert [r.getMessage() for r in caplog.records] == [mw.startup_error + " (answered 500)"] * 2
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=mw), base_url=HOST) as client:
+        response = await client.get("/set")
+    assert response.status_code == 500
+    assert response.text == "Internal Server Error"
+    assert "set-cookie" not in response.headers
 
 
 def test_a_short_signing_key_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:
@@ -393,8 +532,9 @@ def test_a_short_signing_key_is_warned_about(caplog: pytest.LogCaptureFixture) -
 
 def test_secret_key_required(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CONSENT_SECRET_KEY", raising=False)
-    with pytest.raises(ValueError, match="CONSENT_SECRET_KEY"):
-        ConsentMiddleware(inner, policy=EXAMPLE_POLICY, store="memory://")
+    unkeyed = ConsentMiddleware(inner, policy=EXAMPLE_POLICY, store="memory://")
+    assert unkeyed.startup_error is not None
+    assert "CONSENT_SECRET_KEY" in unkeyed.startup_error
     monkeypatch.setenv("CONSENT_SECRET_KEY", "new-key-bbbbbbbbbbbb, old-key-aaaaaaaaaaaa")
     from_env = ConsentMiddleware(inner, policy=EXAMPLE_POLICY, store="memory://")
     old = ConsentMiddleware(

@@ -245,14 +245,51 @@ def test_a_policy_without_the_newer_settings_keeps_the_revision_it_had(tmp_path:
     necessary = policy_dir / "necessary.toml"
     text = necessary.read_text()
     now = text.split('name = "consent"\npurpose = "', 1)[1].split('"', 1)[0]
-    necessary.write_text(
-        text.replace(now, "Remembers your cookie choices (signed, no personal data).")
+    text = text.replace(now, "Remembers your cookie choices (signed, no personal data).")
+    # ... and the purposes that named frameworks and "cross-site request forgery" then
+    session = "Keeps your form input between pages."
+    assert text.count(session) == 2
+    text = text.replace(
+        session, "Keeps your form input between pages (Starlette, FastAPI, Litestar, Quart).", 1
+    ).replace(session, "Keeps your form input between pages (Django).")
+    text = text.replace(
+        "forms against forged submissions from other sites.",
+        "forms against cross-site request forgery.",
     )
+    necessary.write_text(text)
     assert (
         load_policy(policy_dir).revision
         == "d8e8b89ee1e32fc1c2ad749f2bf436f51e9f2aaf6e5971c5d4f82cefbdda0df5"
     )
     assert load_policy(EXAMPLE_POLICY).revision != load_policy(policy_dir).revision
+
+
+def test_a_display_text_changes_the_revision_only_where_it_is_given(tmp_path: Path) -> None:
+    """``display`` is what visitors read for a rule: giving one changes the revision (like any
+    visible text); a policy without it keeps its own, ``display = ""`` included."""
+    before = load_policy(EXAMPLE_POLICY).revision
+    policy_dir = copy_policy(tmp_path)
+    analytics = policy_dir / "analytics.toml"
+    text = analytics.read_text()
+    rule = 'regex = "_ga(_[A-Z0-9]+)?"\n'
+    assert rule in text
+    analytics.write_text(text.replace(rule, rule + 'display = ""\n'))
+    assert load_policy(policy_dir).revision == before
+    analytics.write_text(text.replace(rule, rule + 'display = "Google Analytics cookies"\n'))
+    with_display = load_policy(policy_dir).revision
+    assert with_display != before
+    ga = next(r for r in load_policy(policy_dir).categories["analytics"].cookies if r.regex)
+    assert ga.text("de").display == "Google Analytics cookies"  # (no German one: the rule's own)
+    translated = text.replace(
+        '[cookies.translations.de]\npurpose = "Unterscheidet',
+        '[cookies.translations.de]\ndisplay = "Cookies von Google Analytics"\npurpose = "Unterscheidet',
+    )
+    assert translated != text
+    analytics.write_text(translated.replace(rule, rule + 'display = "Google Analytics cookies"\n'))
+    assert load_policy(policy_dir).revision not in (before, with_display)
+    ga = next(r for r in load_policy(policy_dir).categories["analytics"].cookies if r.regex)
+    assert ga.text("de").display == "Cookies von Google Analytics"
+    assert ga.text("fr").display == "Google Analytics cookies"
 
 
 @pytest.mark.parametrize("value", ["yesterday", "2026-13-45", "", "2026-1-5"])

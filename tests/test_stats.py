@@ -100,6 +100,29 @@ def test_numbers_per_decision_and_per_visitor(
     check_numbers(capsys, store_url)
 
 
+def test_load_this_once_receipts_are_not_counted_as_decisions(
+    store_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A "Load this once" receipt (event once, method embed) consents to one embed on one page
+    view: the numbers are those of the decisions alone."""
+    seeded = seed_receipts()
+    once = [
+        seeded[0].model_copy(
+            update={
+                "receipt_id": f"00000000-0000-4000-8000-0000000001{n:02d}",
+                "event": "once",
+                "method": "embed",
+                "granted": ["marketing"],
+                "refused": [],
+                "timestamp": seeded[n].timestamp + 60,
+            }
+        )
+        for n in range(3)
+    ]
+    record_receipts(store_url, [*seeded, *once])
+    check_numbers(capsys, store_url)
+
+
 def test_weeks_splits_and_ranges(store_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     record_receipts(store_url, seed_receipts())
     weeks = stats(capsys, store_url, "--by", "week")

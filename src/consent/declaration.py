@@ -9,14 +9,16 @@ import json
 from html import escape
 from typing import Any
 
-from .i18n import ui_strings
 from .policy import Policy
+from .rulenames import Segment, rule_segments, segments_text
 
 __all__ = ["declaration_data", "render_html", "render_json", "render_markdown"]
 
 
 def declaration_data(policy: Policy, language: str | None = None) -> dict[str, Any]:
     site = policy.site
+    lang = language or site.language
+    words = policy.ui_strings(lang)
     return {
         "controller": site.controller.model_dump(mode="json"),
         "policy_url": site.policy_url,
@@ -37,6 +39,8 @@ def declaration_data(policy: Policy, language: str | None = None) -> dict[str, A
                     {
                         "name": rule.label,
                         "match": rule.kind,
+                        # what visitors read: see consent.rulenames
+                        "display": segments_text(rule_segments(rule, lang, words)),
                         "vendor": rule.vendor,
                         "purpose": rule.text(language).purpose,
                         "duration": rule.text(language).duration,
@@ -62,7 +66,7 @@ def _md_cell(text: str) -> str:
 
 def render_markdown(policy: Policy, language: str | None = None) -> str:
     data = declaration_data(policy, language)
-    t = ui_strings(data["language"])
+    t = policy.ui_strings(data["language"])
     c = data["controller"]
     lines = [
         f"# {t['declaration']}",
@@ -73,6 +77,10 @@ def render_markdown(policy: Policy, language: str | None = None) -> str:
         "",
     ]
     heads = [t[f"cookie_{k}"] for k in ("name", "vendor", "purpose", "duration")]
+    names = {
+        key: [_md_segments(rule_segments(rule, data["language"], t)) for rule in cat.cookies]
+        for key, cat in policy.categories.items()
+    }
     for cat in data["categories"]:
         status = t["always_on"] if cat["necessary"] else t["only_with_consent"]
         lines += [f"## {cat['title']} ({status})", "", cat["description"], ""]
@@ -80,9 +88,12 @@ def render_markdown(policy: Policy, language: str | None = None) -> str:
             lines += [f"{t['shared_with']}{t['colon']}{', '.join(cat['third_parties'])}.", ""]
         if cat["cookies"]:
             lines += ["| " + " | ".join(heads) + " |", "| --- | --- | --- | --- |"]
-            for ck in cat["cookies"]:
-                name = f"`{ck['name']}`" + (
-                    f" ({t['cookie_pattern']})" if ck["match"] != "name" else ""
+            for ck, shown in zip(cat["cookies"], names[cat["key"]], strict=True):
+                # The rule as written, for operators, and what visitors read, when it differs.
+                name = f"`{_md_cell(ck['name'])}`" + (
+                    f" ({t['cookie_pattern']}: {shown})"
+                    if ck["match"] != "name" or ck["display"] != ck["name"]
+                    else ""
                 )
                 lines.append(
                     f"| {name} | {_md_cell(ck['vendor'])} | {_md_cell(ck['purpose'])} | "
@@ -95,8 +106,13 @@ def render_markdown(policy: Policy, language: str | None = None) -> str:
 def render_html(policy: Policy, language: str | None = None, *, form: str = "") -> str:
     """The declaration as an HTML fragment (``form`` is optional markup placed after the intro)."""
     data = declaration_data(policy, language)
-    t = ui_strings(data["language"])
+    t = policy.ui_strings(data["language"])
     c = data["controller"]
+    # What visitors read in the name column (consent.rulenames), per category and rule.
+    names = {
+        key: [_html_segments(rule_segments(rule, data["language"], t)) for rule in cat.cookies]
+        for key, cat in policy.categories.items()
+    }
     out = [
         '<section class="consent-declaration">',
         f"<h1>{escape(t['declaration'])}</h1>",
@@ -125,13 +141,24 @@ def render_html(policy: Policy, language: str | None = None, *, form: str = "") 
                 for k in ("cookie_name", "cookie_vendor", "cookie_purpose", "cookie_duration")
             )
             out.append(f"<table><thead><tr>{heads}</tr></thead><tbody>")
-            for ck in cat["cookies"]:
-                kind = "" if ck["match"] == "name" else f" ({escape(t['cookie_pattern'])})"
+            for ck, name in zip(cat["cookies"], names[cat["key"]], strict=True):
                 out.append(
-                    f"<tr><td><code>{escape(ck['name'])}</code>{kind}</td>"
+                    f"<tr><td>{name}</td>"
                     f"<td>{escape(ck['vendor'])}</td>"
                     f"<td>{escape(ck['purpose'])}</td><td>{escape(ck['duration'])}</td></tr>"
                 )
             out.append("</tbody></table>")
     out.append("</section>")
     return "\n".join(out) + "\n"
+
+
+def _html_segments(segments: list[Segment]) -> str:
+    return "".join(
+        f"<code>{escape(text)}</code>" if is_name else escape(text) for text, is_name in segments
+    )
+
+
+def _md_segments(segments: list[Segment]) -> str:
+    return "".join(
+        f"`{_md_cell(text)}`" if is_name else _md_cell(text) for text, is_name in segments
+    )

@@ -68,9 +68,17 @@ def history_jsonld(
 ) -> dict[str, Any]:
     """The visitor's history as DPV consent records (newest first); the newest receipt's
     given consent is also marked expired or invalidated when it no longer counts."""
+    # Each receipt's previous decision: the next older receipt that is not a "Load this once"
+    # (which consents to one embed and leaves the visitor's choice as it was).
+    previous_of: list[list[str] | None] = [None] * len(entries)
+    last: list[str] | None = None
+    for index in range(len(entries) - 1, -1, -1):
+        previous_of[index] = last
+        if entries[index].receipt.event != "once":
+            last = list(entries[index].receipt.granted)
     records = []
     for index, stored in enumerate(entries):
-        previous = entries[index + 1].receipt.granted if index + 1 < len(entries) else None
+        previous = previous_of[index]
         first = index + 1 == len(entries) and stored.receipt.event in ("given", "refused")
         newest = index == 0  # only the newest can be what stands now
         records.append(

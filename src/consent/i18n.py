@@ -1,32 +1,63 @@
-"""Interface strings for what the server renders itself (no-JavaScript form, declaration, receipt page).
+"""The interface words of the banner and of the pages the server renders, per language.
 
-They come from the same translation files the banner uses (``banner/i18n/<lang>.json``), so a site
-shows one wording whether or not the visitor runs JavaScript.
+They come from the bundled translation files (``banner/i18n/<lang>.json``) and, over those,
+from the site's own files (``<policy>/banner/<lang>.json``), so a site shows one wording
+whether or not the visitor runs JavaScript.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from functools import cache
 from importlib import resources
 from urllib.parse import parse_qsl
 
-__all__ = ["available_languages", "pick_language", "ui_strings"]
+__all__ = [
+    "available_languages",
+    "bundled_keys",
+    "merge_words",
+    "pick_language",
+    "ui_strings",
+]
 
 
 @cache
 def available_languages() -> frozenset[str]:
+    """The languages the package brings words for."""
     root = resources.files("consent") / "banner" / "i18n"
     return frozenset(item.name[:-5] for item in root.iterdir() if item.name.endswith(".json"))
 
 
 @cache
-def ui_strings(language: str) -> dict[str, str]:
-    """The strings for ``language``, completed from English for any key it lacks."""
+def _bundled(language: str) -> dict[str, str]:
     root = resources.files("consent") / "banner" / "i18n"
-    strings: dict[str, str] = json.loads((root / "en.json").read_text(encoding="utf-8"))
-    if language != "en" and language in available_languages():
-        strings.update(json.loads((root / f"{language}.json").read_text(encoding="utf-8")))
+    if language not in available_languages():
+        return {}
+    found: dict[str, str] = json.loads((root / f"{language}.json").read_text(encoding="utf-8"))
+    return found
+
+
+def bundled_keys() -> frozenset[str]:
+    """Every key of the bundled English file: the words a complete language has."""
+    return frozenset(_bundled("en"))
+
+
+@cache
+def ui_strings(language: str) -> dict[str, str]:
+    """The bundled strings for ``language``, completed from English for any key it lacks."""
+    return merge_words(language, {})
+
+
+def merge_words(language: str, site: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
+    """The words for ``language``: bundled English, the site's English, the bundled
+    ``language``, the site's ``language``, each over the one before (so a key a language
+    lacks comes from English, the site's English wording included)."""
+    strings = dict(_bundled("en"))
+    strings.update(site.get("en", {}))
+    if language != "en":
+        strings.update(_bundled(language))
+        strings.update(site.get(language, {}))
     return strings
 
 
@@ -40,12 +71,14 @@ def pick_language(
     accept_language: str | None,
     default: str,
     known: frozenset[str] = frozenset(),
+    offered: frozenset[str] | None = None,
 ) -> str:
     """``?lang=`` first, then the browser's ``Accept-Language`` (first listed), then the site's
     default language. Only a language there is a text for counts: the bundled translations, and
     ``known`` (the policy's translations); anything else would be recorded on a receipt as the
-    language the visitor read while they read the default."""
-    have = available_languages() | known
+    language the visitor read while they read the default. ``offered`` (the site's
+    ``[banner] languages``, when set) replaces both: only those languages are chosen."""
+    have = (available_languages() | known) if offered is None else offered
     for key, value in parse_qsl(query_string.decode("latin-1")):
         if key == "lang" and _primary(value) in have:
             return _primary(value)

@@ -1,5 +1,6 @@
 """Every page and form the server renders: the no-JavaScript form, the declaration, the
-visitor's history of receipts and the text of a policy revision.
+visitor's history of receipts, the text of a policy revision, and the page a gated iframe shows
+without JavaScript.
 
 The endpoints answer with these pages when a browser asks for HTML, and the middleware inserts
 :func:`noscript_form` into pages for visitors who have not decided. Every text is escaped with
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from html import escape
+from urllib.parse import urlencode
 
 from .declaration import render_html
 from .history import revision_href
@@ -22,6 +24,7 @@ from .state import ConsentState
 __all__ = [
     "consent_form",
     "declaration_page",
+    "embed_page",
     "history_page",
     "no_history_page",
     "noscript_form",
@@ -50,7 +53,7 @@ def consent_form(
     policy: Policy, prefix: str, state: ConsentState, *, next_url: str, language: str = "en"
 ) -> str:
     """A plain HTML form with the same choices as the banner (works without JavaScript)."""
-    t = ui_strings(language)
+    t = policy.ui_strings(language)
     rows = []
     gpc_note = ""
     for key, cat in policy.ordered():
@@ -85,11 +88,42 @@ def consent_form(
     )
 
 
-def declaration_page(policy: Policy, prefix: str, state: ConsentState, language: str) -> str:
-    """The cookie declaration with the no-JavaScript form under it."""
-    form = consent_form(policy, prefix, state, next_url="/", language=language)
-    title = ui_strings(language)["declaration"]
+def declaration_page(
+    policy: Policy, prefix: str, state: ConsentState, language: str, next_url: str = "/"
+) -> str:
+    """The cookie declaration with the no-JavaScript form under it (which returns to
+    ``next_url``)."""
+    form = consent_form(policy, prefix, state, next_url=next_url, language=language)
+    title = policy.ui_strings(language)["declaration"]
     return page(title, render_html(policy, language, form=form), language)
+
+
+def embed_page(
+    policy: Policy, prefix: str, language: str, category: str, vendor: str, back: str | None
+) -> str:
+    """What a gated iframe shows without JavaScript (its ``src`` until it is activated): what
+    would load (``category``'s title, ``vendor`` or the category's third parties), and a link
+    to the cookie settings, which return to the page ``back`` when given."""
+    t = policy.ui_strings(language)
+    cat = policy.categories.get(category)
+    title = cat.text(language).title if cat else t["embed_title"]
+    vendor = vendor[:200] or (
+        ", ".join(cat.third_parties) if cat and cat.third_parties else t["embed_title"]
+    )
+    notice = t["embed_notice"].replace("{vendor}", vendor).replace("{category}", title)
+    query = "?" + urlencode({"next": back}) if back else ""
+    return (
+        f'<!doctype html><html lang="{escape(language)}"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{escape(t['embed_title'])}</title>"
+        f'<link rel="stylesheet" href="{escape(prefix)}/banner.css"></head>'
+        '<body class="consent-root consent-embed consent-embed-nojs">'
+        f'<p class="consent-embed-title">{escape(t["embed_title"])}</p>'
+        f'<p class="consent-embed-text">{escape(notice)}</p>'
+        f'<p><a class="consent-embed-settings" href="{escape(prefix)}/declaration'
+        f'{escape(query)}" '
+        f'target="_top">{escape(t["settings"])}</a></p></body></html>'
+    )
 
 
 def noscript_form(
@@ -98,7 +132,7 @@ def noscript_form(
     """For visitors without JavaScript who have not decided: what the banner's first layer
     says (the notice, the policy link) and the same choices as a form, in a ``<noscript>``."""
     form = consent_form(policy, prefix, state, next_url=next_url, language=language)
-    t = ui_strings(language)
+    t = policy.ui_strings(language)
     site = policy.site
     notice = site.notice_for(language) or t["notice"]
     return (

@@ -11,7 +11,7 @@ import json
 import re
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from functools import cached_property
 from pathlib import Path
@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from .cookies import deletion_variants
+from .i18n import available_languages, merge_words
 
 __all__ = [
     "CONSENT_MODE_TYPES",
@@ -167,7 +168,9 @@ class BannerSettings(_Model):
     inject: bool = True
     notice: str = ""
     notice_translations: dict[LanguageCode, str] = Field(default_factory=dict)
-    languages: list[str] = Field(default_factory=lambda: ["en", "de", "fr"])
+    # The languages the banner offers and picks from Accept-Language; None: every language
+    # there are words for (bundled, the site's banner/<lang>.json files, the policy's texts).
+    languages: list[LanguageCode] | None = None
 
 
 def _link_target(value: str) -> str:
@@ -222,6 +225,7 @@ class CookieText(_Model):
 
     purpose: str = ""
     duration: str = ""
+    display: str = ""
 
 
 class CookieRule(_Model):
@@ -237,6 +241,9 @@ class CookieRule(_Model):
     vendor: str = ""
     purpose: str = ""
     duration: str = ""
+    #: What visitors read instead of the name, glob or regex (``"Google Analytics cookies
+    #: (_ga, _ga_<id>)"``); without it, a glob or simple regex is described for them.
+    display: str = ""
     domain: str | list[str] | None = None
     path: str = "/"
     third_party: bool = False
@@ -336,17 +343,25 @@ class CookieRule(_Model):
         """Purpose and duration in ``language``, each falling back to the rule's own."""
         found = self.translations.get(language) if language else None
         if found is None:
-            return CookieText(purpose=self.purpose, duration=self.duration)
+            return CookieText(purpose=self.purpose, duration=self.duration, display=self.display)
         return CookieText(
-            purpose=found.purpose or self.purpose, duration=found.duration or self.duration
+            purpose=found.purpose or self.purpose,
+            duration=found.duration or self.duration,
+            display=found.display or self.display,
         )
 
     def canonical(self) -> dict[str, Any]:
-        # (translations only when given: a rule without them keeps the revision it had before
-        # they existed)
-        return self.model_dump(
+        # (translations and display texts only when given: a rule without them keeps the
+        # revision it had before they existed)
+        data = self.model_dump(
             mode="json", exclude=set() if self.translations else {"translations"}
         )
+        if not self.display:
+            del data["display"]
+        for text in data.get("translations", {}).values():
+            if not text["display"]:
+                del text["display"]
+        return data
 
 
 class CategoryText(_Model):
@@ -452,6 +467,9 @@ class Policy:
     site: SiteConfig
     categories: Mapping[str, Category]
     source: Path | None = None
+    #: The site's interface words by language (``<policy>/banner/<lang>.json``), merged over
+    #: the bundled ones. Button labels and other interface words: not part of the revision.
+    words: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     @classmethod
     def load(cls, directory: str | Path) -> Policy:
@@ -534,6 +552,25 @@ class Policy:
                 ),
             }
         )
+
+    @cached_property
+    def offered_languages(self) -> frozenset[str]:
+        """The languages the banner offers: ``[banner] languages`` when set (with the site's
+        own language), else every language there are words or texts for."""
+        chosen = self.site.banner.languages
+        if chosen is None:
+            return available_languages() | frozenset(self.words) | self.languages
+        return frozenset(chosen) | {self.site.language.split("-")[0].lower()}
+
+    @cached_property
+    def _strings(self) -> dict[str, dict[str, str]]:
+        languages = self.offered_languages | available_languages()
+        return {lang: merge_words(lang, self.words) for lang in languages}
+
+    def ui_strings(self, language: str) -> dict[str, str]:
+        """The interface words in ``language`` (see :func:`consent.i18n.merge_words`)."""
+        found = self._strings.get(language)
+        return found if found is not None else self._strings["en"]
 
     def ordered(self) -> list[tuple[str, Category]]:
         """Categories in display order: necessary first, then ``order``, then key."""
@@ -637,9 +674,42 @@ def load_policy(directory: str | Path) -> Policy:
             "without (sessions, CSRF, load balancing) in one"
         )
     errors.extend(_ambiguities(rules))
+    words = _read_words(root / "banner", errors)
     if errors or site is None:
         raise PolicyError(errors)
-    return Policy(site=site, categories=categories, source=root.resolve())
+    return Policy(site=site, categories=categories, source=root.resolve(), words=words)
+
+
+def _read_words(directory: Path, errors: list[str]) -> dict[str, dict[str, str]]:
+    """The site's interface words: ``banner/<lang>.json``, each an object of strings by key
+    (the keys of the bundled ``en.json``)."""
+    words: dict[str, dict[str, str]] = {}
+    if not directory.is_dir():
+        return words
+    for path in sorted(directory.iterdir()):
+        name = f"banner/{path.name}"
+        if path.suffix != ".json":
+            continue
+        if not re.fullmatch(r"[a-z]{2,3}", path.stem):
+            errors.append(
+                f"{name}: (file name): {path.stem!r} is not a language code: name the file "
+                "after a lower-case ISO 639 code, such as banner/es.json"
+            )
+            continue
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            errors.append(f"{name}: (file): not a readable JSON file: {exc}")
+            continue
+        if not isinstance(data, dict):
+            errors.append(f"{name}: (file): must be a JSON object of words by key")
+            continue
+        bad = sorted(k for k, v in data.items() if not isinstance(v, str))
+        if bad:
+            errors.append(f"{name}: {', '.join(bad)}: must be text (a JSON string)")
+            continue
+        words[path.stem] = data
+    return words
 
 
 def _valid_rules(cookies: Any) -> list[tuple[int, CookieRule]]:

@@ -63,8 +63,11 @@ __all__ = [
     "uuid7_hex",
 ]
 
-Event = Literal["given", "refused", "updated", "withdrawn"]
-Method = Literal["banner", "form", "api", "gpc"]
+#: ``once``: consent to load one embedded item on one page view ("Load this once"); the
+#: visitor's standing choice (the consent cookie) does not change.
+Event = Literal["given", "refused", "updated", "withdrawn", "once"]
+#: ``embed``: a button of an embedded item's placeholder ("Load this once", "Always allow").
+Method = Literal["banner", "form", "api", "gpc", "embed"]
 
 GENESIS_HASH = "0" * 64
 KANTARA_VERSION = "KI-CR-v1.1.0"
@@ -705,12 +708,14 @@ _COLLECTION_METHODS: dict[str, str] = {
     "form": "Website consent form (HTML, no script)",
     "api": "Website consent API (JSON)",
     "gpc": "Global Privacy Control signal (Sec-GPC: 1)",
+    "embed": "Website placeholder of embedded content",
 }
 
 _TERMINATION = (
     "Until the visitor withdraws or changes this choice, the consent cookie expires, "
     "or the cookie policy revision changes"
 )
+_TERMINATION_ONCE = "After one load of the embedded item on one page view"
 
 
 def to_kantara(stored: StoredReceipt | Receipt, *, base_url: str | None = None) -> dict[str, Any]:
@@ -749,7 +754,7 @@ def to_kantara(stored: StoredReceipt | Receipt, *, base_url: str | None = None) 
             "consentType": "EXPLICIT",
             "piiCategory": ["Online identifiers (cookies and similar technologies)"],
             "primaryPurpose": purpose.necessary,
-            "termination": _TERMINATION,
+            "termination": _TERMINATION_ONCE if receipt.event == "once" else _TERMINATION,
             "thirdPartyDisclosure": bool(purpose.third_parties),
         }
         if purpose.third_parties:

@@ -121,6 +121,20 @@ current_consent: ContextVar[ConsentState | None] = ContextVar("current_consent",
 """The consent state of the request being handled (set by the middleware around the app call)."""
 
 
+def check_secret_key_type(secret_key: object) -> None:
+    """Raise ``TypeError`` unless ``secret_key`` is None, a string or a sequence of strings."""
+    if secret_key is None or isinstance(secret_key, str):
+        return
+    if isinstance(secret_key, bytes | bytearray) or not (
+        isinstance(secret_key, Sequence) and all(isinstance(k, str) for k in secret_key)
+    ):
+        raise TypeError(
+            "secret_key must be a string or a sequence of strings (the first signs, all "
+            f"verify), not {type(secret_key).__name__}"
+            + ("" if isinstance(secret_key, bytes | bytearray) else " of other values")
+        )
+
+
 def resolve_secret_keys(secret_key: str | Sequence[str] | None) -> list[str]:
     """The signing keys: the argument, else ``CONSENT_SECRET_KEY`` (comma-separated).
 
@@ -132,14 +146,7 @@ def resolve_secret_keys(secret_key: str | Sequence[str] | None) -> list[str]:
     elif isinstance(secret_key, str):
         keys = [secret_key] if secret_key else []
     else:
-        if isinstance(secret_key, bytes | bytearray) or not all(
-            isinstance(k, str) for k in secret_key
-        ):
-            raise TypeError(
-                "secret_key must be a string or a sequence of strings (the first signs, all "
-                f"verify), not {type(secret_key).__name__}"
-                + ("" if isinstance(secret_key, bytes | bytearray) else " of other values")
-            )
+        check_secret_key_type(secret_key)
         keys = [k for k in secret_key if k]
     if not keys:
         raise ValueError(

@@ -97,7 +97,9 @@ def gated_nothing_ran(page: Page) -> None:
     assert page.evaluate("typeof window.__statsRan") == "undefined"
     assert page.evaluate("typeof window.__pixelRan") == "undefined"
     assert page.locator('script[data-consent][type="text/plain"]').count() == 2
-    assert page.get_attribute("iframe[data-consent]", "src") is None
+    # The iframe waits (data-src), showing the placeholder's fallback page until then.
+    assert page.get_attribute("iframe[data-consent]", "data-src") is not None
+    assert page.get_attribute("iframe[data-consent]", "src") == "/_consent/embed?category=embedded"
     assert page.get_attribute("img[data-consent]", "src") is None
 
 
@@ -157,7 +159,7 @@ def test_first_visit_shows_three_equal_buttons_and_runs_nothing(
 
     assert optional_cookies(context) == set()
     gated_nothing_ran(page)
-    expect(page.locator(".video-placeholder")).to_be_visible()
+    expect(page.locator(".consent-embed")).to_be_visible()
     assert page.locator("#consent-settings").count() == 0
     page.screenshot(path=screenshots / "first-layer.png")
 
@@ -382,7 +384,7 @@ def test_accept_all_runs_gated_content_without_reload(
     assert page.get_attribute("iframe[data-consent]", "src") == (
         "/video-platform/embed/pacing-in-daily-life"
     )
-    expect(page.locator(".video-placeholder")).to_be_hidden()
+    expect(page.locator(".consent-embed")).to_have_count(0)
     wait_for_cookies(context, page, {"stats_ses", "_fbp", "px_uid"})
     assert "stats_vid" not in names(context)  # the server sets it on the next response
     assert page.evaluate("window.consent.allows('marketing')") is True

@@ -144,8 +144,9 @@ def export_dpv(
         before: Sequence[str] | None = previous.get(row.subject_id)
         if before is None and receipt.event in ("given", "refused"):
             before = ()  # a first decision
-        granted = tuple(receipt.granted)
-        previous[row.subject_id] = shared.setdefault(granted, granted)
+        if receipt.event != "once":  # "Load this once" leaves the visitor's choice as it was
+            granted = tuple(receipt.granted)
+            previous[row.subject_id] = shared.setdefault(granted, granted)
         if event is not None and receipt.event != event:
             continue
         node = dpv.with_context(dpv.record(stored, previous=before, base_url=base_url))

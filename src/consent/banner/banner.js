@@ -95,7 +95,8 @@ async function load() {
   query = hl ? "?lang=" + hl : ""; // the page's language, for decisions too
   const s = await getJSON(prefix + query).catch(() => null);
   if (!s || typeof s !== "object") return null;
-  T = await (early || strings(primary(s.language)));
+  const x = early && await early; // the server's language wins (it may not offer the page's)
+  T = x && lang === primary(s.language) ? x : await strings(primary(s.language));
   return s;
 }
 
@@ -158,7 +159,7 @@ function actions(save) {
   return box;
 }
 
-let room; // the page (and focus) keeps clear of the first layer at the bottom
+let room; // the page (and focus) keeps clear of the first layer
 function keepRoom() {
   const r = banner && !banner.hidden && banner.getBoundingClientRect(), h = d.documentElement.clientHeight;
   if (!room && r && d.adoptedStyleSheets) d.adoptedStyleSheets = d.adoptedStyleSheets.concat(room = new CSSStyleSheet());
@@ -192,7 +193,7 @@ function showBanner() {
     el("p", { class: "consent-error", role: "alert" }),
     actions(false)
   );
-  // First in the document: early in reading and tab order, without stealing focus.
+  // First in the document (reading and tab order), without taking focus.
   d.body.insertBefore(banner, d.body.firstChild);
   if (w.ResizeObserver) new ResizeObserver(() => requestAnimationFrame(() => {
     more.hidden = !open && text.scrollHeight <= text.clientHeight + 1;
@@ -228,7 +229,7 @@ function category(c) {
   const body = el("tbody", null, null, table);
   for (const k of cookies) {
     const row = el("tr", null, null, body);
-    for (const f of cols) el("td", null, (k && k[f]) || "", row);
+    for (const f of cols) el("td", null, k && (f == "name" && k.display || k[f]) || "", row);
   }
   return sec;
 }
@@ -305,7 +306,7 @@ function onFocusIn(e) {
   if (overlay && !overlay.contains(e.target)) focusTop();
 }
 
-async function decide(accept, from) {
+async function decide(accept, from, how) {
   if (busy) return;
   const box = from.closest(".consent-root"), err = box.querySelector(".consent-error");
   busy = true;
@@ -316,7 +317,7 @@ async function decide(accept, from) {
     const r = await fetch(prefix + query, {
       method: "POST", credentials: "same-origin",
       headers: { "Content-Type": "application/json", Accept: "application/json" },
-      body: JSON.stringify({ accept: accept, method: "banner", page: location.pathname })
+      body: JSON.stringify({ accept: accept, method: how || "banner", page: location.pathname })
     });
     j = await r.json().catch(() => null);
     if (!r.ok || !j || !j.state || typeof j.state !== "object") j = null;
@@ -348,6 +349,11 @@ async function init() {
   if (!d.body) return;
   if (state.decided) apply();
   if (undecided()) showBanner(); else showSettings();
+  // Placeholders for embeds still waiting: their code loads only on pages that have them.
+  if (d.querySelector("iframe[data-consent][data-src]")) {
+    const e = el("script", { src: prefix + "/embed.js" }, null, d.head);
+    if (nonce) e.nonce = nonce;
+  }
 }
 
 // Elements with data-consent-show (a footer link, say) open the settings.
@@ -361,6 +367,7 @@ const api = {
   ready: ready,
   get state() { return state; },
   allows: (category) => allows(String(category)),
+  _embed: { t, el, button, decide, prefix, query: () => query, lang: () => lang },
   show() { // the settings dialog, with the current choices
     const from = d.activeElement;
     return ready

@@ -58,6 +58,11 @@ def cmd_check(args: argparse.Namespace) -> int:
         f"{'blocked' if site.undeclared == 'block' else 'let through'} in both directions)"
     )
     print(f"  gpc          {'honoured' if site.gpc.honor else 'ignored'}")
+    own = ", ".join(f"banner/{lang}.json" for lang in sorted(policy.words))
+    print(
+        f"  languages    {', '.join(sorted(policy.offered_languages))}"
+        + (f" (the site's words: {own})" if own else "")
+    )
     print()
     rows = [("CATEGORY", "KIND", "RULE", "VENDOR", "NOTES")]
     for key, cat in policy.ordered():
@@ -108,11 +113,40 @@ def _warnings(policy: Policy, args: argparse.Namespace) -> int:
                     "matched in linear time, or a regex without nested repetition"
                 )
     messages += [w.message() for w in necessary_warnings(policy, ignore=args.ignore)]
+    messages += _word_warnings(policy)
     for message in messages:
         print(f"warning: {message}")
     if messages:
         print(f"{len(messages)} warning{'s' if len(messages) > 1 else ''}")
     return EXIT_FINDING if messages and args.strict else EXIT_OK
+
+
+def _word_warnings(policy: Policy) -> list[str]:
+    """Per language: the interface words the banner would show in English for want of a
+    translation, and keys in the site's word files that nothing reads."""
+    from ..i18n import available_languages, bundled_keys
+
+    keys = bundled_keys()
+    messages = []
+    for lang in sorted(policy.words):
+        unknown = sorted(set(policy.words[lang]) - keys)
+        if unknown:
+            messages.append(
+                f"banner/{lang}.json: unknown keys (nothing reads them): {', '.join(unknown)}"
+            )
+    for lang in sorted(policy.offered_languages - available_languages()):
+        missing = sorted(keys - set(policy.words.get(lang, {})))
+        if missing:
+            where = f"banner/{lang}.json" if lang in policy.words else f"no banner/{lang}.json"
+            messages.append(
+                f"language {lang!r}: {len(missing)} of {len(keys)} words missing ({where}); "
+                f"the banner shows them in English: {', '.join(missing)}"
+            )
+    for lang in sorted(set(policy.words) - policy.offered_languages):
+        messages.append(
+            f"banner/{lang}.json: {lang!r} is not in [banner] languages, so it is never shown"
+        )
+    return messages
 
 
 def cmd_declaration(args: argparse.Namespace) -> int:

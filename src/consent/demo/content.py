@@ -38,9 +38,6 @@ TEXT: dict[str, dict[str, str]] = {
         "video_title": "Video: pacing in daily life",
         "video_caption": "Our physiotherapist Jana Krüger shows how to plan a day in small blocks "
         "(4 minutes).",
-        "video_blocked": "This video is hosted by a video platform, which may set cookies and "
-        "learn that you visited this page. It loads only if you allow embedded videos.",
-        "video_allow": "Change cookie settings",
         "video_direct": "Open the video page instead",
         "newsletter_title": "Newsletter",
         "newsletter_intro": "One e-mail a month with new research and the dates of our "
@@ -114,9 +111,6 @@ TEXT: dict[str, dict[str, str]] = {
         "video_title": "Video: Pacing im Alltag",
         "video_caption": "Unsere Physiotherapeutin Jana Krüger zeigt, wie man einen Tag in kleinen "
         "Blöcken plant (4 Minuten).",
-        "video_blocked": "Dieses Video liegt bei einer Videoplattform, die Cookies setzen und von "
-        "Ihrem Besuch erfahren kann. Es wird nur geladen, wenn Sie eingebettete Videos erlauben.",
-        "video_allow": "Cookie-Einstellungen ändern",
         "video_direct": "Stattdessen die Videoseite öffnen",
         "newsletter_title": "Newsletter",
         "newsletter_intro": "Einmal im Monat eine E-Mail mit neuen Ergebnissen und den Terminen "

@@ -155,15 +155,15 @@ def _evening(lang: str) -> str:
 def _video(lang: str, prefix: str) -> str:
     t = TEXT[lang]
     player = f"{VIDEO_PREFIX}/embed/{VIDEO_SLUG}"
+    # Until the visitor allows it, the middleware's placeholder: with JavaScript, one with
+    # "Load this once" and "Always allow" buttons; without, the src below (a link to the
+    # cookie settings).
     return (
         '<figure class="video">'
         '<div class="video-frame">'
-        f'<iframe data-consent="embedded" data-src="{player}" title="{escape(t["video_title"])}" '
-        'allow="fullscreen" loading="lazy"></iframe>'
-        '<div class="video-placeholder">'
-        f"<p><strong>{escape(t['video_title'])}</strong></p><p>{escape(t['video_blocked'])}</p>"
-        f'<p><a class="button" href="{prefix}/declaration" data-consent-show>'
-        f"{escape(t['video_allow'])}</a></p></div></div>"
+        f'<iframe data-consent="embedded" data-src="{player}" '
+        f'src="{prefix}/embed?category=embedded" title="{escape(t["video_title"])}" '
+        'allow="fullscreen" loading="lazy"></iframe></div>'
         f"<figcaption>{escape(t['video_caption'])} "
         f'<a href="{VIDEO_PREFIX}/watch/{VIDEO_SLUG}">{escape(t["video_direct"])}</a>.'
         "</figcaption></figure>"

@@ -3,6 +3,7 @@
 * :mod:`consent.endpoints.routes`: the routing table and a handler per route
   (:class:`ConsentEndpoints`, which the middleware calls);
 * :mod:`consent.endpoints.decision`: a posted decision checked and parsed;
+* :mod:`consent.endpoints.embed`: a posted "Load this once" checked and parsed;
 * :mod:`consent.endpoints.responses`: JSON answers, client errors, banner assets.
 
 The pages they answer a browser with are in :mod:`consent.pages`.

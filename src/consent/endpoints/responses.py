@@ -16,7 +16,8 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse, Response
 from starlette.types import Scope
 
-from ..i18n import pick_language
+from ..i18n import available_languages, pick_language
+from ..policy import Policy
 from ..receipts import Receipt, StoredReceipt
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "site_url",
     "stored_receipt_json",
     "wants_html",
+    "word_assets",
 ]
 
 NO_STORE = {"Cache-Control": "no-store", "Vary": "Cookie"}
@@ -100,14 +102,27 @@ def load_assets() -> dict[str, tuple[bytes, str, str]]:
         items += [(f"i18n/{item.name}", item) for item in i18n.iterdir()]
     for name, item in items:
         suffix = name[name.rfind(".") :]
-        if suffix in types and item.is_file():
-            body = item.read_bytes()
-            assets["/" + name] = (
-                body,
-                types[suffix],
-                '"' + hashlib.sha256(body).hexdigest()[:20] + '"',
-            )
+        # (the words are the site's: see word_assets)
+        if suffix in types and item.is_file() and not name.startswith("i18n/"):
+            assets["/" + name] = _asset(item.read_bytes(), types[suffix])
     return assets
+
+
+def _asset(body: bytes, media_type: str) -> tuple[bytes, str, str]:
+    return body, media_type, '"' + hashlib.sha256(body).hexdigest()[:20] + '"'
+
+
+def word_assets(policy: Policy) -> dict[str, tuple[bytes, str, str]]:
+    """``/i18n/<lang>.json`` for each language the banner offers and each bundled one (a page
+    in a language the site does not offer still finds its file, then takes the state's
+    language): the bundled words with the site's over them."""
+    return {
+        f"/i18n/{lang}.json": _asset(
+            json.dumps(policy.ui_strings(lang), ensure_ascii=False, indent=1).encode("utf-8"),
+            "application/json",
+        )
+        for lang in sorted(policy.offered_languages | available_languages())
+    }
 
 
 def not_allowed(allowed: tuple[str, ...]) -> Response:
@@ -137,7 +152,12 @@ def wants_html(headers: Headers) -> bool:
     )
 
 
-def language_of(scope: Scope, default: str, known: frozenset[str] = frozenset()) -> str:
+def language_of(
+    scope: Scope,
+    default: str,
+    known: frozenset[str] = frozenset(),
+    offered: frozenset[str] | None = None,
+) -> str:
     """The language to render in: ``?lang=``, then ``Accept-Language``, then the site default
     (see :func:`~consent.i18n.pick_language`)."""
     accept = None
@@ -145,4 +165,4 @@ def language_of(scope: Scope, default: str, known: frozenset[str] = frozenset())
         if name == b"accept-language":
             accept = value.decode("latin-1")
             break
-    return pick_language(scope.get("query_string", b""), accept, default, known)
+    return pick_language(scope.get("query_string", b""), accept, default, known, offered)

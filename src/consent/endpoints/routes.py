@@ -8,8 +8,10 @@ POST     ``<prefix>``                 record a decision (JSON or form) -> receip
 DELETE   ``<prefix>``                 withdraw every non-necessary category
 GET      ``<prefix>/receipt``         the visitor's history of receipts (HTML, JSON, JSON-LD)
 GET      ``<prefix>/revision/<rev>``  the text visitors were shown under a policy revision
+POST     ``<prefix>/once``            "Load this once": one embedded item, a receipt (JSON)
+GET      ``<prefix>/embed``           what a gated iframe shows without JavaScript (HTML)
 GET      ``<prefix>/declaration``     the cookie declaration (HTML with a no-JS form, or JSON)
-GET      ``<prefix>/banner.js`` ...   banner assets and translations
+GET      ``<prefix>/banner.js`` ...   banner assets and the site's words per language
 GET      ``/.well-known/gpc.json``    Global Privacy Control support resource
 =======  ===========================  ==================================================
 
@@ -42,7 +44,13 @@ from ..classify import Classifier
 from ..cookies import cookie_pairs
 from ..declaration import declaration_data, render_html
 from ..history import history_json, history_jsonld
-from ..pages import declaration_page, history_page, no_history_page, revision_page
+from ..pages import (
+    declaration_page,
+    embed_page,
+    history_page,
+    no_history_page,
+    revision_page,
+)
 from ..policy import Category, Policy
 from ..receipts import (
     Controller,
@@ -66,6 +74,7 @@ from .decision import (
     referer_path,
     safe_next,
 )
+from .embed import parse_once
 from .responses import (
     _JSON,
     NO_STORE,
@@ -77,6 +86,7 @@ from .responses import (
     site_url,
     stored_receipt_json,
     wants_html,
+    word_assets,
 )
 
 __all__ = ["ConsentEndpoints"]
@@ -123,7 +133,7 @@ class ConsentEndpoints:
         self.prefix = prefix
         self.trusted_origins = {o.rstrip("/").lower() for o in trusted_origins}
         self.classifier = classifier
-        self.assets = load_assets()
+        self.assets = {**load_assets(), **word_assets(policy)}
         settings = self.site.consent_cookie
         self._cookie_tail = f"; Max-Age={settings.max_age}; Path={settings.path}"
         if settings.domain:
@@ -200,6 +210,8 @@ class ConsentEndpoints:
         table: dict[str, dict[str, Handler]] = {
             "": state,
             "/": state,
+            "/once": {"POST": self._post_once},
+            "/embed": {"GET": self._get_embed, "HEAD": self._get_embed},
             "/receipt": {"GET": self._get_receipt, "HEAD": self._get_receipt},
             "/declaration": {"GET": self._get_declaration, "HEAD": self._get_declaration},
         }
@@ -258,6 +270,16 @@ class ConsentEndpoints:
     ) -> Response:
         return await self.delete_decision(scope, state, subject)
 
+    async def _post_once(
+        self, scope: Scope, receive: Receive, state: ConsentState, subject: str | None, sub: str
+    ) -> Response:
+        return await self.post_once(scope, receive, state, subject)
+
+    async def _get_embed(
+        self, scope: Scope, receive: Receive, state: ConsentState, subject: str | None, sub: str
+    ) -> Response:
+        return self.get_embed(scope)
+
     async def _get_receipt(
         self, scope: Scope, receive: Receive, state: ConsentState, subject: str | None, sub: str
     ) -> Response:
@@ -291,7 +313,7 @@ class ConsentEndpoints:
                 break
         found = self._languages.get((query, accept))
         if found is None:
-            found = language_of(scope, self.site.language, self.policy.languages)
+            found = language_of(scope, self.site.language, offered=self.policy.offered_languages)
             # (a visitor's strings: short ones only, and the cache emptied when full)
             if len(query) + len(accept or b"") <= _LANGUAGE_KEY_MAX:
                 if len(self._languages) >= 4 * _CACHE_LIMIT:
@@ -339,8 +361,9 @@ class ConsentEndpoints:
                 "granted": granted(cat["key"]),
                 "sale_or_share": cat["sale_or_share"],
                 "consent_mode": cat["consent_mode"],
+                "third_parties": cat["third_parties"],
                 "cookies": [
-                    {k: c[k] for k in ("name", "vendor", "purpose", "duration")}
+                    {k: c[k] for k in ("name", "display", "vendor", "purpose", "duration")}
                     for c in cat["cookies"]
                 ],
             }
@@ -414,7 +437,9 @@ class ConsentEndpoints:
         check_origin(scope, headers, self.trusted_origins)
         body = await read_body(receive, headers)
         granted, extra, is_form = parse_decision(self.policy, headers.get("content-type", ""), body)
-        method = extra.get("method") if extra.get("method") in ("banner", "form", "api") else None
+        method = extra.get("method")
+        if method not in ("banner", "form", "api", "embed"):
+            method = None
         if method is None:
             method = "form" if is_form else "api"
         if state.gpc:
@@ -428,6 +453,60 @@ class ConsentEndpoints:
         return await self._record(
             scope, headers, state, subject, granted, event, method, page, is_form, extra
         )
+
+    async def post_once(
+        self, scope: Scope, receive: Receive, state: ConsentState, subject: str | None
+    ) -> Response:
+        """ "Load this once": consent to one embedded item on one page view, recorded as a
+        receipt (event ``once``, method ``embed``) without changing the consent cookie."""
+        headers = Headers(scope=scope)
+        check_origin(scope, headers, self.trusted_origins)
+        body = await read_body(receive, headers)
+        once = parse_once(self.policy, state, headers, body)
+        key = once.category
+        language = self.language(scope)
+        random = os.urandom(20)
+        ns = time.time_ns()
+        ms = ns // 1_000_000
+        client = scope.get("client")
+        site = self.site
+        receipt = Receipt(
+            receipt_id=hyphenated(uuid7_hex(random, ms)),
+            subject_id=state.subject_id or subject or uuid7_hex(random[10:], ms),
+            timestamp=ns // 1_000_000_000,
+            event="once",
+            granted=[key],
+            refused=[],
+            revision=self.policy.revision,
+            policy_url=site.policy_url,
+            method="embed",
+            jurisdiction=site.jurisdiction,
+            language=language,
+            controller=self._controller,
+            # the host the item loads from: whom this one load shares data with
+            purposes=[
+                Purpose(
+                    key=key,
+                    title=self.policy.categories[key].text(language).title,
+                    granted=True,
+                    third_parties=[once.host],
+                )
+            ],
+            page=once.page,
+            ip=truncate_ip(str(client[0])) if site.receipts.ip == "truncate" and client else None,
+            user_agent=(headers.get("user-agent", "")[:512] or None)
+            if site.receipts.user_agent
+            else None,
+            gpc=state.gpc,
+        )
+        stored = await self._append(receipt)
+        if isinstance(stored, Response):
+            return stored
+        answer = (
+            f'{{"receipt_id":{_js(receipt.receipt_id)},"event":"once",'
+            f'"receipt":{stored_receipt_json(stored, receipt)}}}'
+        )
+        return Response(answer.encode("utf-8"), headers=NO_STORE, media_type="application/json")
 
     async def delete_decision(
         self, scope: Scope, state: ConsentState, subject: str | None
@@ -504,38 +583,9 @@ class ConsentEndpoints:
             user_agent=user_agent,
             gpc=state.gpc,
         )
-        try:
-            store = await self.store()
-            await self._archiver.ensure(store)  # the policy's texts, before its first receipt
-            stored = await store.append(receipt)
-        except StoreUnavailable as exc:
-            self._count_unavailable()
-            if exc.maybe_recorded:
-                # The visitor is told it failed and gets no cookie; the log may hold the
-                # receipt all the same. Its id lets an operator find it.
-                logger.error(
-                    "consent receipt %s (%s) may have been recorded although the visitor was "
-                    "answered 503: %s",
-                    receipt_id,
-                    event,
-                    exc,
-                )
-                detail = (
-                    "the receipt store did not confirm that your choice was recorded; it is not "
-                    "in effect, and your previous choice (if any) still applies. Please try "
-                    "again later."
-                )
-            else:
-                logger.error("consent receipt store unavailable: %s", exc)
-                detail = (
-                    "the receipt store is unavailable; nothing was recorded and your previous "
-                    "choice (if any) still applies. Please try again later."
-                )
-            return JSONResponse(
-                {"error": "consent could not be recorded", "detail": detail},
-                status_code=503,
-                headers={**NO_STORE, "Retry-After": "30"},
-            )
+        stored = await self._append(receipt)
+        if isinstance(stored, Response):
+            return stored
         if self.metrics is not None:
             self.metrics.decisions[event] += 1
 
@@ -571,6 +621,42 @@ class ConsentEndpoints:
         for value in set_cookies:
             response.headers.append("Set-Cookie", value)
         return response
+
+    async def _append(self, receipt: Receipt) -> StoredReceipt | Response:
+        """Append ``receipt`` to the store; when the store fails, the 503 to answer."""
+        receipt_id, event = receipt.receipt_id, receipt.event
+        try:
+            store = await self.store()
+            await self._archiver.ensure(store)  # the policy's texts, before its first receipt
+            return await store.append(receipt)
+        except StoreUnavailable as exc:
+            self._count_unavailable()
+            if exc.maybe_recorded:
+                # The visitor is told it failed and gets no cookie; the log may hold the
+                # receipt all the same. Its id lets an operator find it.
+                logger.error(
+                    "consent receipt %s (%s) may have been recorded although the visitor was "
+                    "answered 503: %s",
+                    receipt_id,
+                    event,
+                    exc,
+                )
+                detail = (
+                    "the receipt store did not confirm that your choice was recorded; it is not "
+                    "in effect, and your previous choice (if any) still applies. Please try "
+                    "again later."
+                )
+            else:
+                logger.error("consent receipt store unavailable: %s", exc)
+                detail = (
+                    "the receipt store is unavailable; nothing was recorded and your previous "
+                    "choice (if any) still applies. Please try again later."
+                )
+            return JSONResponse(
+                {"error": "consent could not be recorded", "detail": detail},
+                status_code=503,
+                headers={**NO_STORE, "Retry-After": "30"},
+            )
 
     def _secure(self, scope: Scope) -> bool:
         setting = self.site.consent_cookie.secure
@@ -707,8 +793,26 @@ class ConsentEndpoints:
         query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
         if query.get("format") == "json" or not wants_html(headers):
             return JSONResponse(declaration_data(self.policy, language))
-        page = declaration_page(self.policy, self._public_prefix(scope), state, language)
+        # (back to the page the visitor came from, when a link says which)
+        next_url = safe_next(query.get("next", "/"), headers)
+        page = declaration_page(
+            self.policy, self._public_prefix(scope), state, language, next_url=next_url
+        )
         return HTMLResponse(page, headers=NO_STORE)
+
+    def get_embed(self, scope: Scope) -> Response:
+        """What a gated iframe shows without JavaScript (its ``src`` until it is activated):
+        what would load, and a link to the cookie settings."""
+        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+        body = embed_page(
+            self.policy,
+            self._public_prefix(scope),
+            self.language(scope),
+            query.get("category", ""),
+            query.get("vendor", ""),
+            page_path(referer_path(Headers(scope=scope))),
+        )
+        return HTMLResponse(body, headers={"Cache-Control": "no-store", "Vary": "Accept-Language"})
 
     def get_asset(self, scope: Scope, sub: str) -> Response:
         body, media_type, etag = self.assets[sub]

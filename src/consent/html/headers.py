@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Collection, Iterable, Sequence
+from operator import itemgetter
 from typing import Any, Final
 
 from starlette.types import Message
@@ -22,6 +23,7 @@ __all__ = [
     "LAYOUT_COMPLEX",
     "LAYOUT_NO_LENGTH",
     "VARY_COOKIE",
+    "add_headers",
     "csp_script_nonce",
     "fix_headers",
     "header_kind",
@@ -228,8 +230,59 @@ def with_length(
         out.append((b"content-length", length))
     else:
         out[layout] = (out[layout][0], length)
-    out.extend(extra)
+    return add_headers(out, extra)
+
+
+_NAME = itemgetter(0)
+
+
+def add_headers(
+    out: list[tuple[bytes, bytes]], extra: Sequence[tuple[bytes, bytes]]
+) -> list[tuple[bytes, bytes]]:
+    """``out`` with ``extra`` appended, where a ``vary`` of ``extra`` is merged into the
+    response's own ``Vary`` instead of repeating it (behind Starlette's SessionMiddleware the
+    page already varies with ``Cookie``): the tokens it lacks, compared without case, are added
+    to its first ``Vary`` header; nothing is added to ``Vary: *``."""
+    for name, value in extra:
+        if name == b"vary":
+            _merge_vary(out, value)
+        else:
+            out.append((name, value))
     return out
+
+
+def _merge_vary(out: list[tuple[bytes, bytes]], value: bytes) -> None:
+    try:
+        # No header name of four characters, the usual case: no Vary to merge into (in C).
+        unvaried = 4 not in map(len, map(_NAME, out))
+    except TypeError:  # a name without a length (see header_bytes)
+        unvaried = False
+    if unvaried:
+        out.append((b"vary", value))
+        return
+    first = -1
+    named: set[bytes] = set()
+    for i, (name, old) in enumerate(out):
+        if type(name) is not bytes or type(old) is not bytes:  # (see header_bytes)
+            name, old = header_bytes(name) or b"", header_bytes(old) or b""
+        if len(name) != 4 or name.lower() != b"vary":
+            continue
+        tokens = {t.strip(b" \t").lower() for t in old.split(b",")}
+        if b"*" in tokens:
+            return  # it varies with everything already
+        named |= tokens
+        if first < 0:
+            first = i
+    missing = [t.strip(b" \t") for t in value.split(b",")]
+    missing = [t for t in missing if t and t.lower() not in named]
+    if not missing:
+        return
+    if first < 0:
+        out.append((b"vary", b", ".join(missing)))
+        return
+    name, old = out[first]
+    kept = (header_bytes(old) or b"").strip(b" \t")
+    out[first] = (header_bytes(name) or b"vary", b", ".join([kept, *missing] if kept else missing))
 
 
 _NONCE = re.compile(rb"'nonce-([A-Za-z0-9+/_=-]+)'", re.IGNORECASE)
@@ -293,5 +346,5 @@ def fix_headers(
     if length is not None:
         out.append((b"content-length", length))
     if extra:
-        out.extend(extra)
+        add_headers(out, extra)
     return out

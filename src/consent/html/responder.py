@@ -7,7 +7,7 @@ from typing import Final
 
 from starlette.types import Message, Send
 
-from .headers import fix_headers
+from .headers import add_headers, fix_headers
 from .tokenizer import HtmlRewriter
 
 __all__ = ["DocumentCache", "DocumentKey", "HtmlResponder", "rewrite_document"]
@@ -200,7 +200,7 @@ class HtmlResponder:
         assert start is not None
         if self._extra:
             start = dict(start)
-            start["headers"] = [*start.get("headers", ()), *self._extra]
+            start["headers"] = add_headers(list(start.get("headers", ())), self._extra)
         await self._send(start)
 
     async def __call__(self, message: Message) -> None:

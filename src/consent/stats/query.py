@@ -46,6 +46,7 @@ Per = Literal["decision", "visitor"]
 Split = Literal["language", "method", "revision"]
 
 EVENTS = ("given", "refused", "updated", "withdrawn")
+_DECISIONS = "event IN (" + ", ".join(f"'{event}'" for event in EVENTS) + ")"
 _DAY = 86_400
 _MONDAY = 4 * _DAY  # 1970-01-05, the first Monday after the epoch
 
@@ -165,7 +166,9 @@ def _aggregates(bits: Sequence[tuple[int, str]]) -> str:
 def _range(since: int | None, until: int | None, mark: str) -> tuple[str, list[Any]]:
     # Always a lower bound: SQLite then reads the covering index (consent_stats_ts) alone,
     # instead of choosing the table's rows, spread among the receipts' pages.
-    clauses, params = [f"ts >= {mark}"], [since if since is not None else -1]
+    # Only decisions count: a "Load this once" receipt (event once) consents to one embed on
+    # one page view and changes no choice.
+    clauses, params = [f"ts >= {mark}", _DECISIONS], [since if since is not None else -1]
     if until is not None:
         clauses.append(f"ts < {mark}")
         params.append(until)

@@ -5,6 +5,7 @@
 * :mod:`consent.web.filtering`: the cookie filter, both directions;
 * :mod:`consent.web.metrics`: what it counts;
 * :mod:`consent.web.cache`: the bounded cache the filter keeps header views in.
+* :mod:`consent.web.startup`: what a middleware that could not be configured answers.
 
 Nothing outside this package imports it but the package root, the old ``consent.middleware``
 name and the demo.

@@ -18,7 +18,7 @@ from starlette.types import Message
 
 from ..classify import Classifier, Match
 from ..cookies import bytes_headers, cookie_pairs, header_bytes, is_deletion, set_cookie_name
-from ..html.headers import VARY_COOKIE
+from ..html.headers import VARY_COOKIE, add_headers
 from ..state import ConsentState
 from .cache import BoundedCache
 from .metrics import UNDECLARED, MetricsRecorder
@@ -289,7 +289,7 @@ class CookieFilter:
             return message
         if out is None:
             out = list(headers)
-        out.extend(expire)
+        add_headers(out, expire)
         message = dict(message)
         message["headers"] = out
         return message

@@ -17,6 +17,7 @@ under the prefix (default ``/_consent``) and ``/.well-known/gpc.json`` go to
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,14 +27,24 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..classify import Classifier
 from ..endpoints import ConsentEndpoints
-from ..html import VARY_COOKIE, fix_headers, html_page_nonce, scan_start, with_length
+from ..html import (
+    VARY_COOKIE,
+    add_headers,
+    fix_headers,
+    html_page_nonce,
+    scan_start,
+    with_length,
+)
 from ..html.inject import Injection
-from ..policy import Policy, load_policy
+from ..policy import Policy, PolicyError, load_policy
 from ..state import ConsentCookie, ConsentState, current_consent, resolve_secret_keys
 from .filtering import NOTHING_KEPT, CookieFilter, _CookieView
 from .metrics import ConsentMetrics, MetricsRecorder
+from .startup import check_arguments, one_line, refuse
 
 __all__ = ["ConsentMiddleware"]
+
+logger = logging.getLogger("consent")
 
 
 class ConsentMiddleware:
@@ -44,6 +55,10 @@ class ConsentMiddleware:
     receipt-store URL (default: ``[receipts] store`` of ``site.toml``); ``prefix`` where the consent
     endpoints live. ``inject_banner`` overrides ``[banner] inject``; ``trusted_origins`` adds origins
     allowed to post decisions.
+
+    A configuration error (no key, an invalid policy, a store URL no backend understands) does
+    not raise: it is logged, kept in ``startup_error``, and fails the server's lifespan startup
+    (:mod:`consent.web.startup`). An argument of the wrong type raises ``TypeError`` at once.
     """
 
     def __init__(
@@ -58,13 +73,42 @@ class ConsentMiddleware:
         trusted_origins: Sequence[str] = (),
     ) -> None:
         self.app = app
-        self.policy = policy if isinstance(policy, Policy) else load_policy(policy)
-        keys = resolve_secret_keys(secret_key)
+        check_arguments(app, policy, secret_key, store, prefix, inject_banner, trusted_origins)
+        self.metrics = ConsentMetrics()
+        #: Why the middleware cannot work (no key, an invalid policy, a store URL no backend
+        #: understands), or ``None``. Logged once here; the lifespan startup then fails with it,
+        #: and each request answers 500 (see :func:`consent.web.startup.refuse`).
+        self.startup_error: str | None = None
+        try:
+            self._configure(policy, secret_key, store, prefix, inject_banner, trusted_origins)
+        except (PolicyError, ValueError) as exc:
+            self.startup_error = "asgi-consent cannot start: " + one_line(exc)
+            logger.error("%s", self.startup_error)
+
+    def _configure(
+        self,
+        policy: str | Path | Policy,
+        secret_key: str | Sequence[str] | None,
+        store: Any,
+        prefix: str,
+        inject_banner: bool | None,
+        trusted_origins: Sequence[str],
+    ) -> None:
+        problems: list[Exception] = []
+        try:
+            self.policy = policy if isinstance(policy, Policy) else load_policy(policy)
+        except PolicyError as exc:
+            problems.append(exc)
+        try:
+            keys = resolve_secret_keys(secret_key)
+        except ValueError as exc:  # (a key of the wrong type raises TypeError, at once)
+            problems.append(exc)
+        if problems:  # every one of them, so that one restart is enough to fix both
+            raise ValueError("; ".join(one_line(p) for p in problems))
         site = self.policy.site
         self.prefix = "/" + prefix.strip("/")
         self.classifier = Classifier(self.policy)
         self.cookie = ConsentCookie(keys, self.policy)
-        self.metrics = ConsentMetrics()
         self.cookie_name = site.consent_cookie.name
         self.allow_undeclared = site.undeclared == "allow"
         self.honor_gpc = site.gpc.honor
@@ -100,6 +144,9 @@ class ConsentMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
+        if self.startup_error is not None:
+            await refuse(self.startup_error, kind, receive, send)
+            return
         if kind != "http" and kind != "websocket":
             if kind == "lifespan":
                 receive = self._lifespan_receive(receive)
@@ -266,7 +313,7 @@ class ConsentMiddleware:
                         return
                     if kept is not None or expire:
                         message = dict(message)
-                        message["headers"] = [*passed, *expire]
+                        message["headers"] = add_headers(list(passed), expire)
                 else:
                     message = filter_headers(message, allowed, expire)
             elif mtype == "websocket.accept" and (message.get("headers") or expire):
@@ -290,7 +337,8 @@ class ConsentMiddleware:
 
     async def aclose(self) -> None:
         """Close the receipt store (connection pool). Called on lifespan shutdown."""
-        await self.endpoints.aclose()
+        if self.startup_error is None:  # (else there is none)
+            await self.endpoints.aclose()
 
     def _state_from_view(self, view: _CookieView) -> tuple[ConsentState, str | None]:
         """The visitor's state from the consent cookie(s) of a cached header view; the newest
