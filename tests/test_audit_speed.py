@@ -6,6 +6,7 @@ import importlib
 import io
 import json
 import multiprocessing.spawn
+import pickle
 import shutil
 from pathlib import Path
 from typing import Any
@@ -199,6 +200,78 @@ def _taken(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
     monkeypatch.setattr(_Worker, "next", record)
     return taken
+
+
+def test_export_chunks_do_not_come_back_through_the_pool(
+    log_60: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker writes its chunks to temporary files: what comes back through the pool
+    is their name and size, and every file is gone after the export."""
+    _parallel(monkeypatch)
+    url = _copy(log_60, tmp_path)
+    spools = tmp_path / "spools"
+    spools.mkdir()
+    monkeypatch.setenv("TMPDIR", str(spools))  # (read by the worker when it starts)
+    one = _export_file(url, tmp_path / "one.jsonl", 1, SIGNER)
+    results: list[Any] = []
+    take = _Worker.next
+
+    def record(worker: _Worker) -> Any:
+        result = take(worker)
+        if result is not None:
+            results.append(result)
+            assert Path(result[1]).parent == spools
+        return result
+
+    monkeypatch.setattr(_Worker, "next", record)
+    assert _export_file(url, tmp_path / "two.jsonl", 2, SIGNER) == one
+    assert [len(pickle.dumps(result)) < 300 for result in results] == [True] * 4
+    assert list(spools.iterdir()) == []
+
+
+def test_export_when_a_chunk_file_is_gone(
+    log_60: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A chunk file removed before this process appends it: the chunk is made here."""
+    _parallel(monkeypatch)
+    url = _copy(log_60, tmp_path)
+    one = _export_file(url, tmp_path / "one.jsonl", 1, SIGNER)
+    take = _Worker.next
+    removed: list[str] = []
+
+    def remove(worker: _Worker) -> Any:
+        result = take(worker)
+        if result is not None and not removed:
+            Path(result[1]).unlink()
+            removed.append(result[1])
+        return result
+
+    monkeypatch.setattr(_Worker, "next", remove)
+    assert _export_file(url, tmp_path / "two.jsonl", 2, SIGNER) == one
+    assert len(removed) == 1
+
+
+def test_an_export_stopped_midway_leaves_no_chunk_files(
+    log_60: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _parallel(monkeypatch)
+    url = _copy(log_60, tmp_path)
+    spools = tmp_path / "spools"
+    spools.mkdir()
+    monkeypatch.setenv("TMPDIR", str(spools))
+    blocks = audit_parallel._export_blocks
+    calls: list[int] = []
+
+    def failing(*args: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 3:  # this process's third chunk: the worker has made some ahead
+            raise OSError("disk full")
+        return blocks(*args)
+
+    monkeypatch.setattr(audit_parallel, "_export_blocks", failing)
+    with pytest.raises(OSError, match="disk full"):
+        _export_file(url, tmp_path / "two.jsonl", 2, SIGNER)
+    assert list(spools.iterdir()) == []
 
 
 def test_export_when_the_worker_fails(

@@ -7,7 +7,10 @@ The worker opens the store once, then works through its chunks a few ahead of th
 
 * verify: it checks a chunk the quick way and returns a summary (:data:`_Summary`), or None
   when a row needs a closer look; this process takes each summary in order, where it links on;
-* export: it returns the chunk's lines in UTF-8, which this process writes in their place.
+* export: it writes the chunk's lines in UTF-8 to a temporary file and returns its name
+  and size (:data:`_Spool`); this process appends that file to the output in the kernel
+  (``os.copy_file_range`` or ``os.sendfile``, no copy through either process), or, when the
+  output is not a file, reads it back. No export data goes through the pool's pipe.
 
 Anything unexpected with the worker (no process could be started, an error, a crash) leaves
 its chunks to this process: the outcome never depends on it.
@@ -16,8 +19,11 @@ its chunks to this process: the outcome never depends on it.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import multiprocessing
 import os
+import stat
+import tempfile
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -32,12 +38,15 @@ from .rows import Values, _batches
 _PARALLEL_MIN_ROWS = 200_000  # below this, starting a process costs more than it saves
 _CHUNK_ROWS = 4096  # seqs per chunk (about 12 MB of export)
 _AHEAD = 2  # chunks the worker may have done before this process takes them
+_COPY_MAX = 1 << 30  # bytes per kernel copy call
 
 # (min_seq, max_seq, done by the worker); None: no limit on that side.
 _Plan = list[tuple[int | None, int | None, bool]]
 # A chunk checked by the worker: (rows, first row's values, last seq, last hash, last id,
 # whether its rows are linked with the key).
 _Summary = tuple[int, "Values | None", int, str, str, bool]
+# A chunk exported by the worker: (rows, temporary file holding its UTF-8 text, its size).
+_Spool = tuple[int, str, int]
 
 
 def _plan(store: ReceiptStore, state: Any, workers: int | None, *, every: int) -> _Plan | None:
@@ -89,7 +98,7 @@ def _check_chunk(store: ReceiptStore, fast: _Fast, low: int, high: int) -> _Summ
     return count, first, last_seq, last_hash, last_id, keyed
 
 
-def _chunk_bytes(
+def _spool_chunk(
     store: ReceiptStore,
     fast: _Fast,
     since: int | None,
@@ -97,13 +106,27 @@ def _chunk_bytes(
     event: str | None,
     low: int | None,
     high: int | None,
-) -> tuple[int, bytes]:
-    """The export of one chunk: its number of lines and its text in UTF-8."""
-    count, blocks = 0, []
-    for n, block in _export_blocks(store, fast, since, until, event, low, high):
-        count += n
-        blocks.append(block)
-    return count, "".join(blocks).encode("utf-8")
+) -> _Spool:
+    """The export of one chunk, written in UTF-8 to a new temporary file: its number of
+    lines, the file's name and its size. The file is removed if anything goes wrong."""
+    fd, name = tempfile.mkstemp(prefix="consent-export-", suffix=".part")
+    count = size = 0
+    try:
+        with open(fd, "wb", buffering=0, closefd=True) as spool:
+            for n, block in _export_blocks(store, fast, since, until, event, low, high):
+                data = block.encode("utf-8")
+                view = memoryview(data)
+                while view:
+                    written = spool.write(view)
+                    assert written is not None
+                    view = view[written:]
+                count += n
+                size += len(data)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(name)
+        raise
+    return count, name, size
 
 
 # --------------------------------------------------------------------------- in the worker
@@ -134,9 +157,9 @@ def _verify_chunk(low: int, high: int) -> _Summary | None:
 
 def _export_chunk(
     low: int, high: int, since: int | None, until: int | None, event: str | None
-) -> tuple[int, bytes]:
+) -> _Spool:
     store, fast = _worker()
-    return _chunk_bytes(store, fast, since, until, event, low, high)
+    return _spool_chunk(store, fast, since, until, event, low, high)
 
 
 # --------------------------------------------------------------------------- in this process
@@ -152,7 +175,9 @@ class _Worker:
         plan: _Plan,
         job: Callable[..., Any],
         *args: Any,
+        discard: Callable[[Any], None] = lambda result: None,
     ) -> None:
+        self._discard = discard
         self._chunks = deque((low, high) for low, high, remote in plan if remote)
         self._job, self._args = job, args
         self._futures: deque[Future[Any]] = deque()
@@ -190,9 +215,15 @@ class _Worker:
         return result
 
     def close(self) -> None:
+        """Stop the worker; the results it made that were not taken are given to
+        ``discard`` (to remove what they left behind)."""
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+        while self._futures:
+            future = self._futures.popleft()
+            if future.done() and not future.cancelled() and future.exception() is None:
+                self._discard(future.result())
 
     def __enter__(self) -> _Worker:
         return self
@@ -211,25 +242,107 @@ def _export_parallel(
     until: int | None,
     event: str | None,
 ) -> int:
-    """Export with the worker: its chunks and this process's, written in order."""
+    """Export with the worker: its chunks (appended from its files) and this process's,
+    written in order."""
     raw = _utf8_buffer(out)
+    fd = _file_fd(raw) if raw is not None else None
     count = 0
-    with _Worker(store, signer, plan, _export_chunk, since, until, event) as worker:
+    with _Worker(
+        store, signer, plan, _export_chunk, since, until, event, discard=_remove_spool
+    ) as worker:
         for low, high, remote in plan:
-            done = worker.next() if remote else None
+            done: _Spool | None = worker.next() if remote else None
             if done is not None:
-                rows, data = done
-                if raw is not None:  # as they are, not decoded and encoded again
-                    out.flush()
-                    raw.write(data)
-                else:
-                    out.write(data.decode("utf-8"))
-                count += rows
-                continue
+                rows, name, size = done
+                try:
+                    spool = open(name, "rb", buffering=0)  # noqa: SIM115 (closed below)
+                except OSError:  # gone (a cleaner of temporary files): done here instead
+                    spool = None
+                finally:
+                    _remove_spool(done)  # (the open file stays readable)
+                if spool is not None:
+                    with spool:
+                        _append(out, raw, fd, spool, size)
+                    count += rows
+                    continue
             for rows, block in _export_blocks(store, fast, since, until, event, low, high):
                 out.write(block)
                 count += rows
     return count
+
+
+def _remove_spool(done: _Spool | None) -> None:
+    if done is not None:
+        with contextlib.suppress(OSError):
+            os.unlink(done[1])
+
+
+def _append(out: TextIO, raw: BinaryIO | None, fd: int | None, spool: BinaryIO, size: int) -> None:
+    """Write the ``size`` bytes of UTF-8 text in ``spool`` to ``out``: in the kernel when
+    ``out`` is a regular file (``fd``), else read back and written."""
+    if fd is not None and raw is not None:
+        out.flush()
+        at = raw.tell()
+        os.lseek(fd, at, os.SEEK_SET)
+        done = _kernel_copy(spool.fileno(), fd, size)
+        raw.seek(at + done)  # (the buffered stream learns where the file now ends)
+        if done == size:
+            return
+        spool.seek(done)
+    data = spool.read()
+    if raw is not None:
+        out.flush()
+        raw.write(data)
+    else:
+        out.write(data.decode("utf-8"))
+
+
+def _kernel_copy(source: int, target: int, size: int) -> int:
+    """Copy up to ``size`` bytes from the start of ``source`` to ``target`` at its
+    position, without bringing them into this process; returns how many were copied (less
+    than ``size`` when the system cannot: the rest is left to the caller)."""
+    done = 0
+    copy = getattr(os, "copy_file_range", None)
+    while done < size and copy is not None:
+        try:
+            n = copy(source, target, min(size - done, _COPY_MAX), done)
+        except OSError:  # e.g. two file systems it cannot copy between
+            break
+        if n == 0:
+            return done
+        done += n
+    sendfile = getattr(os, "sendfile", None)
+    while done < size and sendfile is not None:
+        try:
+            n = sendfile(target, source, done, min(size - done, _COPY_MAX))
+        except OSError:
+            break
+        if n == 0:
+            break
+        done += n
+    return done
+
+
+def _file_fd(raw: BinaryIO) -> int | None:
+    """The descriptor under ``raw`` when it is a regular file written at its position (not
+    in append mode), else None."""
+    try:
+        fd = raw.fileno()
+        info = os.fstat(fd)
+        flags = _fd_flags(fd)
+    except (AttributeError, OSError, ValueError):
+        return None
+    if not stat.S_ISREG(info.st_mode) or flags is None or flags & os.O_APPEND:
+        return None
+    return fd
+
+
+def _fd_flags(fd: int) -> int | None:
+    if os.name != "posix":
+        return None
+    import fcntl
+
+    return fcntl.fcntl(fd, fcntl.F_GETFL)
 
 
 def _utf8_buffer(out: TextIO) -> BinaryIO | None:
