@@ -66,6 +66,38 @@ def _two_revisions(tmp_path: Path, url: str) -> tuple[Policy, Policy]:
     return a, b
 
 
+def test_the_site_serves_an_archived_revisions_text_after_the_policy_changed(
+    tmp_path: Path, store_url: str
+) -> None:
+    """A receipt's revision link works after the policy changed and its directory is gone:
+    the text comes from the store's archive, rendered as the declaration is."""
+    a, b = _two_revisions(tmp_path, store_url)
+    b_dir = copy_policy(tmp_path, "b-again")
+    analytics = b_dir / "analytics.toml"
+    analytics.write_text(
+        analytics.read_text().replace('title = "Analytics"', 'title = "Reading statistics"')
+    )
+    assert load_policy(b_dir).revision == b.revision
+    mw = ConsentMiddleware(APP, policy=b_dir, secret_key=TEST_KEY, store=store_url)
+    html = {"Accept": "text/html"}
+    with TestClient(mw, base_url=HOST) as client:
+        old = client.get(f"/_consent/revision/{a.revision[:16]}", headers=html)
+        assert old.status_code == 200, old.text
+        assert 'id="category-analytics">Analytics ' in old.text
+        assert "Reading statistics" not in old.text
+        assert a.revision in old.text
+        assert "kept in the site" in old.text
+        assert "consent records" in old.text
+        as_json = client.get(f"/_consent/revision/{a.revision}")
+        assert as_json.status_code == 200
+        assert as_json.json()["revision"] == a.revision
+        now = client.get(f"/_consent/revision/{b.revision[:16]}", headers=html)
+        assert now.status_code == 200
+        assert "Reading statistics" in now.text
+        unknown = client.get("/_consent/revision/0123456789abcdef", headers=html)
+        assert unknown.status_code == 404
+
+
 def _verify(url: str) -> tuple[bool, list[str]]:
     result = verify_store(open_store(url, SIGNER), SIGNER)
     return result.ok, [f.line() for f in result.findings]
@@ -389,7 +421,8 @@ def test_export_with_policies_carries_and_verifies_them(tmp_path: Path, store_ur
     _export(store_url, path)
     lines = path.read_text().splitlines()
     carried = [json.loads(line)["archived_policy"] for line in lines[:2]]
-    assert [c["revision"] for c in carried] == [a.revision, b.revision]
+    # (in the order they were archived; both within one second here, so either order)
+    assert sorted(c["revision"] for c in carried) == sorted([a.revision, b.revision])
     assert all(c["record"]["event"] == "policy" for c in carried)
     assert _verify_file(path) == (True, [])
     checked = run_consent("verify", "--file", str(path), key=TEST_KEY)
@@ -412,7 +445,8 @@ def test_an_edited_text_in_an_export_is_found(tmp_path: Path) -> None:
     path = tmp_path / "export.jsonl"
     _export(url, path)
     lines = path.read_text().splitlines(keepends=True)
-    first = json.loads(lines[0])
+    at = next(n for n, line in enumerate(lines) if a.revision in line)  # A's carried text
+    first = json.loads(lines[at])
     # the text edited and its digest recomputed; the revision made to match as well
     body = first["archived_policy"]["body"].replace('"Analytics"', '"Statistics"')
     document = json.loads(body)
@@ -425,7 +459,7 @@ def test_an_edited_text_in_an_export_is_found(tmp_path: Path) -> None:
         digest=hashlib.sha256(body.encode()).hexdigest(),
         revision=document["revision"],
     )
-    lines[0] = json.dumps(first, ensure_ascii=False) + "\n"
+    lines[at] = json.dumps(first, ensure_ascii=False) + "\n"
     path.write_text("".join(lines))
     ok, found = _verify_file(path)
     assert not ok

@@ -157,10 +157,12 @@ def test_the_whole_history_across_two_revisions(tmp_path: Path, db: str) -> None
         assert current.status_code == 200
         assert "new wording" in current.text
         assert current.text.count("<h1") == 1
-        # The store keeps no texts (the policy archive does): an earlier revision says so.
+        # An earlier revision's text comes from the store's policy archive.
         old = second.get(f"/_consent/revision/{revision_a}", headers={"Accept": "text/html"})
-        assert old.status_code == 404
-        assert "no longer has the text" in old.text
+        assert old.status_code == 200
+        assert "Our own analytics counts" in old.text
+        assert "new wording" not in old.text
+        assert "kept in the site" in old.text
         assert second.get("/_consent/revision/xyz").status_code == 404
 
 

@@ -306,9 +306,11 @@ def revision_page(
     prefix: str,
     language: str,
     current: bool,
+    archived: bool = False,
 ) -> str:
-    """The text shown under a revision (``body_html``, the declaration as rendered), or a
-    note that the site no longer has it."""
+    """The text shown under a revision (``body_html``, the declaration as rendered: the
+    current policy's, or one the policy archive keeps), or a note that the site no longer has
+    it."""
     t = ui_strings(language)
     title = t["revision_title"].replace("{revision}", revision[:12])
     if body_html:
@@ -318,7 +320,9 @@ def revision_page(
             body_html = body_html.replace(f"<h{level}", f"<h{down}").replace(
                 f"</h{level}>", f"</h{down}>"
             )
-    note = t["revision_current"] if current else t["revision_missing"]
+    note = t[
+        "revision_current" if current else "revision_archived" if archived else "revision_missing"
+    ]
     body = (
         f'<h1 id="consent-title">{escape(title)}</h1>'
         f"<p>{escape(note)} <code>{escape(revision)}</code></p>"

@@ -39,7 +39,7 @@ from starlette.datastructures import Headers
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from ..archive import Archiver
+from ..archive import Archiver, document_of, entry_problem, policy_from_document
 from ..classify import Classifier
 from ..cookies import cookie_pairs
 from ..declaration import declaration_data, render_html
@@ -288,7 +288,7 @@ class ConsentEndpoints:
     async def _get_revision(
         self, scope: Scope, receive: Receive, state: ConsentState, subject: str | None, sub: str
     ) -> Response:
-        return self.get_revision(scope, sub[len(_REVISION) :])
+        return await self.get_revision(scope, sub[len(_REVISION) :])
 
     async def _get_declaration(
         self, scope: Scope, receive: Receive, state: ConsentState, subject: str | None, sub: str
@@ -761,31 +761,59 @@ class ConsentEndpoints:
                         return found
         return None
 
-    def get_revision(self, scope: Scope, revision: str) -> Response:
-        """The text visitors were shown under ``revision``: the current policy's declaration
-        when it is the current revision (a unique prefix of at least 12 hex digits is
-        enough), else a readable 404."""
+    async def get_revision(self, scope: Scope, revision: str) -> Response:
+        """The text visitors were shown under ``revision`` (a unique prefix of at least 12 hex
+        digits is enough): the current policy's declaration, or the one the store's policy
+        archive keeps for an earlier revision, rendered the same way; else a readable 404."""
         language = self.language(scope)
         prefix = self._public_prefix(scope)
         wanted = revision.lower()
         if not (12 <= len(wanted) <= 64 and all(c in "0123456789abcdef" for c in wanted)):
             raise BadRequest(404, "unknown policy revision", {"revision": revision[:80]})
         current = self.policy.revision.startswith(wanted)
-        body = render_html(self.policy, language) if current else None
+        shown = self.policy if current else await self._archived_policy(wanted)
+        body = render_html(shown, language) if shown is not None else None
         html = revision_page(
-            self.policy.revision if current else wanted,
+            shown.revision if shown is not None else wanted,
             body_html=body,
             prefix=prefix,
             language=language,
             current=current,
+            archived=shown is not None and not current,
         )
         if not wants_html(Headers(scope=scope)):
-            if current:
+            if shown is not None:
                 return JSONResponse(
-                    {"revision": self.policy.revision, **declaration_data(self.policy, language)}
+                    {"revision": shown.revision, **declaration_data(shown, language)}
                 )
             raise BadRequest(404, "the text of this policy revision is not kept by this site")
-        return HTMLResponse(html, status_code=200 if current else 404, headers=NO_STORE)
+        return HTMLResponse(html, status_code=200 if shown else 404, headers=NO_STORE)
+
+    async def _archived_policy(self, wanted: str) -> Policy | None:
+        """The policy the store's archive keeps for the one revision starting with ``wanted``
+        (None: none, several, or a text that does not hash to its address: ``consent verify``
+        reports that one)."""
+        try:
+            store = await self.store()
+            entries = await anyio.to_thread.run_sync(
+                lambda: [e for e in store.iter_policies() if e.revision.startswith(wanted)]
+            )
+        except StoreUnavailable:
+            self._count_unavailable()
+            raise BadRequest(503, "the receipt store is unavailable") from None
+        if len({e.revision for e in entries}) != 1:
+            return None
+        for entry in entries:
+            document = document_of(entry) if entry_problem(entry) is None else None
+            if document is None:
+                continue
+            try:
+                policy = policy_from_document(document)
+            except ValueError:
+                continue
+            if policy.revision == entry.revision:
+                return policy
+        return None
 
     def get_declaration(self, scope: Scope, state: ConsentState) -> Response:
         headers = Headers(scope=scope)
