@@ -15,7 +15,8 @@ from starlette.testclient import TestClient
 
 from consent import ConsentMiddleware
 from consent.audit import verify_store
-from consent.receipts import Receipt, ReceiptSigner, to_kantara
+from consent.kantara import to_kantara
+from consent.receipts import Receipt, ReceiptSigner
 from consent.store import open_store
 
 from .helpers import EXAMPLE_POLICY

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from itsdangerous import Signer
 from pydantic import ValidationError
 
+from consent.kantara import to_kantara
 from consent.receipts import (
     GENESIS_HASH,
     MAX_TIMESTAMP,
@@ -29,7 +30,6 @@ from consent.receipts import (
     chain_hash,
     event_for,
     key_id,
-    to_kantara,
     truncate_ip,
 )
 

@@ -15,7 +15,8 @@ from typing import Any
 from urllib.parse import quote
 
 from . import dpv
-from .receipts import StoredReceipt, to_kantara
+from .kantara import to_kantara
+from .receipts import StoredReceipt
 
 __all__ = [
     "history_json",
