@@ -56,7 +56,7 @@ def _plan(store: ReceiptStore, state: Any, workers: int | None, *, every: int) -
     if workers is None:
         workers = min(os.cpu_count() or 1, 2)
     head = state.head
-    if workers < 2 or head is None or not getattr(store, "shared_reads", False):
+    if workers < 2 or head is None or not store.shared_reads:
         return None
     low = state.start()[0] + 1
     if head.seq - low + 1 < _PARALLEL_MIN_ROWS:

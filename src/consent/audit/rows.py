@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..store import ReceiptStore
-from ..store.base import ReceiptRow, values_in_batches
+from ..store.base import ReceiptRow
 
 Values = tuple[Any, ...]
 """A row's values in :class:`ReceiptRow` field order, as the store returned them."""
@@ -22,12 +22,5 @@ def _batches(
     min_seq: int | None = None,
 ) -> tuple[Iterator[list[Values]], Callable[[Values], ReceiptRow]]:
     """The store's rows in batches of value tuples, and how to turn one into a ReceiptRow."""
-    iter_values = getattr(store, "iter_values", None)
-    row_from = getattr(store, "row_from_values", None)
-    if iter_values is not None and row_from is not None:
-        if min_seq is None:
-            return iter_values(since, until, event, max_seq=max_seq), row_from
-        return iter_values(since, until, event, max_seq=max_seq, min_seq=min_seq), row_from
-
-    rows = store.iter_raw(since, until, event, max_seq=max_seq)
-    return values_in_batches(rows, min_seq), lambda values: ReceiptRow(*values)
+    batches = store.iter_values(since, until, event, max_seq=max_seq, min_seq=min_seq)
+    return batches, store.row_from_values

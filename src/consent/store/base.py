@@ -244,6 +244,27 @@ class ReceiptStore(Protocol):
         ValueError on a row that does not parse)."""
         ...
 
+    def iter_values(
+        self,
+        since: int | None = None,
+        until: int | None = None,
+        event: str | None = None,
+        *,
+        max_seq: int | None = None,
+        min_seq: int | None = None,
+    ) -> Iterator[list[tuple[Any, ...]]]:
+        """:meth:`iter_raw` in batches of plain tuples (export and verification read the log
+        this way); :meth:`row_from_values` turns one into its :class:`ReceiptRow`."""
+        ...
+
+    def row_from_values(self, values: tuple[Any, ...]) -> ReceiptRow:
+        """The :class:`ReceiptRow` of a tuple yielded by :meth:`iter_values`."""
+        ...
+
+    #: True when another process may read the log from :attr:`url` at the same time (the
+    #: audit then shares a large log with a worker process).
+    shared_reads: bool
+
     def iter_subject(self, subject_id: str) -> Iterator[ReceiptRow]:
         """Every row of one subject, in chain order (``consent export --subject``)."""
         ...
