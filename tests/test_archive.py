@@ -415,6 +415,20 @@ def _verify_file(path: Path) -> tuple[bool, list[str]]:
     return result.ok, [f.line() for f in result.findings]
 
 
+def test_a_csv_export_of_a_sites_log_verifies(tmp_path: Path, store_url: str) -> None:
+    """A site's log holds its policy record (no subject) and receipts with empty cells (no
+    refusals, no page): the CSV export of it verifies as it was written."""
+    _decide(EXAMPLE_POLICY, store_url, "all", [])
+    path = tmp_path / "log.csv"
+    done = run_consent(
+        "export", "--store", store_url, "--format", "csv", "--output", str(path), key=None
+    )
+    assert done.returncode == 0, done.stderr
+    assert _verify_file(path) == (True, [])
+    checked = run_consent("verify", "--file", str(path), key=TEST_KEY)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
 def test_export_with_policies_carries_and_verifies_them(tmp_path: Path, store_url: str) -> None:
     a, b = _two_revisions(tmp_path, store_url)
     path = tmp_path / "export.jsonl"

@@ -491,6 +491,19 @@ def test_receipt_json_and_html(client: TestClient, db: str) -> None:
 # --------------------------------------------------------------------------- declaration, assets, root_path
 
 
+def test_answers_chosen_by_accept_vary_on_it(client: TestClient, mw: ConsentMiddleware) -> None:
+    """The declaration and a revision's text are HTML for a browser and JSON otherwise: a
+    shared cache must not hand one to the other."""
+    revision = mw.policy.revision
+    for path in ("/_consent/declaration", f"/_consent/revision/{revision}"):
+        for accept in ("text/html", "application/json"):
+            response = client.get(path, headers={"Accept": accept})
+            assert response.status_code == 200
+            tokens = [t.strip().lower() for t in response.headers["vary"].split(",")]
+            assert "accept" in tokens, (path, accept, tokens)
+            assert len(tokens) == len(set(tokens)), tokens
+
+
 def test_declaration_html_has_a_no_js_form(client: TestClient) -> None:
     response = client.get("/_consent/declaration", headers={"Accept": "text/html"})
     assert response.status_code == 200

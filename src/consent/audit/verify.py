@@ -400,7 +400,7 @@ def _csv_record_problem(
     data: dict[str, str] = {}
     for name, value in zip(header, cells, strict=False):
         shape = _SHAPES.get(name)
-        if value[:1] in _CSV_FORMULA and not (shape and shape[0].fullmatch(value)):
+        if value and value[0] in _CSV_FORMULA and not (shape and shape[0].fullmatch(value)):
             # The export prefixes such a cell with "'" (an export of an earlier version wrote
             # the chain columns as they are, which is harmless in their shape): this one was
             # edited since, and a spreadsheet would run it as a formula.

@@ -96,6 +96,9 @@ logger = logging.getLogger("consent")
 _CACHE_LIMIT = 64
 _LANGUAGE_KEY_MAX = 512  # query string and Accept-Language together, in bytes
 _GPC_PATH = "/.well-known/gpc.json"
+# Answers chosen by the Accept header (HTML for a browser, JSON otherwise) say so to caches.
+NEGOTIATED = {"Vary": "Accept"}
+NO_STORE_NEGOTIATED = {**NO_STORE, "Vary": "Cookie, Accept"}
 _REVISION = "/revision/"  # <prefix>/revision/<rev>: one route for every revision
 
 #: A route's handler: ``(scope, receive, state, subject id, path under the prefix)``.
@@ -784,10 +787,11 @@ class ConsentEndpoints:
         if not wants_html(Headers(scope=scope)):
             if shown is not None:
                 return JSONResponse(
-                    {"revision": shown.revision, **declaration_data(shown, language)}
+                    {"revision": shown.revision, **declaration_data(shown, language)},
+                    headers=NEGOTIATED,
                 )
             raise BadRequest(404, "the text of this policy revision is not kept by this site")
-        return HTMLResponse(html, status_code=200 if shown else 404, headers=NO_STORE)
+        return HTMLResponse(html, status_code=200 if shown else 404, headers=NO_STORE_NEGOTIATED)
 
     async def _archived_policy(self, wanted: str) -> Policy | None:
         """The policy the store's archive keeps for the one revision starting with ``wanted``
@@ -820,13 +824,13 @@ class ConsentEndpoints:
         language = self.language(scope)
         query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
         if query.get("format") == "json" or not wants_html(headers):
-            return JSONResponse(declaration_data(self.policy, language))
+            return JSONResponse(declaration_data(self.policy, language), headers=NEGOTIATED)
         # (back to the page the visitor came from, when a link says which)
         next_url = safe_next(query.get("next", "/"), headers)
         page = declaration_page(
             self.policy, self._public_prefix(scope), state, language, next_url=next_url
         )
-        return HTMLResponse(page, headers=NO_STORE)
+        return HTMLResponse(page, headers=NO_STORE_NEGOTIATED)
 
     def get_embed(self, scope: Scope) -> Response:
         """What a gated iframe shows without JavaScript (its ``src`` until it is activated):
