@@ -333,6 +333,20 @@ def test_filtered_export_verifies_what_it_holds(
     assert "prev_hash" in result.reason
 
 
+def test_a_log_checked_with_another_key_is_not_called_edited(
+    sqlite_store: tuple[str, list[StoredReceipt]],
+) -> None:
+    """Verifying with a key that did not sign the log names the unknown key, for the receipts
+    and for the chain head, and accuses nobody of editing anything."""
+    url, _ = sqlite_store
+    other = ReceiptSigner(["another-key-that-signed-nothing-here-0123456789"])
+    result = verify_store(open_store(url, other), other)
+    assert not result.ok
+    lines = [finding.line() for finding in result.findings]
+    assert any("chain head is signed by an unknown key" in line for line in lines), lines
+    assert not any("edited" in line for line in lines), lines
+
+
 def test_export_csv_round_trip(
     sqlite_store: tuple[str, list[StoredReceipt]], tmp_path: Path
 ) -> None:

@@ -21,6 +21,12 @@ def _head_finding(head: ChainHead | None, chain: _Chain, signer: ReceiptSigner) 
         if chain.last is not None or end_seq:
             return Finding("the signed chain head is missing", code="head")
         return None
+    if not signer.knows(head.kid):
+        return Finding(
+            f"the chain head is signed by an unknown key (kid {head.kid}); is a retired key "
+            "missing from CONSENT_SECRET_KEY?",
+            code="head",
+        )
     if not head.verify(signer):
         return Finding("the chain head signature does not verify (head edited)", code="head")
     if head.seq > end_seq:
