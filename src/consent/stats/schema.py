@@ -240,6 +240,21 @@ def _difference(names: list[str], derived: Any, stored: Any) -> str:
 _NAMES = [c.strip() for c in STATS_COLUMNS.split(",")]
 
 
+def _mismatches(conn: Any, query: str, max_seq: int | None) -> Iterator[tuple[int, str, str]]:
+    """The findings of a mismatch ``query`` (rows of receipt id, the derived columns, the
+    stored ones), then every statistics row without its receipt; SQLite and PostgreSQL alike."""
+    n = len(_NAMES)
+    for found in conn.execute(query):
+        want, have = found[1 : 1 + n], found[1 + n :]
+        yield int(want[0]), str(found[0]), _difference(_NAMES, want, have)
+    orphan_limit = "" if max_seq is None else f" AND s.seq <= {int(max_seq)}"
+    for (seq,) in conn.execute(
+        "SELECT s.seq FROM consent_stats AS s LEFT JOIN consent_receipts AS r ON r.seq = s.seq"
+        f" WHERE (r.seq IS NULL OR r.subject_id = ''){orphan_limit} ORDER BY s.seq"
+    ):
+        yield int(seq), "", "a statistics row without its receipt"
+
+
 def sqlite_mismatches(
     conn: sqlite3.Connection, max_seq: int | None
 ) -> Iterator[tuple[int, str, str]]:
@@ -257,16 +272,7 @@ def sqlite_mismatches(
         f" LEFT JOIN consent_stats AS s ON s.seq = d.d0 WHERE s.seq IS NULL OR {differs}"
         " ORDER BY d.d0"
     )
-    n = len(_NAMES)
-    for found in conn.execute(query):
-        want, have = found[1 : 1 + n], found[1 + n :]
-        yield int(want[0]), str(found[0]), _difference(_NAMES, want, have)
-    orphan_limit = "" if max_seq is None else f" AND s.seq <= {int(max_seq)}"
-    for (seq,) in conn.execute(
-        "SELECT s.seq FROM consent_stats AS s LEFT JOIN consent_receipts AS r ON r.seq = s.seq"
-        f" WHERE (r.seq IS NULL OR r.subject_id = ''){orphan_limit} ORDER BY s.seq"
-    ):
-        yield int(seq), "", "a statistics row without its receipt"
+    return _mismatches(conn, query, max_seq)
 
 
 # ------------------------------------------------------------------------------- PostgreSQL
@@ -454,16 +460,7 @@ def postgres_mismatches(conn: Any, max_seq: int | None) -> Iterator[tuple[int, s
         f" LEFT JOIN consent_stats AS s ON s.seq = d.d0 WHERE s.seq IS NULL OR {differs}"
         " ORDER BY d.d0"
     )
-    n = len(_NAMES)
-    for found in conn.execute(query):
-        want, have = found[1 : 1 + n], found[1 + n :]
-        yield int(want[0]), str(found[0]), _difference(_NAMES, want, have)
-    orphan_limit = "" if max_seq is None else f" AND s.seq <= {int(max_seq)}"
-    for (seq,) in conn.execute(
-        "SELECT s.seq FROM consent_stats AS s LEFT JOIN consent_receipts AS r ON r.seq = s.seq"
-        f" WHERE (r.seq IS NULL OR r.subject_id = ''){orphan_limit} ORDER BY s.seq"
-    ):
-        yield int(seq), "", "a statistics row without its receipt"
+    return _mismatches(conn, query, max_seq)
 
 
 def file_mismatches(path: str, max_seq: int | None) -> list[tuple[int, str, str]]:
