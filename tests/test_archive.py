@@ -501,3 +501,21 @@ def test_with_policies_needs_jsonl(tmp_path: Path) -> None:
     done = run_consent("export", "--store", url, "--with-policies", "--format", "csv", key=None)
     assert done.returncode == 2
     assert "--with-policies needs --format jsonl" in done.stderr
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_export_counts_the_receipts_that_verify_counts(
+    tmp_path: Path, store_url: str, fmt: str
+) -> None:
+    """A log holds policy records (no subject) beside its receipts: the export reports the
+    receipts, the number ``verify`` gives for the store and for the file."""
+    _two_revisions(tmp_path, store_url)  # 3 receipts under two revisions: 2 policy records
+    path = tmp_path / f"log.{fmt}"
+    done = run_consent(
+        "export", "--store", store_url, "--format", fmt, "--output", str(path), key=None
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip() == f"Exported 3 receipts to {path}"
+    for source in (["--store", store_url], ["--file", str(path)]):
+        checked = run_consent("verify", *source, key=TEST_KEY)
+        assert checked.stdout.splitlines()[0] == "OK: 3 receipts verified", checked.stdout

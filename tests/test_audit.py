@@ -15,6 +15,7 @@ import pytest
 
 from consent import audit
 from consent.audit import export, parse_time, verify_file, verify_store
+from consent.audit.lines import CSV_COLUMNS
 from consent.receipts import ReceiptSigner, StoredReceipt
 from consent.store import ReceiptStore, StoreUnavailable, open_store
 
@@ -581,3 +582,19 @@ def test_unreadable_row_is_exported_and_flagged(
         path = _export_file(url, tmp_path / f"broken.{fmt}", fmt=fmt)
         result = verify_file(path, SIGNER)
         assert (result.ok, result.first_bad) == (False, rows[1].receipt_id), fmt
+
+
+@pytest.mark.parametrize(
+    "content",
+    ["", "\n", ",".join(CSV_COLUMNS) + "\r\n"],
+    ids=["empty", "blank-line", "csv-header-only"],
+)
+def test_a_file_without_receipts_or_head_is_not_reported_ok(tmp_path: Path, content: str) -> None:
+    """An empty file (or an export whose filter matched nothing) proves nothing: verify says
+    so and exits 1, rather than "OK: 0 receipts verified"."""
+    path = tmp_path / "handed-over.jsonl"
+    path.write_text(content)
+    done = _consent("verify", "--file", str(path))
+    assert done.returncode == 1, done.stdout
+    assert "the file holds no receipts and no chain head: there is nothing to verify" in done.stdout
+    assert not done.stdout.startswith("OK")

@@ -187,8 +187,13 @@ def test_a_bad_since_exits_2_naming_it(tmp_path: Path, capsys: pytest.CaptureFix
 
 
 def test_a_missing_store_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["stats", "--store", f"sqlite:///{tmp_path}/none.db"]) == 2
-    assert "error" in capsys.readouterr().err
+    """The same words as ``export`` and ``verify`` give for a store file that is not there."""
+    url = f"sqlite:///{tmp_path}/none.db"
+    assert main(["stats", "--store", url]) == 2
+    stats_said = capsys.readouterr().err
+    assert stats_said == f"consent: error: no receipt database at {tmp_path}/none.db\n"
+    assert main(["export", "--store", url]) == 2
+    assert capsys.readouterr().err == stats_said
     assert not (tmp_path / "none.db").exists()
 
 

@@ -64,7 +64,7 @@ def export(
         for row in rows:
             fields = _csv_expected(row)
             writer.writerow([_csv_safe(fields[column]) for column in CSV_COLUMNS])
-            count += 1
+            count += bool(row.subject_id)  # a chain record (empty subject) is not a receipt
         return count
     begin = out.tell() if _rewindable(out) else None  # where a restart goes back to
     if with_policies:

@@ -373,6 +373,8 @@ def _verify_jsonl(
         for problem in problems:
             chain.note(Finding(problem, code="file"))
         notes.extend(subject_notes)
+    if trailer is None and subject is None:
+        _nothing_verified(chain)
     return _result(chain, head, checkpoint, notes)
 
 
@@ -448,7 +450,21 @@ def _verify_csv(
     notes = []
     if expect_head is not None:
         notes.append("expected head: not checked (a CSV export has no chain head)")
+    _nothing_verified(chain)
     return _result(chain, None, None, notes)
+
+
+def _nothing_verified(chain: _Chain) -> None:
+    """A file without a receipt or a chain head proves nothing: an empty file, or an export
+    whose filter matched nothing, is a finding rather than "OK: 0 receipts verified"."""
+    if chain.count == 0 and chain.pending.count == 0:
+        chain.note(
+            Finding(
+                "the file holds no receipts and no chain head: there is nothing to verify "
+                "(an empty file, or an export whose filter matched nothing)",
+                code="file",
+            )
+        )
 
 
 def verify_file(

@@ -26,7 +26,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     key = os.environ.get("CONSENT_SECRET_KEY") or secrets.token_urlsafe(32)
     generated = "CONSENT_SECRET_KEY" not in os.environ
     app = create_app(secret_key=key, store=args.store)
-    if app.consent.startup_error is not None:  # (logged already: a --store no backend knows)
+    if app.consent.startup_error is not None:  # a --store no backend knows
+        print(app.consent.startup_error, file=sys.stderr)
         return EXIT_USAGE
     print(f"Lindenhof Clinic demo: http://{args.host}:{args.port}/")
     print(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import calendar
 import contextlib
+import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -335,6 +336,8 @@ def _open(url: str, migrate: bool) -> Iterator[_Backend]:
     scheme = url.partition("://")[0].lower()
     if scheme == "sqlite":
         path = path_from_url(url)
+        if not os.path.exists(path):  # the message every other command gives
+            raise StoreUnavailable(f"no receipt database at {path}")
         mode = "rw" if migrate else "ro"
         try:
             conn = sqlite3.connect(

@@ -17,7 +17,6 @@ under the prefix (default ``/_consent``) and ``/.well-known/gpc.json`` go to
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -44,8 +43,6 @@ from .startup import check_arguments, one_line, refuse
 
 __all__ = ["ConsentMiddleware"]
 
-logger = logging.getLogger("consent")
-
 
 class ConsentMiddleware:
     """Make a site's cookies obey the visitor's consent, on the server.
@@ -57,8 +54,8 @@ class ConsentMiddleware:
     allowed to post decisions.
 
     A configuration error (no key, an invalid policy, a store URL no backend understands) does
-    not raise: it is logged, kept in ``startup_error``, and fails the server's lifespan startup
-    (:mod:`consent.web.startup`). An argument of the wrong type raises ``TypeError`` at once.
+    not raise: it is kept in ``startup_error`` and fails the server's lifespan startup with that
+    message; a request that arrives anyway is answered 500 and logged (:mod:`consent.web.startup`). An argument of the wrong type raises ``TypeError`` at once.
     """
 
     def __init__(
@@ -76,14 +73,13 @@ class ConsentMiddleware:
         check_arguments(app, policy, secret_key, store, prefix, inject_banner, trusted_origins)
         self.metrics = ConsentMetrics()
         #: Why the middleware cannot work (no key, an invalid policy, a store URL no backend
-        #: understands), or ``None``. Logged once here; the lifespan startup then fails with it,
-        #: and each request answers 500 (see :func:`consent.web.startup.refuse`).
+        #: understands), or ``None``. The lifespan startup fails with it (the server prints it:
+        #: one line), and each request answers 500 and logs it (:func:`consent.web.startup.refuse`).
         self.startup_error: str | None = None
         try:
             self._configure(policy, secret_key, store, prefix, inject_banner, trusted_origins)
         except (PolicyError, ValueError) as exc:
             self.startup_error = "asgi-consent cannot start: " + one_line(exc)
-            logger.error("%s", self.startup_error)
 
     def _configure(
         self,
