@@ -1,6 +1,7 @@
 """Consent decisions recorded durably per second, against a JSON echo on the same server.
 
     python benchmarks/decisions.py [--quick] [--rounds N] [--seconds S] [--only sqlite-1,...]
+                                   [--before SRC]
 
 Each configuration starts uvicorn (``--workers N``, 127.0.0.1) serving ``ConsentMiddleware``
 around a Starlette app with one route, ``POST /echo``, which parses the JSON body and answers
@@ -125,7 +126,9 @@ def serve_worker(fd: int) -> None:
     uvicorn.Server(config).run(sockets=[sock])
 
 
-def start_server(store: str, workers: int, port: int) -> list[subprocess.Popen[bytes]]:
+def start_server(
+    store: str, workers: int, port: int, src: str | None = None
+) -> list[subprocess.Popen[bytes]]:
     """``workers`` uvicorn processes, each accepting on its own listening socket of ``port``
     (``SO_REUSEPORT``: the kernel spreads the connections over the sockets).
 
@@ -139,7 +142,10 @@ def start_server(store: str, workers: int, port: int) -> list[subprocess.Popen[b
     import socket
 
     env = {**os.environ, "CONSENT_BENCH_STORE": store}
-    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parent), env.get("PYTHONPATH", "")])
+    paths = [str(Path(__file__).parent), env.get("PYTHONPATH", "")]
+    if src is not None:  # --before: the package in SRC, found first
+        paths.insert(0, src)
+    env["PYTHONPATH"] = os.pathsep.join(paths)
     procs: list[subprocess.Popen[bytes]] = []
     for _ in range(workers):
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
@@ -209,17 +215,27 @@ class Meter:
 
 
 def run_config(
-    name: str, store: str, workers: int, rounds: int, seconds: int, database: Any = None
+    name: str,
+    store: str,
+    workers: int,
+    rounds: int,
+    seconds: int,
+    database: Any = None,
+    *,
+    src: str | None = None,
+    first_round: int = 0,
 ) -> tuple[list[float], list[float], int, dict[str, list[float]]]:
     """(echo req/s per round, consent req/s per round, consent requests answered, and per
     round: CPU microseconds per request, the workers' (``echo``, ``consent``), the
     database's (``database``) and all of it with wrk's (``echo all``, ``consent all``); and
-    the percentage of the machine's CPU time left idle (``echo idle``, ``consent idle``))."""
+    the percentage of the machine's CPU time left idle (``echo idle``, ``consent idle``)).
+    ``src``: serve the package found there; ``first_round``: which of echo and consent goes
+    first in the first round (they alternate)."""
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "post.lua"
         script.write_text(_LUA.format(body=BODY, port=port))
-        procs = start_server(store, workers, port)
+        procs = start_server(store, workers, port, src)
         meter = Meter(procs, database)
         echo: list[float] = []
         consent: list[float] = []
@@ -240,7 +256,7 @@ def run_config(
             wait_for_port(port, procs[0])
             wrk(port, "/echo", 1, script)  # warm-up (both paths, every worker)
             answered += wrk(port, "/_consent", 1, script)[1]
-            for r in range(rounds):
+            for r in range(first_round, first_round + rounds):
                 order = ("/echo", "/_consent") if r % 2 == 0 else ("/_consent", "/echo")
                 for path in order:
                     before, machine_before = meter.read(), meter.machine()
@@ -265,7 +281,7 @@ def run_config(
         finally:
             for proc in procs:
                 stop(proc)
-    print(f"  {name}: done", file=sys.stderr)
+    print(f"  {name}{' (before)' if src else ''}: done", file=sys.stderr)
     return echo, consent, answered, cpu
 
 
@@ -319,6 +335,61 @@ def start_postgres():  # type: ignore[no-untyped-def]
     return server, server.url(create_database(server))
 
 
+Measured = tuple[list[float], list[float], int, dict[str, list[float]]]
+
+
+def _measure(
+    versions: list[tuple[str, str | None, str]],
+    config: str,
+    workers: int,
+    args: argparse.Namespace,
+    database: Any,
+) -> dict[str, Measured]:
+    """Each version's rounds (what :func:`run_config` returns), the versions taking turns
+    round by round (each round a fresh server on the version's own store) when there are
+    two, so that both see the same machine."""
+    if len(versions) == 1:
+        label, src, store = versions[0]
+        return {label: run_config(config, store, workers, args.rounds, args.seconds, database)}
+    measured: dict[str, Measured] = {label: ([], [], 0, {}) for label, _, _ in versions}
+    for r in range(args.rounds):
+        turn = versions if r % 2 == 0 else versions[::-1]
+        for label, src, store in turn:
+            echo, consent, answered, cpu = run_config(
+                config, store, workers, 1, args.seconds, database, src=src, first_round=r
+            )
+            e, c, n, cpus = measured[label]
+            for key, values in cpu.items():
+                cpus.setdefault(key, []).extend(values)
+            measured[label] = (e + echo, c + consent, n + answered, cpus)
+    return measured
+
+
+def _row(
+    name: str,
+    database: Any,
+    echo: list[float],
+    consent: list[float],
+    answered: int,
+    cpu: dict[str, list[float]],
+    count: int,
+    chain: str,
+) -> list[str]:
+    return [
+        name,
+        fmt3(echo, ".0f"),
+        fmt3(consent, ".0f"),
+        throughput_ratios(consent, echo),
+        f"{statistics.median(cpu['echo']):.0f} / {statistics.median(cpu['consent']):.0f}",
+        cpu_ratios(cpu["echo"], cpu["consent"]),
+        f"{statistics.median(cpu['database']):.0f}" if database is not None else "-",
+        f"{statistics.median(cpu['echo all']):.0f} / {statistics.median(cpu['consent all']):.0f}",
+        cpu_ratios(cpu["echo all"], cpu["consent all"]),
+        f"{statistics.median(cpu['echo idle']):.0f} / {statistics.median(cpu['consent idle']):.0f}",
+        f"{count} / {answered} {chain}",
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a few seconds, for smoke tests")
@@ -326,6 +397,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument(
         "--only", default="", help="comma-separated: sqlite-1, sqlite-2, postgres-2"
+    )
+    parser.add_argument(
+        "--before",
+        metavar="SRC",
+        help="also measure the package in SRC, round by round with this one (SQLite only)",
     )
     parser.add_argument("--worker-fd", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -359,32 +435,20 @@ def main() -> None:
                 if server is None:
                     print(f"  {config}: skipped (no PostgreSQL binaries)")
                     continue
+            versions: list[tuple[str, str | None, str]] = [("", None, store)]
+            if args.before and kind == "sqlite":
+                before_store = f"sqlite:///{Path(tmp) / (config + '-before.db')}"
+                versions.insert(0, (" (before)", str(Path(args.before).resolve()), before_store))
             try:
-                echo, consent, answered, cpu = run_config(
-                    config, store, int(workers), args.rounds, args.seconds, server
-                )
-                count, chain = check_store(store)
+                measured = _measure(versions, config, int(workers), args, server)
             finally:
                 if server is not None:
                     server.destroy()
-            rows.append(
-                [
-                    f"{kind} x{workers} workers",
-                    fmt3(echo, ".0f"),
-                    fmt3(consent, ".0f"),
-                    throughput_ratios(consent, echo),
-                    f"{statistics.median(cpu['echo']):.0f} / "
-                    f"{statistics.median(cpu['consent']):.0f}",
-                    cpu_ratios(cpu["echo"], cpu["consent"]),
-                    f"{statistics.median(cpu['database']):.0f}" if server is not None else "-",
-                    f"{statistics.median(cpu['echo all']):.0f} / "
-                    f"{statistics.median(cpu['consent all']):.0f}",
-                    cpu_ratios(cpu["echo all"], cpu["consent all"]),
-                    f"{statistics.median(cpu['echo idle']):.0f} / "
-                    f"{statistics.median(cpu['consent idle']):.0f}",
-                    f"{count} / {answered} {chain}",
-                ]
-            )
+            for label, _src, version_store in versions:
+                echo, consent, answered, cpu = measured[label]
+                count, chain = check_store(version_store)
+                name = f"{kind} x{workers} workers{label}"
+                rows.append(_row(name, server, echo, consent, answered, cpu, count, chain))
     print(
         table(
             [
