@@ -441,14 +441,13 @@ def main() -> None:
                 versions.insert(0, (" (before)", str(Path(args.before).resolve()), before_store))
             try:
                 measured = _measure(versions, config, int(workers), args, server)
+                stored = {label: check_store(url) for label, _src, url in versions}
             finally:
                 if server is not None:
-                    server.destroy()
-            for label, _src, version_store in versions:
-                echo, consent, answered, cpu = measured[label]
-                count, chain = check_store(version_store)
+                    server.destroy()  # (after the store is counted and verified)
+            for label, _src, _url in versions:
                 name = f"{kind} x{workers} workers{label}"
-                rows.append(_row(name, server, echo, consent, answered, cpu, count, chain))
+                rows.append(_row(name, server, *measured[label], *stored[label]))
     print(
         table(
             [
