@@ -4,6 +4,7 @@
   (:class:`ConsentEndpoints`, which the middleware calls);
 * :mod:`consent.endpoints.decision`: a posted decision checked and parsed;
 * :mod:`consent.endpoints.embed`: a posted "Load this once" checked and parsed;
+* :mod:`consent.endpoints.history`: the visitor's history of receipts and a policy revision's text;
 * :mod:`consent.endpoints.responses`: JSON answers, client errors, banner assets.
 
 The pages they answer a browser with are in :mod:`consent.pages`.

@@ -33,6 +33,9 @@ __all__ = [
 ]
 
 NO_STORE = {"Cache-Control": "no-store", "Vary": "Cookie"}
+# Answers chosen by the Accept header (HTML for a browser, JSON otherwise) say so to caches.
+NEGOTIATED = {"Vary": "Accept"}
+NO_STORE_NEGOTIATED = {**NO_STORE, "Vary": "Cookie, Accept"}
 
 # JSON exactly as JSONResponse renders it (compact, UTF-8 as is).
 _JSON = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode

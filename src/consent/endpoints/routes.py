@@ -39,18 +39,11 @@ from starlette.datastructures import Headers
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from ..archive import Archiver, document_of, entry_problem, policy_from_document
+from ..archive import Archiver
 from ..classify import Classifier
 from ..cookies import cookie_pairs
-from ..declaration import declaration_data, render_html
-from ..history import history_json, history_jsonld
-from ..pages import (
-    declaration_page,
-    embed_page,
-    history_page,
-    no_history_page,
-    revision_page,
-)
+from ..declaration import declaration_data
+from ..pages import declaration_page, embed_page
 from ..policy import Category, Policy
 from ..receipts import (
     Controller,
@@ -65,7 +58,6 @@ from ..receipts import (
 )
 from ..state import ConsentCookie, ConsentState
 from ..store import ReceiptStore, StoreUnavailable, open_store
-from ..store.base import HISTORY_LIMIT
 from .decision import (
     check_origin,
     page_path,
@@ -75,15 +67,17 @@ from .decision import (
     safe_next,
 )
 from .embed import parse_once
+from .history import REVISION, VisitorHistory
 from .responses import (
     _JSON,
+    NEGOTIATED,
     NO_STORE,
+    NO_STORE_NEGOTIATED,
     BadRequest,
     _js,
     language_of,
     load_assets,
     not_allowed,
-    site_url,
     stored_receipt_json,
     wants_html,
     word_assets,
@@ -96,10 +90,6 @@ logger = logging.getLogger("consent")
 _CACHE_LIMIT = 64
 _LANGUAGE_KEY_MAX = 512  # query string and Accept-Language together, in bytes
 _GPC_PATH = "/.well-known/gpc.json"
-# Answers chosen by the Accept header (HTML for a browser, JSON otherwise) say so to caches.
-NEGOTIATED = {"Vary": "Accept"}
-NO_STORE_NEGOTIATED = {**NO_STORE, "Vary": "Cookie, Accept"}
-_REVISION = "/revision/"  # <prefix>/revision/<rev>: one route for every revision
 
 #: A route's handler: ``(scope, receive, state, subject id, path under the prefix)``.
 Handler = Callable[[Scope, Receive, ConsentState, "str | None", str], Awaitable[Response]]
@@ -159,11 +149,19 @@ class ConsentEndpoints:
         # language -> declaration_data(): the policy never changes, and every decision answers
         # with the state JSON built from it.
         self._declarations: dict[str, dict[str, Any]] = {}
+        self.history = VisitorHistory(
+            policy=policy,
+            cookie=cookie,
+            store=self.store,
+            unavailable=self._count_unavailable,
+            language=self.language,
+            public_prefix=self._public_prefix,
+        )
         self._routes = self._table()
         self._gpc_route: dict[str, Handler] = {"GET": self._get_gpc, "HEAD": self._get_gpc}
         self._revision_route: dict[str, Handler] = {
-            "GET": self._get_revision,
-            "HEAD": self._get_revision,
+            "GET": self.history.revision,
+            "HEAD": self.history.revision,
         }
 
     # ------------------------------------------------------------------ store
@@ -215,7 +213,7 @@ class ConsentEndpoints:
             "/": state,
             "/once": {"POST": self._post_once},
             "/embed": {"GET": self._get_embed, "HEAD": self._get_embed},
-            "/receipt": {"GET": self._get_receipt, "HEAD": self._get_receipt},
+            "/receipt": {"GET": self.history.receipt, "HEAD": self.history.receipt},
             "/declaration": {"GET": self._get_declaration, "HEAD": self._get_declaration},
         }
         for sub in self.assets:
@@ -233,7 +231,7 @@ class ConsentEndpoints:
     ) -> None:
         sub = path[len(self.prefix) :]
         route = self._gpc_route if path == _GPC_PATH else self._routes.get(sub)
-        if route is None and sub.startswith(_REVISION):
+        if route is None and sub.startswith(REVISION):
             route = self._revision_route
         response: Response
         if route is None:
@@ -282,16 +280,6 @@ class ConsentEndpoints:
         self, scope: Scope, receive: Receive, state: ConsentState, subject: str | None, sub: str
     ) -> Response:
         return self.get_embed(scope)
-
-    async def _get_receipt(
-        self, scope: Scope, receive: Receive, state: ConsentState, subject: str | None, sub: str
-    ) -> Response:
-        return await self.get_receipt(scope, state, subject)
-
-    async def _get_revision(
-        self, scope: Scope, receive: Receive, state: ConsentState, subject: str | None, sub: str
-    ) -> Response:
-        return await self.get_revision(scope, sub[len(_REVISION) :])
 
     async def _get_declaration(
         self, scope: Scope, receive: Receive, state: ConsentState, subject: str | None, sub: str
@@ -677,147 +665,6 @@ class ConsentEndpoints:
         return out
 
     # ------------------------------------------------------------------ receipts, declaration, assets
-
-    async def get_receipt(
-        self, scope: Scope, state: ConsentState, subject: str | None = None
-    ) -> Response:
-        """The visitor's history: every receipt of the subject id of their consent cookie
-        (also one whose decision no longer counts), newest first. See :mod:`consent.history`."""
-        headers = Headers(scope=scope)
-        prefix = self._public_prefix(scope)
-        subject_id = state.subject_id or subject or self._expired_subject(headers)
-        entries: list[StoredReceipt] = []
-        if subject_id:
-            try:
-                store = await self.store()
-                entries = await store.history_for_subject(subject_id, HISTORY_LIMIT)
-            except StoreUnavailable:
-                self._count_unavailable()
-                raise BadRequest(503, "the receipt store is unavailable") from None
-        # The decision in effect must be one of this subject's receipts.
-        if (
-            entries
-            and state.decided
-            and all(e.receipt.receipt_id != state.receipt_id for e in entries)
-        ):
-            raise BadRequest(404, "receipt not found")
-        if not entries or subject_id is None:
-            if wants_html(headers):
-                return HTMLResponse(
-                    no_history_page(prefix, self.language(scope)),
-                    status_code=404,
-                    headers=NO_STORE,
-                )
-            raise BadRequest(404, "no consent decision recorded for this browser")
-        current = state.decided and state.receipt_id == entries[0].receipt.receipt_id
-        accept = headers.get("accept", "")
-        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
-        if "application/ld+json" in accept and not wants_html(headers):
-            document = history_jsonld(
-                entries,
-                base_url=site_url(scope),
-                now=int(time.time()),
-                lifetime=self.site.consent_cookie.max_age,
-                revision=self.policy.revision,
-            )
-            return JSONResponse(document, media_type="application/ld+json", headers=NO_STORE)
-        if query.get("format") != "json" and wants_html(headers):
-            return HTMLResponse(
-                history_page(
-                    entries,
-                    subject_id=subject_id,
-                    current=current,
-                    prefix=prefix,
-                    policy=self.policy,
-                    language=self.language(scope),
-                    limit=HISTORY_LIMIT,
-                ),
-                headers=NO_STORE,
-            )
-        data = history_json(
-            entries,
-            subject_id=subject_id,
-            current=current,
-            prefix=prefix,
-            base_url=site_url(scope),
-            limit=HISTORY_LIMIT,
-        )
-        extra = dict(NO_STORE)
-        if query.get("format") == "json":
-            name = "".join(c for c in subject_id[:64] if c.isascii() and (c.isalnum() or c in "-_"))
-            extra["Content-Disposition"] = (
-                f'attachment; filename="consent-receipts-{name or "visitor"}.json"'
-            )
-        return JSONResponse(data, headers=extra)
-
-    def _expired_subject(self, headers: Headers) -> str | None:
-        """The subject id of a validly signed consent cookie that has outlived its lifetime
-        (the middleware gives none for it): its choice no longer counts, but its history is
-        still the visitor's. The signature is checked as of when the cookie was signed."""
-        name = self.site.consent_cookie.name
-        for header in headers.getlist("cookie"):
-            for cookie_name, raw in cookie_pairs(header.encode("latin-1")):
-                if cookie_name == name:
-                    value = raw.partition(b"=")[2].decode("latin-1").strip(' \t"')
-                    _, found = self.cookie.loads(value, now=0)
-                    if found:
-                        return found
-        return None
-
-    async def get_revision(self, scope: Scope, revision: str) -> Response:
-        """The text visitors were shown under ``revision`` (a unique prefix of at least 12 hex
-        digits is enough): the current policy's declaration, or the one the store's policy
-        archive keeps for an earlier revision, rendered the same way; else a readable 404."""
-        language = self.language(scope)
-        prefix = self._public_prefix(scope)
-        wanted = revision.lower()
-        if not (12 <= len(wanted) <= 64 and all(c in "0123456789abcdef" for c in wanted)):
-            raise BadRequest(404, "unknown policy revision", {"revision": revision[:80]})
-        current = self.policy.revision.startswith(wanted)
-        shown = self.policy if current else await self._archived_policy(wanted)
-        body = render_html(shown, language) if shown is not None else None
-        html = revision_page(
-            shown.revision if shown is not None else wanted,
-            body_html=body,
-            prefix=prefix,
-            language=language,
-            current=current,
-            archived=shown is not None and not current,
-        )
-        if not wants_html(Headers(scope=scope)):
-            if shown is not None:
-                return JSONResponse(
-                    {"revision": shown.revision, **declaration_data(shown, language)},
-                    headers=NEGOTIATED,
-                )
-            raise BadRequest(404, "the text of this policy revision is not kept by this site")
-        return HTMLResponse(html, status_code=200 if shown else 404, headers=NO_STORE_NEGOTIATED)
-
-    async def _archived_policy(self, wanted: str) -> Policy | None:
-        """The policy the store's archive keeps for the one revision starting with ``wanted``
-        (None: none, several, or a text that does not hash to its address: ``consent verify``
-        reports that one)."""
-        try:
-            store = await self.store()
-            entries = await anyio.to_thread.run_sync(
-                lambda: [e for e in store.iter_policies() if e.revision.startswith(wanted)]
-            )
-        except StoreUnavailable:
-            self._count_unavailable()
-            raise BadRequest(503, "the receipt store is unavailable") from None
-        if len({e.revision for e in entries}) != 1:
-            return None
-        for entry in entries:
-            document = document_of(entry) if entry_problem(entry) is None else None
-            if document is None:
-                continue
-            try:
-                policy = policy_from_document(document)
-            except ValueError:
-                continue
-            if policy.revision == entry.revision:
-                return policy
-        return None
 
     def get_declaration(self, scope: Scope, state: ConsentState) -> Response:
         headers = Headers(scope=scope)
