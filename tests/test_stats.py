@@ -256,7 +256,7 @@ def test_a_postgres_store_of_the_earlier_version_migrates(
     SQLite store it wrote; no statistics tables."""
     import psycopg
 
-    from consent.store.postgres import _SCHEMA
+    from consent.store.schema import POSTGRES_TABLES
 
     old = sqlite3.connect(OLD_STORE)
     try:
@@ -265,7 +265,7 @@ def test_a_postgres_store_of_the_earlier_version_migrates(
     finally:
         old.close()
     with psycopg.connect(pg_url) as pg:
-        for statement in _SCHEMA:
+        for statement in POSTGRES_TABLES:
             pg.execute(statement)
         with pg.cursor() as cursor:
             cursor.executemany(

@@ -33,7 +33,6 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool
 
 from ..receipts import ChainHead, Receipt, ReceiptSigner, StoredReceipt
-from ..stats.schema import postgres_statements as stats_statements
 from .base import (
     HISTORY_LIMIT,
     ArchivedPolicy,
@@ -55,66 +54,17 @@ from .chain import (
     checkpoint_after,
     policy_extension,
 )
+from .schema import CHAIN_COLUMNS as _CHAIN_COLUMNS
+from .schema import CHAIN_LOCK, create_postgres_tables, upsert_checkpoint, upsert_head
+from .schema import COLUMNS as _COLUMNS
 
 __all__ = ["PostgresStore"]
 
 logger = logging.getLogger("consent.store")
 
-# pg_advisory_xact_lock key serialising writers of the receipt chain ("cons" "ent\0").
-CHAIN_LOCK = 0x636F6E73656E7400
-
 # Seconds during which calls fail at once after the server could not be reached.
 RETRY_INTERVAL = 1.0
 
-_SCHEMA = (
-    """
-    CREATE TABLE IF NOT EXISTS consent_receipts (
-        seq         BIGINT  PRIMARY KEY,
-        receipt_id  TEXT    NOT NULL UNIQUE,
-        subject_id  TEXT    NOT NULL,
-        ts          BIGINT  NOT NULL,
-        event       TEXT    NOT NULL,
-        body        TEXT    NOT NULL,
-        kid         TEXT    NOT NULL,
-        signature   TEXT    NOT NULL,
-        prev_hash   TEXT    NOT NULL,
-        hash        TEXT    NOT NULL
-    )
-    """,
-    "CREATE INDEX IF NOT EXISTS consent_receipts_subject ON consent_receipts (subject_id, seq)",
-    "CREATE INDEX IF NOT EXISTS consent_receipts_ts ON consent_receipts (ts)",
-    """
-    CREATE TABLE IF NOT EXISTS consent_chain (
-        id              SMALLINT PRIMARY KEY CHECK (id = 1),
-        head_seq        BIGINT,
-        head_hash       TEXT,
-        head_kid        TEXT,
-        head_signature  TEXT,
-        cp_seq          BIGINT,
-        cp_hash         TEXT,
-        cp_count        BIGINT,
-        cp_before       BIGINT,
-        cp_time         BIGINT,
-        cp_kid          TEXT,
-        cp_signature    TEXT
-    )
-    """,
-    """
-    CREATE TABLE IF NOT EXISTS consent_policies (
-        digest      TEXT    PRIMARY KEY,
-        revision    TEXT    NOT NULL,
-        ts          BIGINT  NOT NULL,
-        body        TEXT    NOT NULL
-    )
-    """,
-    "CREATE INDEX IF NOT EXISTS consent_policies_revision ON consent_policies (revision)",
-)
-
-_COLUMNS = "seq, receipt_id, subject_id, ts, event, body, kid, signature, prev_hash, hash"
-_CHAIN_COLUMNS = (
-    "head_seq, head_hash, head_kid, head_signature, "
-    "cp_seq, cp_hash, cp_count, cp_before, cp_time, cp_kid, cp_signature"
-)
 _SELECT_CHAIN = f"SELECT {_CHAIN_COLUMNS} FROM consent_chain WHERE id = 1"
 _SELECT_NEWEST = "SELECT seq, hash FROM consent_receipts ORDER BY seq DESC LIMIT 1"
 # The chain row (or NULLs) and the newest row (or NULLs), in one statement.
@@ -131,12 +81,7 @@ _SELECT_POSITION = (
 _BEGIN_AND_POSITION = f"BEGIN; SELECT pg_advisory_xact_lock({CHAIN_LOCK}); {_SELECT_POSITION}"
 _ROW_PARAMS = "(%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
 _INSERT_ROWS = f"INSERT INTO consent_receipts ({_COLUMNS}) VALUES "
-_UPSERT_HEAD = (
-    "INSERT INTO consent_chain (id, head_seq, head_hash, head_kid, head_signature)"
-    " VALUES (1, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET"
-    " head_seq = excluded.head_seq, head_hash = excluded.head_hash,"
-    " head_kid = excluded.head_kid, head_signature = excluded.head_signature"
-)
+_UPSERT_HEAD = upsert_head("%s")
 # Rows per INSERT statement (10 parameters each; the protocol allows 65,535).
 _INSERT_CHUNK = 100
 
@@ -149,13 +94,7 @@ def _insert_sql(count: int, with_head: bool) -> str:
     return f"WITH appended AS ({rows}) {_UPSERT_HEAD}" if with_head else rows
 
 
-_UPSERT_CHECKPOINT = (
-    "INSERT INTO consent_chain (id, cp_seq, cp_hash, cp_count, cp_before, cp_time, cp_kid,"
-    " cp_signature) VALUES (1, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET"
-    " cp_seq = excluded.cp_seq, cp_hash = excluded.cp_hash, cp_count = excluded.cp_count,"
-    " cp_before = excluded.cp_before, cp_time = excluded.cp_time, cp_kid = excluded.cp_kid,"
-    " cp_signature = excluded.cp_signature"
-)
+_UPSERT_CHECKPOINT = upsert_checkpoint("%s")
 
 
 def _row(values: Any) -> ReceiptRow:
@@ -322,25 +261,10 @@ class PostgresStore(GroupCommit, StoreBase):
                 await pool.close(timeout=0)
 
     async def _create_schema(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        """Create the tables unless they exist. When they do, nothing is created: the app's
-        role then needs no right to create or own them (see docs/operations.md, Privileges)."""
+        """Create the tables unless they exist (:func:`.schema.create_postgres_tables`); warn
+        when the server does not wait for the disk before it answers a commit."""
         async with conn.transaction():
-            cur = await conn.execute(
-                "SELECT to_regclass('consent_receipts') IS NOT NULL"
-                " AND to_regclass('consent_chain') IS NOT NULL"
-                " AND to_regclass('consent_policies') IS NOT NULL,"
-                " to_regclass('consent_receipts') IS NOT NULL"
-            )
-            found = await cur.fetchone()
-            if not (found and found[0]):
-                await conn.execute("SELECT pg_advisory_xact_lock(%s)", (CHAIN_LOCK,))
-                for statement in _SCHEMA:
-                    await conn.execute(statement)
-                if not (found and found[1]):
-                    # New tables get the statistics columns now; an earlier version's get
-                    # them, filled from their bodies, from the first `consent stats`.
-                    for statement in stats_statements():
-                        await conn.execute(statement)
+            await create_postgres_tables(conn)
             cur = await conn.execute("SHOW synchronous_commit")
             setting = await cur.fetchone()
         if setting is not None and str(setting[0]).lower() == "off":

@@ -36,7 +36,6 @@ except ImportError:  # pragma: no cover - not on Windows
     fcntl = None  # type: ignore[assignment]
 
 from ..receipts import ChainHead, Receipt, ReceiptSigner, StoredReceipt
-from ..stats.schema import create_sqlite as create_stats_columns
 from .base import (
     HISTORY_LIMIT,
     VALUES_BATCH,
@@ -59,73 +58,21 @@ from .chain import (
     checkpoint_after,
     policy_extension,
 )
+from .schema import CHAIN_COLUMNS as _CHAIN_COLUMNS
+from .schema import COLUMNS as _COLUMNS
+from .schema import (
+    SCHEMA_VERSION,
+    create_sqlite_tables,
+    sqlite_version,
+    upsert_checkpoint,
+    upsert_head,
+)
 
 __all__ = ["SQLiteStore", "path_from_url"]
 
 logger = logging.getLogger("consent.store")
 
 T = TypeVar("T")
-
-SCHEMA_VERSION = 2
-"""1: receipts and the chain row; 2: the policy archive (``consent_policies``)."""
-
-_SCHEMA = (
-    """
-    CREATE TABLE IF NOT EXISTS consent_receipts (
-        seq         INTEGER PRIMARY KEY,
-        receipt_id  TEXT    NOT NULL UNIQUE,
-        subject_id  TEXT    NOT NULL,
-        ts          INTEGER NOT NULL,
-        event       TEXT    NOT NULL,
-        body        TEXT    NOT NULL,
-        kid         TEXT    NOT NULL,
-        signature   TEXT    NOT NULL,
-        prev_hash   TEXT    NOT NULL,
-        hash        TEXT    NOT NULL
-    )
-    """,
-    "CREATE INDEX IF NOT EXISTS consent_receipts_subject ON consent_receipts (subject_id, seq)",
-    "CREATE INDEX IF NOT EXISTS consent_receipts_ts ON consent_receipts (ts)",
-    """
-    CREATE TABLE IF NOT EXISTS consent_chain (
-        id              INTEGER PRIMARY KEY CHECK (id = 1),
-        head_seq        INTEGER,
-        head_hash       TEXT,
-        head_kid        TEXT,
-        head_signature  TEXT,
-        cp_seq          INTEGER,
-        cp_hash         TEXT,
-        cp_count        INTEGER,
-        cp_before       INTEGER,
-        cp_time         INTEGER,
-        cp_kid          TEXT,
-        cp_signature    TEXT
-    )
-    """,
-    """
-    CREATE TABLE IF NOT EXISTS consent_policies (
-        digest      TEXT    PRIMARY KEY,
-        revision    TEXT    NOT NULL,
-        ts          INTEGER NOT NULL,
-        body        TEXT    NOT NULL
-    )
-    """,
-    "CREATE INDEX IF NOT EXISTS consent_policies_revision ON consent_policies (revision)",
-)
-
-_COLUMNS = "seq, receipt_id, subject_id, ts, event, body, kid, signature, prev_hash, hash"
-_CHAIN_COLUMNS = (
-    "head_seq, head_hash, head_kid, head_signature, "
-    "cp_seq, cp_hash, cp_count, cp_before, cp_time, cp_kid, cp_signature"
-)
-
-
-def _schema_version(conn: sqlite3.Connection) -> int:
-    """The file's ``user_version``: SCHEMA_VERSION once the store created its tables."""
-    try:
-        return int(conn.execute("PRAGMA user_version").fetchone()[0])
-    except sqlite3.Error:
-        return 0
 
 
 def path_from_url(url: str) -> str:
@@ -198,12 +145,8 @@ def _position(conn: sqlite3.Connection) -> tuple[ChainState, ReceiptRow | None]:
 
 
 _INSERT = f"INSERT INTO consent_receipts ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)"
-_UPSERT_HEAD = (
-    "INSERT INTO consent_chain (id, head_seq, head_hash, head_kid, head_signature)"
-    " VALUES (1, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
-    " head_seq = excluded.head_seq, head_hash = excluded.head_hash,"
-    " head_kid = excluded.head_kid, head_signature = excluded.head_signature"
-)
+_UPSERT_HEAD = upsert_head("?")
+_UPSERT_CHECKPOINT = upsert_checkpoint("?")
 
 
 def _insert(conn: sqlite3.Connection, rows: list[tuple[Any, ...]], head: ChainHead) -> None:
@@ -341,16 +284,7 @@ class SQLiteStore(GroupCommit, StoreBase):
         if mode is None or str(mode[0]).lower() != "wal":
             logger.warning("SQLite receipt store %s: WAL journal unavailable", self.path)
         with _write_transaction(conn):
-            (version,) = conn.execute("PRAGMA user_version").fetchone()
-            if version < SCHEMA_VERSION:
-                for statement in _SCHEMA:
-                    conn.execute(statement)
-                if version == 0:
-                    # A new file gets the statistics columns now; an earlier version's store
-                    # gets them, filled from its bodies, from the first `consent stats`, so
-                    # that opening a large log for recording never waits on that fill.
-                    create_stats_columns(conn)
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            create_sqlite_tables(conn)
 
     def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn`` on the web side's connection, (re)connecting as needed."""
@@ -411,7 +345,7 @@ class SQLiteStore(GroupCommit, StoreBase):
             raise
         except sqlite3.OperationalError as exc:
             message = f"SQLite receipt store {self.path}: {exc}"
-            if str(exc).startswith("no such table") and _schema_version(conn) >= 1:
+            if str(exc).startswith("no such table") and sqlite_version(conn) >= 1:
                 raise StoreDamaged(
                     f"{message}, although the file was created as a receipt store"
                 ) from exc
@@ -662,7 +596,7 @@ class SQLiteStore(GroupCommit, StoreBase):
             held = conn.execute(
                 "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'consent_policies'"
             ).fetchone()
-            if held is None and _schema_version(conn) < 2:
+            if held is None and sqlite_version(conn) < 2:
                 return  # created before the archive, and not opened by a site since
             found = conn.execute("SELECT digest, revision, ts, body FROM consent_policies")
             for digest, revision, ts, body in found.fetchall():
@@ -693,12 +627,7 @@ class SQLiteStore(GroupCommit, StoreBase):
                 ).rowcount
                 checkpoint = checkpoint_after(_chain_state(conn), last, deleted, before, signer)
                 conn.execute(
-                    "INSERT INTO consent_chain (id, cp_seq, cp_hash, cp_count, cp_before,"
-                    " cp_time, cp_kid, cp_signature) VALUES (1, ?, ?, ?, ?, ?, ?, ?)"
-                    " ON CONFLICT (id) DO UPDATE SET cp_seq = excluded.cp_seq,"
-                    " cp_hash = excluded.cp_hash, cp_count = excluded.cp_count,"
-                    " cp_before = excluded.cp_before, cp_time = excluded.cp_time,"
-                    " cp_kid = excluded.cp_kid, cp_signature = excluded.cp_signature",
+                    _UPSERT_CHECKPOINT,
                     (
                         checkpoint.seq,
                         checkpoint.hash,
