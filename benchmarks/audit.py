@@ -96,7 +96,7 @@ def generate(path: Path, count: int) -> float:
 
     The canonical body of the template is rendered once; each receipt substitutes its own
     receipt id, subject id and timestamp (fixed-width fields, so the body stays canonical),
-    then is signed and chained exactly as ``StoredReceipt.seal`` does (with keyed links, or,
+    then is signed and chained exactly as ``consent.store.chain.seal`` does (with keyed links, or,
     with a version that predates them, the unkeyed ones it writes).
     """
     import asyncio

@@ -39,7 +39,7 @@ from consent.receipts import (
 )
 from consent.state import ConsentCookie, new_subject_id
 from consent.store import open_store
-from consent.store.chain import link, link_all
+from consent.store.chain import link, link_all, seal
 
 from .conftest import make_receipt
 from .helpers import EXAMPLE_POLICY
@@ -287,7 +287,7 @@ def test_js_is_the_json_encoder(value: object) -> None:
 def test_stored_receipt_json_splices_only_what_it_sealed() -> None:
     signer = ReceiptSigner([KEY])
     receipt = make_receipt(page="/ü\u2028\"'")
-    stored = StoredReceipt.seal(receipt, seq=3, prev_hash="b" * 64, signer=signer)
+    stored = seal(receipt, seq=3, prev_hash="b" * 64, signer=signer)
     spliced = stored_receipt_json(stored, receipt)
     assert json.loads(spliced) == stored.to_dict()
     # Another store's row (its receipt object is not the one passed): the general path.

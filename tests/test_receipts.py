@@ -32,6 +32,7 @@ from consent.receipts import (
     key_id,
     truncate_ip,
 )
+from consent.store.chain import seal
 
 from .conftest import make_receipt
 
@@ -269,7 +270,7 @@ def test_signer_from_env() -> None:
 
 def test_seal_links_and_hashes() -> None:
     signer = ReceiptSigner(["k"])
-    first = StoredReceipt.seal(make_receipt(), seq=1, prev_hash=GENESIS_HASH, signer=signer)
+    first = seal(make_receipt(), seq=1, prev_hash=GENESIS_HASH, signer=signer)
     assert first.prev_hash == "0" * 64
     # The link is keyed: HMAC-SHA256 under the key derived for "consent-link" (as
     # itsdangerous derives it) over seq, prev_hash, kid and signature.
@@ -280,7 +281,7 @@ def test_seal_links_and_hashes() -> None:
     # not the unkeyed link of earlier versions, which anyone can compute
     assert first.hash != chain_hash(GENESIS_HASH, first.body, first.kid, first.signature)
     assert ReceiptSigner(["other"]).link_digest(text, first.kid) is None
-    second = StoredReceipt.seal(make_receipt(), seq=2, prev_hash=first.hash, signer=signer)
+    second = seal(make_receipt(), seq=2, prev_hash=first.hash, signer=signer)
     assert second.prev_hash == first.hash
     assert signer.verify(second.body, second.kid, second.signature)
 
@@ -324,7 +325,7 @@ def test_head_and_checkpoint_signatures() -> None:
 
 
 def _stored(receipt: Receipt) -> StoredReceipt:
-    return StoredReceipt.seal(receipt, seq=1, prev_hash=GENESIS_HASH, signer=ReceiptSigner(["k"]))
+    return seal(receipt, seq=1, prev_hash=GENESIS_HASH, signer=ReceiptSigner(["k"]))
 
 
 def test_kantara_document_validates_against_the_schema() -> None:

@@ -587,7 +587,8 @@ class ReceiptSigner:
 
 
 class StoredReceipt(BaseModel):
-    """A receipt as recorded: its body, signature and link in the chain."""
+    """A receipt as recorded: its body, signature and link in the chain (sealed by
+    :func:`consent.store.chain.seal`)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -598,16 +599,6 @@ class StoredReceipt(BaseModel):
     prev_hash: str
     hash: str
     body: str
-
-    @classmethod
-    def seal(
-        cls, receipt: Receipt, *, seq: int, prev_hash: str, signer: ReceiptSigner
-    ) -> StoredReceipt:
-        """Sign ``receipt`` and link it after ``prev_hash`` as number ``seq`` (a keyed link:
-        :func:`consent.store.chain.seal`)."""
-        from .store.chain import seal
-
-        return seal(receipt, seq=seq, prev_hash=prev_hash, signer=signer)
 
     @property
     def receipt_id(self) -> str:

@@ -2,7 +2,7 @@
 
 Export and verification stream millions of rows, and parsing every body into a pydantic model
 (and dumping it again) costs several times more than everything else together. Almost every
-row is what ``StoredReceipt.seal`` wrote: the canonical JSON of a receipt that was validated
+row is what ``consent.store.chain.seal`` wrote: the canonical JSON of a receipt that was validated
 when it was sealed, signed with the receipt key. For such a row the fields can be read and
 checked on the body text itself. Anything else (an unknown key, a signature that does not
 match, a body that is not what sealing writes) goes the full way, so every finding and every

@@ -8,18 +8,20 @@ import logging
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
-from ..receipts import ChainHead, Receipt, ReceiptSigner, StoredReceipt
-
-if TYPE_CHECKING:
-    from .chain import ChainState
+from ..receipts import GENESIS_HASH, ChainHead, Checkpoint, Receipt, ReceiptSigner, StoredReceipt
 
 __all__ = [
     "BATCH_TURNS",
     "HISTORY_LIMIT",
+    "INCIDENT_EVENT",
+    "KEYED_EVENT",
+    "POLICY_EVENT",
+    "RECORD_EVENTS",
     "ArchivedPolicy",
     "ChainBroken",
+    "ChainState",
     "GroupCommit",
     "PendingAppend",
     "PurgePlan",
@@ -137,6 +139,33 @@ class ReceiptRow:
             prev_hash=stored.prev_hash,
             hash=stored.hash,
         )
+
+
+KEYED_EVENT = "chain-keyed"
+"""Event of the signed record from which a log's links are keyed (written once, by the first
+batch appended to a log of an earlier version)."""
+INCIDENT_EVENT = "incident"
+"""Event of a signed incident marker (``consent incident``)."""
+POLICY_EVENT = "policy"
+"""Event of the signed record written with each policy text the store archives (its revision
+and digest; the first one also says that archiving began: :mod:`consent.archive`)."""
+RECORD_EVENTS = frozenset({KEYED_EVENT, INCIDENT_EVENT, POLICY_EVENT})
+"""The events of chain records: rows of the log that are not receipts. Their ``subject_id`` is
+empty (a receipt's never is) and their body is signed with the record salt."""
+
+
+@dataclass(frozen=True)
+class ChainState:
+    """The signed chain records: the head (last row) and the purge checkpoint, if any."""
+
+    head: ChainHead | None = None
+    checkpoint: Checkpoint | None = None
+
+    def start(self) -> tuple[int, str]:
+        """``(seq, hash)`` the surviving log links to: the checkpoint, else the genesis."""
+        if self.checkpoint is not None:
+            return self.checkpoint.seq, self.checkpoint.hash
+        return 0, GENESIS_HASH
 
 
 HISTORY_LIMIT = 1000
@@ -439,8 +468,6 @@ class StoreBase:
         *,
         max_seq: int | None = None,
     ) -> Iterator[StoredReceipt]:
-        from .chain import RECORD_EVENTS
-
         for row in self.iter_raw(since, until, event, max_seq=max_seq):
             if row.event not in RECORD_EVENTS:
                 yield row.to_stored()

@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..receipts import (
-    GENESIS_HASH,
     ChainHead,
     Checkpoint,
     Receipt,
@@ -43,7 +42,16 @@ from ..receipts import (
     format_time,
     new_receipt_id,
 )
-from .base import ChainBroken, ReceiptRow, row_values
+from .base import (
+    INCIDENT_EVENT,
+    KEYED_EVENT,
+    POLICY_EVENT,
+    RECORD_EVENTS,
+    ChainBroken,
+    ChainState,
+    ReceiptRow,
+    row_values,
+)
 
 __all__ = [
     "INCIDENT_EVENT",
@@ -74,18 +82,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("consent.store")
-
-KEYED_EVENT = "chain-keyed"
-"""Event of the signed record from which a log's links are keyed (written once, by the first
-batch appended to a log of an earlier version)."""
-INCIDENT_EVENT = "incident"
-"""Event of a signed incident marker (``consent incident``)."""
-POLICY_EVENT = "policy"
-"""Event of the signed record written with each policy text the store archives (its revision
-and digest; the first one also says that archiving began: :mod:`consent.archive`)."""
-RECORD_EVENTS = frozenset({KEYED_EVENT, INCIDENT_EVENT, POLICY_EVENT})
-"""The events of chain records: rows of the log that are not receipts. Their ``subject_id`` is
-empty (a receipt's never is) and their body is signed with the record salt."""
 
 Values = tuple[Any, ...]
 """A row's values in :class:`ReceiptRow` field order (the order of the table's columns)."""
@@ -188,20 +184,6 @@ def span(first: int, last: int) -> str:
 
 
 # --------------------------------------------------------------------------- the signed state
-
-
-@dataclass(frozen=True)
-class ChainState:
-    """The signed chain records: the head (last row) and the purge checkpoint, if any."""
-
-    head: ChainHead | None = None
-    checkpoint: Checkpoint | None = None
-
-    def start(self) -> tuple[int, str]:
-        """``(seq, hash)`` the surviving log links to: the checkpoint, else the genesis."""
-        if self.checkpoint is not None:
-            return self.checkpoint.seq, self.checkpoint.hash
-        return 0, GENESIS_HASH
 
 
 def chain_state_from_row(found: Any) -> ChainState:
