@@ -28,34 +28,16 @@ import inspect
 import json
 import os
 import resource
-import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
-from _common import SECRET, fmt3, load, machine, table
+from _common import SECRET, Row, fmt3, generate_store, load, machine, table
 
-from consent.receipts import (
-    GENESIS_HASH,
-    ChainHead,
-    Controller,
-    Purpose,
-    Receipt,
-    ReceiptSigner,
-    canonical_json,
-    chain_hash,
-)
-from consent.store.sqlite import SQLiteStore
+from consent.receipts import Controller, Purpose, Receipt, ReceiptSigner, canonical_json
 
-try:
-    from consent.store.chain import link_hash
-except ImportError:  # a version before keyed links: rows are linked with chain_hash
-    link_hash = None  # type: ignore[assignment]
-
-_COLUMNS = "seq, receipt_id, subject_id, ts, event, body, kid, signature, prev_hash, hash"
 _T0 = 1_790_000_000
 
 
@@ -92,67 +74,17 @@ def template() -> Receipt:
 
 
 def generate(path: Path, count: int) -> float:
-    """Write ``count`` sealed receipts straight into a new SQLite store; returns seconds.
-
-    The canonical body of the template is rendered once; each receipt substitutes its own
-    receipt id, subject id and timestamp (fixed-width fields, so the body stays canonical),
-    then is signed and chained exactly as ``consent.store.chain.seal`` does (with keyed links, or,
-    with a version that predates them, the unkeyed ones it writes).
-    """
-    import asyncio
-
-    signer = ReceiptSigner([SECRET])
-    store = SQLiteStore(f"sqlite:///{path}", signer)
-    asyncio.run(store.open())
-    asyncio.run(store.close())
+    """Write ``count`` receipts, each its own visitor's first decision, into a new SQLite
+    store; returns seconds."""
     base = template()
     body_t = canonical_json(base)
     assert body_t.count(base.receipt_id) == 1
     assert body_t.count(base.subject_id) == 1
-    started = time.perf_counter()
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("PRAGMA synchronous = OFF")
-    conn.execute("BEGIN")
-    prev = GENESIS_HASH
-    batch = []
-    t_old = str(_T0)
-    time_old = base.time
-    for seq in range(1, count + 1):
-        rid = str(uuid.UUID(int=seq, version=4))
-        sid = f"{seq:032x}"
-        ts = _T0 + seq
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
-        body = (
-            body_t.replace(base.receipt_id, rid)
-            .replace(base.subject_id, sid)
-            .replace(f'"timestamp":{t_old}', f'"timestamp":{ts}')
-            .replace(time_old, stamp)
-        )
-        kid, signature = signer.sign(body)
-        if link_hash is None:
-            digest = chain_hash(prev, body, kid, signature)
-        else:
-            digest = link_hash(signer, seq, prev, kid, signature)
-        batch.append((seq, rid, sid, ts, "given", body, kid, signature, prev, digest))
-        prev = digest
-        if len(batch) == 10_000:
-            conn.executemany(
-                f"INSERT INTO consent_receipts ({_COLUMNS}) VALUES ({','.join('?' * 10)})", batch
-            )
-            batch.clear()
-    if batch:
-        conn.executemany(
-            f"INSERT INTO consent_receipts ({_COLUMNS}) VALUES ({','.join('?' * 10)})", batch
-        )
-    head = ChainHead.make(count, prev, signer)
-    conn.execute(
-        "INSERT INTO consent_chain (id, head_seq, head_hash, head_kid, head_signature)"
-        " VALUES (1, ?, ?, ?, ?)",
-        (head.seq, head.hash, head.kid, head.signature),
-    )
-    conn.execute("COMMIT")
-    conn.close()
-    return time.perf_counter() - started
+
+    def row(seq: int) -> Row:
+        return base, body_t, f"{seq:032x}", _T0 + seq, "given"
+
+    return generate_store(path, count, row)
 
 
 # ---------------------------------------------------------------------- measured subprocess

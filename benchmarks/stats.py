@@ -29,24 +29,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
-from _common import SECRET, fmt3, load, machine, table
+from _common import Row, fmt3, generate_store, load, machine, table
 
-from consent.receipts import (
-    GENESIS_HASH,
-    ChainHead,
-    Controller,
-    Purpose,
-    Receipt,
-    ReceiptSigner,
-    canonical_json,
-)
-from consent.store.chain import link_hash
-from consent.store.sqlite import SQLiteStore
+from consent.receipts import Controller, Purpose, Receipt, canonical_json
 
-_COLUMNS = "seq, receipt_id, subject_id, ts, event, body, kid, signature, prev_hash, hash"
 _T0 = 1_767_225_600  # 2026-01-01
 _STEP = 31  # seconds between receipts: 1,000,000 receipts span about a year
 _CATEGORIES = ["analytics", "marketing", "preferences", "embedded"]
@@ -84,23 +72,13 @@ def _variant(revision: int, method: str, language: str, choice: int, gpc: bool) 
 
 
 def generate(path: Path, count: int) -> float:
-    """Write ``count`` sealed receipts into a new SQLite store; returns seconds."""
-    import asyncio
-
-    signer = ReceiptSigner([SECRET])
-    store = SQLiteStore(f"sqlite:///{path}", signer)
-    asyncio.run(store.open())
-    asyncio.run(store.close())
+    """Write ``count`` receipts that vary like a site's into a new SQLite store; returns
+    seconds."""
     methods, languages = ["banner", "banner", "banner", "form", "api", "gpc"], ["en", "de", "fr"]
     choices = [0, 0, 0, 7, 7, 1, 3, 5]  # reject all thrice as often as a custom choice
-    templates = {}
-    started = time.perf_counter()
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("PRAGMA synchronous = OFF")
-    conn.execute("BEGIN")
-    prev = GENESIS_HASH
-    batch = []
-    for seq in range(1, count + 1):
+    templates: dict[tuple[int, str, str, int, bool], tuple[Receipt, str]] = {}
+
+    def row(seq: int) -> Row:
         revision = 1 if seq <= count // 2 else 2
         method = methods[seq * 7 % len(methods)]
         key = (revision, method, languages[seq % 3], choices[seq * 13 % 8], seq % 8 == 0)
@@ -109,41 +87,10 @@ def generate(path: Path, count: int) -> float:
             templates[key] = (base, canonical_json(base))
         base, body_t = templates[key]
         subject = seq if seq % 10 < 4 else seq - seq % 10 - 3  # 6 in 10 come back
-        rid = str(uuid.UUID(int=seq, version=4))
-        sid = f"{subject:032x}"
-        ts = _T0 + seq * _STEP
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
         event = "given" if subject == seq else "updated"
-        body = (
-            body_t.replace(base.receipt_id, rid)
-            .replace(base.subject_id, sid)
-            .replace(f'"timestamp":{_T0}', f'"timestamp":{ts}')
-            .replace(base.time, stamp)
-            .replace('"event":"given"', f'"event":"{event}"')
-        )
-        kid, signature = signer.sign(body)
-        digest = link_hash(signer, seq, prev, kid, signature)
-        batch.append((seq, rid, sid, ts, event, body, kid, signature, prev, digest))
-        prev = digest
-        if len(batch) == 10_000:
-            conn.executemany(
-                f"INSERT INTO consent_receipts ({_COLUMNS}) VALUES ({','.join('?' * 10)})", batch
-            )
-            batch.clear()
-    if batch:
-        conn.executemany(
-            f"INSERT INTO consent_receipts ({_COLUMNS}) VALUES ({','.join('?' * 10)})", batch
-        )
-    head = ChainHead.make(count, prev, signer)
-    conn.execute(
-        "INSERT INTO consent_chain (id, head_seq, head_hash, head_kid, head_signature)"
-        " VALUES (1, ?, ?, ?, ?)",
-        (head.seq, head.hash, head.kid, head.signature),
-    )
-    conn.execute("COMMIT")
-    conn.execute("ANALYZE")
-    conn.close()
-    return time.perf_counter() - started
+        return base, body_t, f"{subject:032x}", _T0 + seq * _STEP, event
+
+    return generate_store(path, count, row, analyze=True)
 
 
 TASKS = {
