@@ -229,43 +229,6 @@ def test_the_store_being_down_is_503(tmp_path: Path) -> None:
         assert response.json()["error"] == "the receipt store is unavailable"
 
 
-# --------------------------------------------------------------------------- store
-
-
-@pytest.mark.anyio
-async def test_history_for_subject_in_every_store(store_url: str) -> None:
-    store = open_store(store_url, ReceiptSigner([KEY]))
-    try:
-        await store.open()
-        mine = [
-            await store.append(make_receipt(subject_id="mine", timestamp=1_700_000_000 + i))
-            for i in range(3)
-        ]
-        await store.append(make_receipt(subject_id="someone-else"))
-        found = await store.history_for_subject("mine")
-        assert [s.receipt_id for s in found] == [s.receipt_id for s in reversed(mine)]
-        assert [s.receipt_id for s in await store.history_for_subject("mine", 2)] == [
-            mine[2].receipt_id,
-            mine[1].receipt_id,
-        ]
-        assert await store.history_for_subject("nobody") == []
-        assert [r.seq for r in store.iter_subject("mine")] == [s.seq for s in mine]
-    finally:
-        await store.close()
-
-
-@pytest.mark.anyio
-async def test_history_in_memory() -> None:
-    store = open_store("memory://", ReceiptSigner([KEY]))
-    a = await store.append(make_receipt(subject_id="a"))
-    b = await store.append(make_receipt(subject_id="a"))
-    assert [s.receipt_id for s in await store.history_for_subject("a")] == [
-        b.receipt_id,
-        a.receipt_id,
-    ]
-    assert [r.receipt_id for r in store.iter_subject("a")] == [a.receipt_id, b.receipt_id]
-
-
 # --------------------------------------------------------------------------- DPV
 
 

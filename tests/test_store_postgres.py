@@ -1,4 +1,5 @@
-"""The PostgreSQL receipt store, against a real server."""
+"""The PostgreSQL receipt store, against a real server: what only it does (what every store does
+is in ``test_store_contract.py``)."""
 
 from __future__ import annotations
 
@@ -20,12 +21,12 @@ from psycopg import sql as psql
 
 from consent import ConsentMiddleware
 from consent.audit import verify_store
-from consent.receipts import GENESIS_HASH, ReceiptSigner
+from consent.receipts import ReceiptSigner
 from consent.store import StoreUnavailable, open_store
 from consent.store import postgres as pg_store
 from consent.store.postgres import PostgresStore
 
-from .conftest import TEST_KEY, append_from_processes, make_receipt
+from .conftest import TEST_KEY, make_receipt
 from .helpers import EXAMPLE_POLICY, commit_under_way
 from .pg import ExternalPg, PgServer
 
@@ -46,64 +47,6 @@ def _store(url: str, timeout: float = 5.0) -> PostgresStore:
     store = open_store(url, SIGNER, timeout=timeout)
     assert isinstance(store, PostgresStore)
     return store
-
-
-async def test_append_and_read_back(pg_url: str) -> None:
-    store = _store(pg_url)
-    assert await store.open()
-    try:
-        first = await store.append(make_receipt(subject_id="alice"))
-        second = await store.append(make_receipt(subject_id="bob", event="refused", granted=[]))
-        third = await store.append(make_receipt(subject_id="alice", event="updated"))
-        assert (first.seq, second.seq, third.seq) == (1, 2, 3)
-        assert first.prev_hash == GENESIS_HASH
-        assert third.prev_hash == second.hash
-        assert await store.latest_for_subject("alice") == third
-        assert await store.latest_for_subject("carol") is None
-        assert await store.get(second.receipt_id) == second
-        with pytest.raises(ValueError, match="rejected"):
-            await store.append(make_receipt(receipt_id=first.receipt_id))
-    finally:
-        await store.close()
-
-    again = _store(pg_url)  # what another instance, or the CLI, sees
-    assert again.count() == 3
-    assert [r.seq for r in again.iter_rows()] == [1, 2, 3]
-    head = again.chain_state().head
-    assert head is not None
-    assert (head.seq, head.hash) == (3, third.hash)
-    assert verify_store(again, SIGNER).ok
-
-
-async def test_body_is_stored_byte_for_byte(pg_url: str) -> None:
-    store = _store(pg_url)
-    try:
-        stored = await store.append(
-            make_receipt(user_agent='Mözilla/5.0 ✓ "quoted" \\ back', page="https://e.org/ü")
-        )
-    finally:
-        await store.close()
-    (row,) = store.iter_raw()
-    assert row.body == stored.body
-    assert verify_store(store, SIGNER).ok
-
-
-async def test_concurrent_tasks_keep_one_chain(pg_url: str) -> None:
-    # 250 at once: after the first, one group commit of 249, written as several INSERTs.
-    store = _store(pg_url)
-    try:
-        async with anyio.create_task_group() as tg:
-            for i in range(250):
-                tg.start_soon(store.append, make_receipt(subject_id=f"s{i}"))
-    finally:
-        await store.close()
-    rows = list(store.iter_rows())
-    assert [r.seq for r in rows] == list(range(1, 251))
-    assert len({r.receipt.subject_id for r in rows}) == 250
-    head = store.chain_state().head
-    assert head is not None
-    assert (head.seq, head.hash) == (250, rows[-1].hash)
-    assert verify_store(store, SIGNER).ok
 
 
 async def test_appends_waiting_for_the_chain_lock_read_the_position_after_it(
@@ -343,50 +286,6 @@ async def test_a_frozen_server_fails_every_call_in_bounded_time(
         await store.close()
     assert [r.receipt.subject_id for r in store.iter_rows()] == ["before", "after"]
     assert verify_store(store, SIGNER).ok
-
-
-def test_two_processes_share_one_chain(pg_url: str) -> None:
-    append_from_processes(pg_url, TEST_KEY, processes=2, each=100)
-    store = _store(pg_url)
-    rows = list(store.iter_rows())
-    assert len(rows) == 200
-    assert [r.seq for r in rows] == list(range(1, 201))
-    assert {r.receipt.subject_id.split("-")[0] for r in rows} == {"p0", "p1"}
-    result = verify_store(store, SIGNER)
-    assert result.ok, result.message()
-    assert result.count == 200
-
-
-async def test_filters_purge_and_resume(pg_url: str) -> None:
-    store = _store(pg_url)
-    try:
-        stamps = [100, 200, 150, 300, 250, 400]
-        stored = [
-            await store.append(make_receipt(timestamp=t, event="refused" if t % 100 else "given"))
-            for t in stamps
-        ]
-        assert [r.receipt.timestamp for r in store.iter_rows(since=150, until=300)] == [
-            200,
-            150,
-            250,
-        ]
-        assert [r.seq for r in store.iter_raw(event="refused")] == [3, 5]
-        assert [r.seq for r in store.iter_raw(max_seq=2)] == [1, 2]
-
-        assert store.purge(before=260) == 3
-        checkpoint = store.chain_state().checkpoint
-        assert checkpoint is not None
-        assert (checkpoint.seq, checkpoint.hash, checkpoint.count) == (3, stored[2].hash, 3)
-        result = verify_store(store, SIGNER)
-        assert result.ok, result.message()
-        assert result.count == 3
-        later = await store.append(make_receipt())
-        assert later.seq == 7
-        assert store.purge(before=10**10) == 4
-        assert store.chain_state().checkpoint.count == 7  # type: ignore[union-attr]
-        assert verify_store(store, SIGNER).ok
-    finally:
-        await store.close()
 
 
 async def test_server_down_then_back(

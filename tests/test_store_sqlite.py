@@ -1,4 +1,5 @@
-"""The SQLite receipt store, on real files."""
+"""The SQLite receipt store, on real files: what only it does (what every store does is in
+``test_store_contract.py``)."""
 
 from __future__ import annotations
 
@@ -16,11 +17,11 @@ import anyio
 import pytest
 
 from consent.audit import verify_store
-from consent.receipts import GENESIS_HASH, ReceiptSigner
+from consent.receipts import ReceiptSigner
 from consent.store import StoreUnavailable, open_store
 from consent.store.sqlite import SQLiteStore, path_from_url
 
-from .conftest import TEST_KEY, append_from_processes, execute_sql, make_receipt
+from .conftest import TEST_KEY, make_receipt
 from .helpers import commit_under_way
 
 pytestmark = pytest.mark.anyio
@@ -36,41 +37,6 @@ def _sqlite(url: str) -> SQLiteStore:
     store = open_store(url, SIGNER)
     assert isinstance(store, SQLiteStore)
     return store
-
-
-async def test_append_and_read_back(tmp_path: Path) -> None:
-    url = _url(tmp_path / "consent.db")
-    store = _sqlite(url)
-    assert await store.open()
-    try:
-        first = await store.append(make_receipt(subject_id="alice"))
-        second = await store.append(make_receipt(subject_id="bob", event="refused", granted=[]))
-        third = await store.append(make_receipt(subject_id="alice", event="updated"))
-        assert (first.seq, second.seq, third.seq) == (1, 2, 3)
-        assert first.prev_hash == GENESIS_HASH
-        assert second.prev_hash == first.hash
-        assert third.prev_hash == second.hash
-
-        latest = await store.latest_for_subject("alice")
-        assert latest == third
-        assert await store.latest_for_subject("nobody") is None
-        assert await store.get(second.receipt_id) == second
-        assert await store.get("00000000-0000-4000-8000-000000000000") is None
-    finally:
-        await store.close()
-
-    # Durable: a new store object (another process, after a restart) sees the same log.
-    again = _sqlite(url)
-    assert again.count() == 3
-    assert [r.receipt_id for r in again.iter_rows()] == [
-        first.receipt_id,
-        second.receipt_id,
-        third.receipt_id,
-    ]
-    head = again.chain_state().head
-    assert head is not None
-    assert (head.seq, head.hash) == (3, third.hash)
-    assert verify_store(again, SIGNER).ok
 
 
 async def test_wal_and_full_sync(tmp_path: Path) -> None:
@@ -188,19 +154,6 @@ def test_url_forms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
     anyio.run(record)
     assert (tmp_path / "var" / "receipts.db").is_file()
-
-
-async def test_concurrent_tasks_keep_one_chain(tmp_path: Path) -> None:
-    store = _sqlite(_url(tmp_path / "c.db"))
-    try:
-        async with anyio.create_task_group() as tg:
-            for i in range(40):
-                tg.start_soon(store.append, make_receipt(subject_id=f"s{i}"))
-    finally:
-        await store.close()
-    assert store.count() == 40
-    assert [r.seq for r in store.iter_rows()] == list(range(1, 41))
-    assert verify_store(store, SIGNER).ok
 
 
 async def test_appends_during_a_commit_go_into_the_next_one_together(tmp_path: Path) -> None:
@@ -345,38 +298,6 @@ def test_a_store_serves_one_event_loop_after_another(tmp_path: Path) -> None:
     assert [r.receipt.subject_id for r in store.iter_rows()] == ["one", "abandoned", "two"]
 
 
-def test_two_processes_share_one_chain(tmp_path: Path) -> None:
-    url = _url(tmp_path / "shared.db")
-    append_from_processes(url, TEST_KEY, processes=2, each=100)
-    store = _sqlite(url)
-    rows = list(store.iter_rows())
-    assert len(rows) == 200
-    assert [r.seq for r in rows] == list(range(1, 201))
-    tags = {r.receipt.subject_id.split("-")[0] for r in rows}
-    assert tags == {"p0", "p1"}
-    result = verify_store(store, SIGNER)
-    assert result.ok, result.message()
-    assert result.count == 200
-
-
-async def test_failed_append_writes_nothing(tmp_path: Path) -> None:
-    store = _sqlite(_url(tmp_path / "c.db"))
-    try:
-        first = await store.append(make_receipt())
-        with pytest.raises(ValueError, match="rejected"):
-            await store.append(make_receipt(receipt_id=first.receipt_id))  # duplicate id
-        assert store.count() == 1
-        head = store.chain_state().head
-        assert head is not None
-        assert head.seq == 1
-        second = await store.append(make_receipt())
-        assert second.seq == 2
-        assert second.prev_hash == first.hash
-    finally:
-        await store.close()
-    assert verify_store(store, SIGNER).ok
-
-
 async def test_unwritable_location_then_recovery(tmp_path: Path) -> None:
     blocker = tmp_path / "data"
     blocker.write_text("a file where the directory should be")
@@ -499,77 +420,6 @@ def test_read_only_file_is_unavailable_and_untouched(dir_writable: bool) -> None
             if p.is_dir():
                 p.chmod(0o755)
         shutil.rmtree(base, ignore_errors=True)
-
-
-async def test_purge_keeps_a_verifiable_log(tmp_path: Path) -> None:
-    store = _sqlite(_url(tmp_path / "c.db"))
-    try:
-        # Timestamps out of order, as with several writers: a purge deletes a prefix only.
-        stamps = [100, 200, 150, 300, 250]
-        stored = [await store.append(make_receipt(timestamp=t)) for t in stamps]
-
-        assert store.purge(before=50) == 0
-        assert store.chain_state().checkpoint is None
-        assert store.purge(before=200) == 1  # seq 1 only; seq 2 is not older than 200
-        assert store.purge(before=260) == 2  # seq 2 and 3; seq 5 (250) follows seq 4 (300)
-        checkpoint = store.chain_state().checkpoint
-        assert checkpoint is not None
-        assert (checkpoint.seq, checkpoint.hash) == (3, stored[2].hash)
-        assert checkpoint.count == 3
-        assert checkpoint.before == 260
-        assert checkpoint.verify(SIGNER)
-        assert [r.seq for r in store.iter_rows()] == [4, 5]
-        result = verify_store(store, SIGNER)
-        assert result.ok, result.message()
-        assert result.count == 2
-
-        later = await store.append(make_receipt(timestamp=400))
-        assert later.seq == 6
-        assert verify_store(store, SIGNER).ok
-
-        assert store.purge(before=10**10) == 3  # everything
-        assert store.count() == 0
-        assert verify_store(store, SIGNER).ok
-        again = await store.append(make_receipt())
-        assert again.seq == 7
-        assert again.prev_hash == later.hash
-    finally:
-        await store.close()
-    assert verify_store(store, SIGNER).ok
-
-
-async def test_filters_and_streaming(tmp_path: Path) -> None:
-    store = _sqlite(_url(tmp_path / "c.db"))
-    try:
-        for i in range(600):
-            event = "refused" if i % 3 == 0 else "given"
-            await store.append(make_receipt(timestamp=1000 + i, event=event))
-    finally:
-        await store.close()
-    assert store.count() == 600
-    assert sum(1 for _ in store.iter_raw()) == 600
-    window = list(store.iter_rows(since=1100, until=1110))
-    assert [r.receipt.timestamp for r in window] == list(range(1100, 1110))
-    refused = list(store.iter_raw(event="refused"))
-    assert len(refused) == 200
-    assert {r.event for r in refused} == {"refused"}
-    assert [r.seq for r in store.iter_raw(max_seq=3)] == [1, 2, 3]
-
-
-async def test_unreadable_row_is_a_store_fault(tmp_path: Path) -> None:
-    url = _url(tmp_path / "c.db")
-    store = _sqlite(url)
-    try:
-        stored = await store.append(make_receipt())
-        execute_sql(url, "UPDATE consent_receipts SET body = 'not json' WHERE seq = 1")
-        with pytest.raises(StoreUnavailable, match="consent verify"):
-            await store.get(stored.receipt_id)
-        with pytest.raises(StoreUnavailable, match="consent verify"):
-            await store.latest_for_subject(stored.receipt.subject_id)
-    finally:
-        await store.close()
-    result = verify_store(store, SIGNER)
-    assert (result.ok, result.first_bad) == (False, stored.receipt_id)
 
 
 def _exists(path: str | Path) -> bool:
