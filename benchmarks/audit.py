@@ -1,7 +1,7 @@
 """Export and verification speed of the receipt log, and their peak memory, by log size.
 
     python benchmarks/audit.py [--quick] [--sizes 100000,1000000] [--keep DIR]
-                               [--rounds N] [--before SRC] [--workers N]
+                               [--rounds N] [--before SRC] [--workers N] [--tasks T,...]
 
 For each size a SQLite receipt log is generated with the store's own schema and sealing code
 (each receipt a distinct, realistic receipt: canonical body, HMAC signature, chain hash, and
@@ -24,6 +24,7 @@ numbers depend on the machine.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import inspect
 import json
 import os
@@ -164,10 +165,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a few seconds, for smoke tests")
     parser.add_argument("--sizes", default="100000,1000000")
-    parser.add_argument("--keep", help="directory for the generated logs (default: a temp dir)")
+    parser.add_argument(
+        "--keep", help="directory for the generated logs, kept and reused (default: a temp dir)"
+    )
     parser.add_argument("--rounds", type=int, default=1, help="measurements of each task")
     parser.add_argument("--before", metavar="SRC", help="also measure the package in SRC")
     parser.add_argument("--workers", type=int, help="processes for export/verify (default: auto)")
+    parser.add_argument(
+        "--tasks",
+        default="export,verify-store,verify-file",
+        help="which to measure (verify-file reads the file export writes)",
+    )
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -183,14 +191,24 @@ def main() -> None:
 
     print(f"machine: {machine()}; load average before: {load()}")
     print(f"imports alone: peak RSS {baseline_rss() / 1024:.0f} MiB")
-    tasks = ("export", "verify-store", "verify-file")
+    tasks = tuple(args.tasks.split(","))
+    if "verify-file" in tasks and "export" not in tasks:
+        parser.error("verify-file needs export (it reads the exported file)")
     rows = []
-    with tempfile.TemporaryDirectory(dir=args.keep) as tmp:
+    with contextlib.ExitStack() as stack:
+        if args.keep:
+            tmp = args.keep
+            Path(tmp).mkdir(parents=True, exist_ok=True)
+        else:
+            tmp = stack.enter_context(tempfile.TemporaryDirectory())
         for size in sizes:
             db = Path(tmp) / f"log-{size}.db"
             export_path = Path(tmp) / f"log-{size}.jsonl"
-            made = generate(db, size)
-            rows.append([f"{size:,}", "generate", "", f"{size / made:,.0f}", "-", "-", "-", "-"])
+            if not db.exists():
+                made = generate(db, size)
+                rows.append(
+                    [f"{size:,}", "generate", "", f"{size / made:,.0f}", "-", "-", "-", "-"]
+                )
             results: dict[tuple[str, str], list[dict[str, float]]] = {}
             for _ in range(args.rounds):
                 for name, src in versions:
@@ -199,7 +217,7 @@ def main() -> None:
                         assert result["rows"] == size, (task, result)
                         assert result["ok"], (task, result)
                         results.setdefault((task, name), []).append(result)
-                    export_path.unlink()
+                    export_path.unlink(missing_ok=True)
             for task in tasks:
                 for name, _ in versions:
                     runs = results[(task, name)]
@@ -217,7 +235,8 @@ def main() -> None:
                             else "-",
                         ]
                     )
-            db.unlink()
+            if not args.keep:
+                db.unlink()
     headers = [
         "receipts",
         "task",

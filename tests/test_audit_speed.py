@@ -301,6 +301,7 @@ def _verify_both(url: str, monkeypatch: pytest.MonkeyPatch) -> str:
     if two.ok:
         assert joined == [True] * 4  # the worker's four chunks, taken as checked there
     assert (one.ok, one.count, one.message()) == (two.ok, two.count, two.message())
+    assert one.findings == two.findings
     return two.message()
 
 
@@ -328,6 +329,16 @@ def _verify_both(url: str, monkeypatch: pytest.MonkeyPatch) -> str:
         (("UPDATE consent_receipts SET prev_hash = 'p' WHERE seq = 20",), "(seq 20): hash"),
         (("DELETE FROM consent_receipts WHERE seq = 60",), "log truncated"),
         (("UPDATE consent_chain SET head_seq = 50",), "chain head signature does not verify"),
+        # statistics columns, in a chunk of the worker's and in one of this process's
+        (
+            ("UPDATE consent_stats SET language = 'xx' WHERE seq = 14",),
+            "(seq 14): statistics columns differ from the signed body: language",
+        ),
+        (("DELETE FROM consent_stats WHERE seq = 45",), "(seq 45): no statistics row"),
+        (
+            ("UPDATE consent_stats SET seq = 0 WHERE seq = 20",),
+            "(seq 20): no statistics row (consent_stats) for this receipt",
+        ),
     ],
 )
 def test_verify_in_two_processes_finds_the_same(

@@ -312,6 +312,56 @@ def test_verify_finds_statistics_that_differ_from_the_body(store_url: str) -> No
     ]
 
 
+# Each statistics column set to a value its body does not hold (PostgreSQL and SQLite alike).
+_EDITS = {
+    "ts": "ts + 1",
+    "subject_id": "'someone else'",
+    "event": "'withdrawn'",
+    "granted": "granted + 1",
+    "refused": "0",
+    "method": "'api'",
+    "language": "'xx'",
+    "gpc": "1 - gpc",
+    "revision": "'r2'",
+}
+
+
+@pytest.mark.parametrize("column", list(_EDITS))
+def test_verify_finds_each_statistics_column_that_differs(store_url: str, column: str) -> None:
+    """Every column is compared with the body, also where the rows before and after it
+    (with the same statistics values) pass."""
+    stored = record_receipts(store_url, seed_receipts())
+    seq = next(s.seq for s in stored[4:] if s.receipt.refused and s.receipt.method != "api")
+    execute_sql(
+        store_url, f"UPDATE consent_stats SET {column} = {_EDITS[column]} WHERE seq = {seq}"
+    )
+    result = verify_store(open_store(store_url, SIGNER), SIGNER)
+    assert [(f.seq, f.code, f.reason) for f in result.findings] == [
+        (seq, "column:stats", f"statistics columns differ from the signed body: {column}")
+    ]
+
+
+def test_verify_finds_statistics_rows_without_their_receipt(store_url: str) -> None:
+    """A statistics row whose receipt is gone, or whose seq is a chain record's, is found;
+    one after the signed head (appended meanwhile) is left to a later verification."""
+    record_receipts(store_url, seed_receipts())
+    columns = "ts, subject_id, event, granted, refused, method, language, gpc, revision"
+    execute_sql(
+        store_url,
+        # seq 0: before the first receipt; seq 3 moved to seq 0 leaves seq 3 without one
+        f"INSERT INTO consent_stats (seq, {columns}) SELECT 0, {columns} FROM consent_stats"
+        " WHERE seq = 3",
+        "DELETE FROM consent_stats WHERE seq = 3",
+        f"INSERT INTO consent_stats (seq, {columns}) SELECT 1000, {columns} FROM consent_stats"
+        " WHERE seq = 4",
+    )
+    result = verify_store(open_store(store_url, SIGNER), SIGNER)
+    assert [(f.seq, f.code, f.reason) for f in result.findings] == [
+        (3, "column:stats", "no statistics row (consent_stats) for this receipt"),
+        (0, "column:stats", "a statistics row without its receipt"),
+    ]
+
+
 def test_purge_removes_the_statistics_rows(
     store_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

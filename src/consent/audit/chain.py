@@ -20,6 +20,7 @@ from ..store.chain import (
     record_problem,
     span,
 )
+from .columns import StatsCheck
 from .fast import _Fast
 from .findings import Finding, Incident, VerifyResult, _Findings
 from .lines import _stored
@@ -244,12 +245,18 @@ class _Chain:
             )
         )
 
-    def add_batch(self, batch: list[Values], row_from: Callable[[Values], ReceiptRow]) -> None:
+    def add_batch(
+        self,
+        batch: list[Values],
+        row_from: Callable[[Values], ReceiptRow],
+        stats: StatsCheck | None = None,
+    ) -> None:
         """:meth:`add` for each row of a store.
 
         A row that passes :meth:`_Fast.check` and directly follows the previous one (next seq,
         linked hash) is counted without more ado; any other row takes the full way, which
-        finds whatever is wrong with it.
+        finds whatever is wrong with it. ``stats``: the rows carry their statistics rows
+        (``iter_values(stats=True)``), checked there.
         """
         check = self.fast.check
         keyed = self.keyed
@@ -265,6 +272,8 @@ class _Chain:
                 and type(values[0]) is int
                 and check(values, keyed)
             ):
+                if stats is not None:
+                    stats.checked(values)
                 previous = (values[0], values[9])
                 last = values
                 count += 1
@@ -274,6 +283,9 @@ class _Chain:
                 self.last = (last[0], last[9], last[1])
                 self.count += count
                 last, count = None, 0
+            if stats is not None:
+                stats.unchecked(values)
+                values = values[:10]
             self.add(row_from(values))
             keyed = self.keyed
             previous = self._previous()
@@ -287,7 +299,7 @@ class _Chain:
         chunk does not follow on from the rows so far (then check the chunk again here)."""
         if summary is None:
             return False
-        count, first, last_seq, last_hash, last_id, keyed = summary
+        count, first, last_seq, last_hash, last_id, keyed, _ = summary
         if first is None:
             return True  # no rows in that range
         previous = self._previous()

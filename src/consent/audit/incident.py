@@ -40,7 +40,7 @@ def record_incident(
     for one marker (restore a backup instead).
     """
     for _ in range(3):
-        chain, state, _ = _walk_store(store, signer, workers)
+        chain, state, _, _ = _walk_store(store, signer, workers, columns=False)
         if state.head is not None and not signer.knows(state.head.kid):
             raise ValueError(
                 f"the chain head is signed with a key that is not configured (kid "

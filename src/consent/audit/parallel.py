@@ -31,6 +31,7 @@ from typing import Any, BinaryIO, TextIO, cast
 
 from ..receipts import ReceiptSigner
 from ..store import ReceiptStore, open_store
+from .columns import StatsCheck
 from .fast import _Fast
 from .lines import _export_blocks
 from .rows import Values, _batches
@@ -43,8 +44,8 @@ _COPY_MAX = 1 << 30  # bytes per kernel copy call
 # (min_seq, max_seq, done by the worker); None: no limit on that side.
 _Plan = list[tuple[int | None, int | None, bool]]
 # A chunk checked by the worker: (rows, first row's values, last seq, last hash, last id,
-# whether its rows are linked with the key).
-_Summary = tuple[int, "Values | None", int, str, str, bool]
+# whether its rows are linked with the key, receipts found with a sound statistics row).
+_Summary = tuple[int, "Values | None", int, str, str, bool, int]
 # A chunk exported by the worker: (rows, temporary file holding its UTF-8 text, its size).
 _Spool = tuple[int, str, int]
 
@@ -70,11 +71,15 @@ def _plan(store: ReceiptStore, state: Any, workers: int | None, *, every: int) -
     return plan
 
 
-def _check_chunk(store: ReceiptStore, fast: _Fast, low: int, high: int) -> _Summary | None:
+def _check_chunk(
+    store: ReceiptStore, fast: _Fast, low: int, high: int, categories: dict[str, int] | None
+) -> _Summary | None:
     """The worker's check of one chunk: its summary when every row passes
-    :meth:`_Fast.check` with the same kind of link and links to the one before it, else
+    :meth:`_Fast.check` with the same kind of link and links to the one before it (and,
+    with ``categories``, has the statistics row its body says: :class:`StatsCheck`), else
     None."""
-    batches, _ = _batches(store, max_seq=high, min_seq=low)
+    stats = None if categories is None else StatsCheck(categories)
+    batches, _ = _batches(store, max_seq=high, min_seq=low, stats=stats is not None)
     check = fast.check
     first: Values | None = None
     keyed = True
@@ -93,9 +98,13 @@ def _check_chunk(store: ReceiptStore, fast: _Fast, low: int, high: int) -> _Summ
                 first = values
             elif seq != last_seq + 1 or values[8] != last_hash or not check(values, keyed):
                 return None
+            if stats is not None:
+                stats.checked(values)
+                if stats.suspects:
+                    return None
             last_seq, last_hash, last_id = seq, values[9], values[1]
             count += 1
-    return count, first, last_seq, last_hash, last_id, keyed
+    return count, first, last_seq, last_hash, last_id, keyed, stats.matched if stats else 0
 
 
 def _spool_chunk(
@@ -150,9 +159,9 @@ def _worker() -> tuple[ReceiptStore, _Fast]:
     return _opened
 
 
-def _verify_chunk(low: int, high: int) -> _Summary | None:
+def _verify_chunk(low: int, high: int, categories: dict[str, int] | None) -> _Summary | None:
     store, fast = _worker()
-    return _check_chunk(store, fast, low, high)
+    return _check_chunk(store, fast, low, high, categories)
 
 
 def _export_chunk(

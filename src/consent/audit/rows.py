@@ -20,7 +20,9 @@ def _batches(
     *,
     max_seq: int | None = None,
     min_seq: int | None = None,
+    stats: bool = False,
 ) -> tuple[Iterator[list[Values]], Callable[[Values], ReceiptRow]]:
-    """The store's rows in batches of value tuples, and how to turn one into a ReceiptRow."""
-    batches = store.iter_values(since, until, event, max_seq=max_seq, min_seq=min_seq)
+    """The store's rows in batches of value tuples (with ``stats``, each followed by its
+    statistics row), and how to turn one (its first ten values) into a ReceiptRow."""
+    batches = store.iter_values(since, until, event, max_seq=max_seq, min_seq=min_seq, stats=stats)
     return batches, store.row_from_values

@@ -26,7 +26,7 @@ from ..store.chain import (
 )
 from .archive import EXPORT_KEY, check_file_policies, check_store
 from .chain import _Chain, _result
-from .columns import stats_findings
+from .columns import StatsCheck, stats_check, stats_findings
 from .fast import _Fast
 from .findings import Finding, VerifyResult
 from .heads import _expected_head, _head_finding
@@ -53,7 +53,7 @@ def verify_store(
     is the same).
     """
     try:
-        chain, state, head = _walk_store(store, signer, workers)
+        chain, state, head, stats = _walk_store(store, signer, workers)
     except StoreDamaged as exc:
         return VerifyResult(
             ok=False,
@@ -67,7 +67,7 @@ def verify_store(
         chain.note(finding)
     for found in check_store(store, signer, state):  # the policy archive
         chain.note(Finding(found.reason, found.seq, found.receipt_id, found.code))
-    for finding in stats_findings(store, head):  # the statistics columns
+    for finding in stats_findings(store, head, stats):  # the statistics columns
         chain.note(finding)
     notes = []
     if expect_head is not None:
@@ -90,11 +90,14 @@ def _hash_at(store: ReceiptStore, seq: int) -> str | None:
 
 
 def _walk_store(
-    store: ReceiptStore, signer: ReceiptSigner, workers: int | None
-) -> tuple[_Chain, ChainState, ChainHead | None]:
+    store: ReceiptStore, signer: ReceiptSigner, workers: int | None, *, columns: bool = True
+) -> tuple[_Chain, ChainState, ChainHead | None, StatsCheck | None]:
     """Read the log up to its signed head and check every row: the chain (with its
-    findings), the signed state read first, and the head the end was checked against."""
+    findings), the signed state read first, the head the end was checked against, and what
+    the rows' statistics columns showed (None: the store has none, or not ``columns``)."""
     state = store.chain_state()
+    stats = stats_check(store) if columns else None
+    categories = None if stats is None else stats.categories
     chain = _Chain(signer, state.start())
     if state.checkpoint is not None and not state.checkpoint.verify(signer):
         chain.note(
@@ -107,28 +110,33 @@ def _walk_store(
     max_seq = head.seq if head is not None else None
     plan = _plan(store, state, workers, every=2)
     if plan is None:
-        batches, row_from = _batches(store, max_seq=max_seq)
+        batches, row_from = _batches(store, max_seq=max_seq, stats=stats is not None)
         for batch in batches:
-            chain.add_batch(batch, row_from)
+            chain.add_batch(batch, row_from, stats)
     else:
         # Two processes: the worker checks its chunks (its share of seq ranges) the quick
         # way; this one checks the others, then takes each of the worker's in order, where
         # it links to the one before. A chunk the worker could not prove, or that does not
         # link, is checked here again, the usual way: the findings and their messages are
         # the same as in one process.
-        with _Worker(store, signer, plan, _verify_chunk) as worker:
+        with _Worker(store, signer, plan, _verify_chunk, categories) as worker:
             for low, high, remote in plan:
-                if remote and chain.join(worker.next()):
+                summary = worker.next() if remote else None
+                if remote and chain.join(summary):
+                    if stats is not None and summary is not None:
+                        stats.matched += summary[6]
                     continue
-                batches, row_from = _batches(store, max_seq=high, min_seq=low)
+                batches, row_from = _batches(
+                    store, max_seq=high, min_seq=low, stats=stats is not None
+                )
                 for batch in batches:
-                    chain.add_batch(batch, row_from)
+                    chain.add_batch(batch, row_from, stats)
     if head is not None:
         head = _tail(store, chain, head, signer)
     if store.chain_state().checkpoint != state.checkpoint:
         # A purge ran meanwhile: the rows read may come from before and after it.
-        return _walk_store(store, signer, workers)
-    return chain, state, head
+        return _walk_store(store, signer, workers, columns=columns)
+    return chain, state, head, stats
 
 
 def _tail(store: ReceiptStore, chain: _Chain, head: ChainHead, signer: ReceiptSigner) -> ChainHead:

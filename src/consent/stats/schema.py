@@ -21,15 +21,20 @@ from typing import Any
 
 __all__ = [
     "STATS_COLUMNS",
+    "Only",
     "create_postgres",
     "create_sqlite",
+    "file_categories",
     "file_mismatches",
     "migrate_postgres",
     "migrate_sqlite",
     "postgres_mismatches",
     "postgres_statements",
     "sqlite_mismatches",
+    "stats_rows",
+    "url_categories",
     "url_mismatches",
+    "with_stats_columns",
 ]
 
 STATS_COLUMNS = "seq, ts, subject_id, event, granted, refused, method, language, gpc, revision"
@@ -240,13 +245,52 @@ def _difference(names: list[str], derived: Any, stored: Any) -> str:
 _NAMES = [c.strip() for c in STATS_COLUMNS.split(",")]
 
 
-def _mismatches(conn: Any, query: str, max_seq: int | None) -> Iterator[tuple[int, str, str]]:
-    """The findings of a mismatch ``query`` (rows of receipt id, the derived columns, the
+def with_stats_columns(columns: str, where: str) -> str:
+    """The query of ``iter_values(stats=True)`` (SQLite and PostgreSQL): ``columns`` of the
+    receipts selected by ``where``, each followed by its statistics row (NULLs when it has
+    none), in seq order."""
+    outer = ", ".join(f"r.{name.strip()}" for name in columns.split(","))
+    stats = ", ".join(f"s.{name}" for name in _NAMES[1:])
+    return (
+        f"SELECT {outer}, {stats} FROM (SELECT {columns} FROM consent_receipts{where}) AS r"
+        " LEFT JOIN consent_stats AS s ON s.seq = r.seq ORDER BY r.seq"
+    )
+
+
+class Only:
+    """What a mismatch query checks (up to ``max_seq``), after a verification has compared
+    most rows itself: the receipts ``seqs`` (None: all), and statistics rows without their
+    receipt when there are more statistics rows than the ``matched`` receipts it found with
+    one (None: always)."""
+
+    def __init__(self, seqs: list[int] | None = None, matched: int | None = None) -> None:
+        self.seqs = seqs
+        self.matched = matched
+
+    def clauses(self, max_seq: int | None) -> list[str]:
+        """``AND`` clauses (on ``r.seq``) for each query: one, or one per part of ``seqs``."""
+        limit = "" if max_seq is None else f" AND r.seq <= {int(max_seq)}"
+        if self.seqs is None:
+            return [limit]
+        ordered = sorted(set(self.seqs))
+        return [
+            f"{limit} AND r.seq IN ({', '.join(str(int(s)) for s in ordered[i : i + 500])})"
+            for i in range(0, len(ordered), 500)
+        ]
+
+
+def _mismatches(
+    conn: Any, queries: list[str], max_seq: int | None, only: Only
+) -> Iterator[tuple[int, str, str]]:
+    """The findings of the mismatch ``queries`` (rows of receipt id, the derived columns, the
     stored ones), then every statistics row without its receipt; SQLite and PostgreSQL alike."""
     n = len(_NAMES)
-    for found in conn.execute(query):
-        want, have = found[1 : 1 + n], found[1 + n :]
-        yield int(want[0]), str(found[0]), _difference(_NAMES, want, have)
+    for query in queries:
+        for found in conn.execute(query):
+            want, have = found[1 : 1 + n], found[1 + n :]
+            yield int(want[0]), str(found[0]), _difference(_NAMES, want, have)
+    if only.matched is not None and stats_rows(conn, max_seq) == only.matched:
+        return  # every statistics row belongs to a receipt found with it
     orphan_limit = "" if max_seq is None else f" AND s.seq <= {int(max_seq)}"
     for (seq,) in conn.execute(
         "SELECT s.seq FROM consent_stats AS s LEFT JOIN consent_receipts AS r ON r.seq = s.seq"
@@ -255,24 +299,33 @@ def _mismatches(conn: Any, query: str, max_seq: int | None) -> Iterator[tuple[in
         yield int(seq), "", "a statistics row without its receipt"
 
 
+def stats_rows(conn: Any, max_seq: int | None) -> int:
+    """How many statistics rows there are up to ``max_seq`` (SQLite and PostgreSQL)."""
+    limit = "" if max_seq is None else f" WHERE seq <= {int(max_seq)}"
+    found = conn.execute(f"SELECT COUNT(*) FROM consent_stats{limit}").fetchone()
+    return int(found[0])
+
+
 def sqlite_mismatches(
-    conn: sqlite3.Connection, max_seq: int | None
+    conn: sqlite3.Connection, max_seq: int | None, only: Only | None = None
 ) -> Iterator[tuple[int, str, str]]:
     """(seq, receipt_id, what differs) for every receipt whose statistics row is missing or
     differs from what its body says, and every statistics row without its receipt."""
-    limit = "" if max_seq is None else f" AND r.seq <= {int(max_seq)}"
+    only = only or Only()
     derived = ", ".join(f"{e} AS d{i}" for i, e in enumerate(_sqlite_derived()))
     stored = ", ".join(f"s.{name}" for name in _NAMES)
     differs = " OR ".join(f"d.d{i} IS NOT s.{name}" for i, name in enumerate(_NAMES))
-    receipts = f"consent_receipts AS r WHERE {_sqlite_is_receipt('r')}{limit}"
-    query = (
-        f"SELECT r.receipt_id, d.*, {stored} FROM"
-        f" (SELECT {derived} FROM {_sqlite_fields(receipts, 'r.seq', 'r.body')}) AS d"
-        " JOIN consent_receipts AS r ON r.seq = d.d0"
-        f" LEFT JOIN consent_stats AS s ON s.seq = d.d0 WHERE s.seq IS NULL OR {differs}"
-        " ORDER BY d.d0"
-    )
-    return _mismatches(conn, query, max_seq)
+    queries = []
+    for limit in only.clauses(max_seq):
+        receipts = f"consent_receipts AS r WHERE {_sqlite_is_receipt('r')}{limit}"
+        queries.append(
+            f"SELECT r.receipt_id, d.*, {stored} FROM"
+            f" (SELECT {derived} FROM {_sqlite_fields(receipts, 'r.seq', 'r.body')}) AS d"
+            " JOIN consent_receipts AS r ON r.seq = d.d0"
+            f" LEFT JOIN consent_stats AS s ON s.seq = d.d0 WHERE s.seq IS NULL OR {differs}"
+            " ORDER BY d.d0"
+        )
+    return _mismatches(conn, queries, max_seq, only)
 
 
 # ------------------------------------------------------------------------------- PostgreSQL
@@ -445,37 +498,71 @@ def migrate_postgres(conn: Any) -> bool:
     return True
 
 
-def postgres_mismatches(conn: Any, max_seq: int | None) -> Iterator[tuple[int, str, str]]:
+def postgres_mismatches(
+    conn: Any, max_seq: int | None, only: Only | None = None
+) -> Iterator[tuple[int, str, str]]:
     """:func:`sqlite_mismatches` for PostgreSQL."""
-    limit = "" if max_seq is None else f" AND r.seq <= {int(max_seq)}"
+    only = only or Only()
     derived = ", ".join(f"{e} AS d{i}" for i, e in enumerate(_pg_derived("p.seq", "p.b")))
     stored = ", ".join(f"s.{name}" for name in _NAMES)
     differs = " OR ".join(f"d.d{i} IS DISTINCT FROM s.{name}" for i, name in enumerate(_NAMES))
     # Each body parsed once (MATERIALIZED: not once per expression using it).
-    query = (
+    queries = [
         "WITH p AS MATERIALIZED (SELECT r.seq, r.receipt_id, consent_stats_json(r.body) AS b"
         f" FROM consent_receipts AS r WHERE r.subject_id <> ''{limit})"
         f" SELECT d.*, {stored} FROM (SELECT p.receipt_id, {derived} FROM p"
         " WHERE jsonb_typeof(p.b) = 'object') AS d"
         f" LEFT JOIN consent_stats AS s ON s.seq = d.d0 WHERE s.seq IS NULL OR {differs}"
         " ORDER BY d.d0"
-    )
-    return _mismatches(conn, query, max_seq)
+        for limit in only.clauses(max_seq)
+    ]
+    return _mismatches(conn, queries, max_seq, only)
 
 
-def file_mismatches(path: str, max_seq: int | None) -> list[tuple[int, str, str]]:
+def _categories(conn: Any) -> dict[str, int]:
+    return {
+        str(k): int(b) for b, k in conn.execute("SELECT bit, key FROM consent_stats_categories")
+    }
+
+
+def file_categories(path: str) -> dict[str, int] | None:
+    """The bit of each category key of the SQLite store at ``path``; None for a store
+    without statistics columns yet (made by an earlier version and not migrated)."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+    try:
+        return _categories(conn) if _sqlite_has_triggers(conn) else None
+    finally:
+        conn.close()
+
+
+def url_categories(url: str) -> dict[str, int] | None:
+    """:func:`file_categories` for the PostgreSQL store at ``url``."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as pg:
+        found = pg.execute(_PG_HAS_TRIGGERS).fetchone()
+        if found is None or int(found[0]) != 3:
+            return None
+        return _categories(pg)
+
+
+def file_mismatches(
+    path: str, max_seq: int | None, only: Only | None = None
+) -> list[tuple[int, str, str]]:
     """:func:`sqlite_mismatches` for the SQLite file at ``path``, read only; nothing for a
     store without statistics columns yet (made by an earlier version and not migrated)."""
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
     try:
         if not _sqlite_has_triggers(conn):
             return []
-        return list(sqlite_mismatches(conn, max_seq))
+        return list(sqlite_mismatches(conn, max_seq, only))
     finally:
         conn.close()
 
 
-def url_mismatches(url: str, max_seq: int | None) -> list[tuple[int, str, str]]:
+def url_mismatches(
+    url: str, max_seq: int | None, only: Only | None = None
+) -> list[tuple[int, str, str]]:
     """:func:`postgres_mismatches` for the PostgreSQL store at ``url``; nothing for a store
     without statistics columns yet."""
     import psycopg
@@ -484,4 +571,4 @@ def url_mismatches(url: str, max_seq: int | None) -> list[tuple[int, str, str]]:
         found = pg.execute(_PG_HAS_TRIGGERS).fetchone()
         if found is None or int(found[0]) != 3:
             return []
-        return list(postgres_mismatches(pg, max_seq))
+        return list(postgres_mismatches(pg, max_seq, only))

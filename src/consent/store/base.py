@@ -281,9 +281,15 @@ class ReceiptStore(Protocol):
         *,
         max_seq: int | None = None,
         min_seq: int | None = None,
+        stats: bool = False,
     ) -> Iterator[list[tuple[Any, ...]]]:
         """:meth:`iter_raw` in batches of plain tuples (export and verification read the log
-        this way); :meth:`row_from_values` turns one into its :class:`ReceiptRow`."""
+        this way); :meth:`row_from_values` turns one into its :class:`ReceiptRow`.
+
+        ``stats`` (a store with statistics columns, :mod:`consent.stats.schema`): each tuple
+        goes on with the receipt's statistics row (its ``STATS_COLUMNS`` after ``seq``; all
+        None when it has none), read in the same query; the first ten values are the row's.
+        """
         ...
 
     def row_from_values(self, values: tuple[Any, ...]) -> ReceiptRow:
@@ -480,14 +486,18 @@ class StoreBase:
         *,
         max_seq: int | None = None,
         min_seq: int | None = None,
+        stats: bool = False,
     ) -> Iterator[list[tuple[Any, ...]]]:
         """:meth:`iter_raw` in batches of plain tuples, for export and verification; with
-        ``min_seq``, only rows from that seq on.
+        ``min_seq``, only rows from that seq on. ``stats`` needs a store with statistics
+        columns (this one has none: ValueError).
 
         Each tuple holds a row's values in :class:`ReceiptRow` field order, as the database
         returned them; :meth:`row_from_values` turns one into the :class:`ReceiptRow` that
         :meth:`iter_raw` yields for it. Stores override this to skip building row objects.
         """
+        if stats:
+            raise ValueError(f"{self!r} keeps no statistics columns")
         return values_in_batches(self.iter_raw(since, until, event, max_seq=max_seq), min_seq)
 
     @staticmethod

@@ -33,6 +33,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool
 
 from ..receipts import ChainHead, Receipt, ReceiptSigner, StoredReceipt
+from ..stats.schema import with_stats_columns
 from .base import (
     HISTORY_LIMIT,
     ArchivedPolicy,
@@ -499,10 +500,13 @@ class PostgresStore(GroupCommit, StoreBase):
         *,
         max_seq: int | None = None,
         min_seq: int | None = None,
+        stats: bool = False,
     ) -> Iterator[list[tuple[Any, ...]]]:
         """The rows as psycopg returns them, in batches (see ``StoreBase.iter_values``)."""
         where, params = range_filter("%s", since, until, event, max_seq, min_seq)
         query = f"SELECT {_COLUMNS} FROM consent_receipts{where} ORDER BY seq"
+        if stats:
+            query = with_stats_columns(_COLUMNS, where)
         # A server-side cursor: rows arrive in batches, memory stays flat.
         with (
             self._sync_conn() as conn,

@@ -36,6 +36,7 @@ except ImportError:  # pragma: no cover - not on Windows
     fcntl = None  # type: ignore[assignment]
 
 from ..receipts import ChainHead, Receipt, ReceiptSigner, StoredReceipt
+from ..stats.schema import with_stats_columns
 from .base import (
     HISTORY_LIMIT,
     VALUES_BATCH,
@@ -559,13 +560,15 @@ class SQLiteStore(GroupCommit, StoreBase):
         *,
         max_seq: int | None = None,
         min_seq: int | None = None,
+        stats: bool = False,
     ) -> Iterator[list[tuple[Any, ...]]]:
         """The rows as sqlite3 returns them, in batches (see ``StoreBase.iter_values``)."""
         where, params = range_filter("?", since, until, event, max_seq, min_seq)
+        query = f"SELECT {_COLUMNS} FROM consent_receipts{where} ORDER BY seq"
+        if stats:
+            query = with_stats_columns(_COLUMNS, where)
         with self._sync_conn() as conn:
-            cursor = conn.execute(
-                f"SELECT {_COLUMNS} FROM consent_receipts{where} ORDER BY seq", params
-            )
+            cursor = conn.execute(query, params)
             while batch := cursor.fetchmany(VALUES_BATCH):
                 yield batch
 
