@@ -1,6 +1,7 @@
 """Speed and memory of ``consent stats`` over a large receipt log.
 
     python benchmarks/stats.py [--sizes 100000,1000000] [--rounds 3] [--keep DIR] [--quick]
+                               [--before SRC]
 
 For each size an SQLite store is written with the store's own schema (so the statistics
 triggers fill ``consent_stats`` as the rows go in) and sealing code: signed canonical bodies,
@@ -14,8 +15,10 @@ visitor by week, and per decision over one month (``--since``/``--until``). Repo
 (min / median / max), the peak RSS of the process (``resource.getrusage``) and the peak of
 Python allocations (``tracemalloc``, in a separate run): both must stay flat as the log grows,
 because only the aggregates leave the database. Also times the migration of a store of an
-earlier version (the statistics tables dropped, then ``migrate_sqlite``). Not a test: the
-numbers depend on the machine.
+earlier version (the statistics tables dropped, then ``migrate_sqlite``). ``--before SRC``
+measures the package in SRC (an older ``src/`` directory) too, round by round with this one,
+on a store it generates itself (with its own schema and indexes). Not a test: the numbers
+depend on the machine.
 """
 
 from __future__ import annotations
@@ -130,13 +133,20 @@ def child(db: str, task: str, trace: bool) -> None:
     )
 
 
-def run_child(db: Path, task: str, trace: bool = False) -> dict[str, float]:
+def _env(src: str | None) -> dict[str, str]:
+    env = dict(os.environ)
+    if src is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [src, env.get("PYTHONPATH")]))
+    return env
+
+
+def run_child(db: Path, task: str, trace: bool = False, src: str | None = None) -> dict[str, float]:
     done = subprocess.run(
         [sys.executable, __file__, "--child", str(db), task] + (["--trace"] if trace else []),
         capture_output=True,
         text=True,
         check=True,
-        env=os.environ,
+        env=_env(src),
     )
     result: dict[str, float] = json.loads(done.stdout)
     return result
@@ -173,12 +183,20 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="keep (and reuse) the generated stores here")
     parser.add_argument("--quick", action="store_true", help="10,000 receipts, one round")
     parser.add_argument("--no-migration", action="store_true")
+    parser.add_argument("--before", metavar="SRC", help="also measure the package in SRC")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--generate", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--trace", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args.child[0], args.child[1], args.trace)
         return
+    if args.generate:
+        print(generate(Path(args.generate[0]), int(args.generate[1])))
+        return
+    versions: list[tuple[str, str | None]] = [("after", None)]
+    if args.before:
+        versions.insert(0, ("before", str(Path(args.before).resolve())))
     sizes = [10_000] if args.quick else [int(s) for s in args.sizes.split(",")]
     rounds = 1 if args.quick else args.rounds
     where = args.keep or Path(tempfile.mkdtemp(prefix="consent-stats-bench-"))
@@ -186,34 +204,55 @@ def main() -> None:
     print(f"machine: {machine()}; load {load()}")
     results = []
     for size in sizes:
-        db = where / f"stats-{size}.db"
-        if not db.exists():
-            seconds = generate(db, size)
-            print(
-                f"generated {size:,} receipts in {seconds:.1f} s ({db.stat().st_size / 1e6:.0f} MB)"
+        dbs = {}
+        for name, src in versions:
+            db = dbs[name] = where / (
+                f"stats-{size}.db" if src is None else f"stats-{size}-{name}.db"
             )
-        for task in TASKS:
-            times, rss = [], []
-            for _ in range(rounds):
-                found = run_child(db, task)
-                times.append(found["seconds"])
-                rss.append(found["rss"])
-            traced = run_child(db, task, trace=True)
-            results.append(
-                (
-                    f"{size:,}",
-                    task,
-                    fmt3(times, ".2f"),
-                    f"{max(rss) / 2**20:.0f}",
-                    f"{traced['traced'] / 2**20:.2f}",
-                    f"{int(found['decisions']):,}",
+            if not db.exists():
+                done = subprocess.run(
+                    [sys.executable, __file__, "--generate", str(db), str(size)],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                    env=_env(src),
                 )
-            )
+                seconds = float(done.stdout.strip().splitlines()[-1])
+                print(
+                    f"generated {size:,} receipts ({name}) in {seconds:.1f} s"
+                    f" ({db.stat().st_size / 1e6:.0f} MB)"
+                )
+        db = dbs["after"]
+        for task in TASKS:
+            runs: dict[str, tuple[list[float], list[float], dict[str, float]]] = {
+                name: ([], [], {}) for name, _ in versions
+            }
+            for _ in range(rounds):
+                for name, src in versions:
+                    found = run_child(dbs[name], task, src=src)
+                    runs[name][0].append(found["seconds"])
+                    runs[name][1].append(found["rss"])
+                    runs[name][2].update(found)
+            for name, src in versions:
+                times, rss, found = runs[name]
+                traced = run_child(dbs[name], task, trace=True, src=src)
+                results.append(
+                    (
+                        f"{size:,}",
+                        task,
+                        name,
+                        fmt3(times, ".2f"),
+                        f"{max(rss) / 2**20:.0f}",
+                        f"{traced['traced'] / 2**20:.2f}",
+                        f"{int(found['decisions']):,}",
+                    )
+                )
         if not args.no_migration:
             results.append(
                 (
                     f"{size:,}",
                     "migration of an earlier version's store",
+                    "after",
                     f"{migration(db):.2f}",
                     "",
                     "",
@@ -221,12 +260,14 @@ def main() -> None:
                 )
             )
         if not args.keep:
-            db.unlink()
+            for path in dbs.values():
+                path.unlink()
     print(
         table(
             [
                 "receipts",
                 "statistics",
+                "version",
                 "seconds (min / median / max)",
                 "peak RSS MB",
                 "Python peak MB",

@@ -100,6 +100,44 @@ def test_numbers_per_decision_and_per_visitor(
     check_numbers(capsys, store_url)
 
 
+def _indexes(url: str) -> set[str]:
+    if url.startswith("sqlite:"):
+        with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
+            found = conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'consent_stats'"
+            ).fetchall()
+    else:
+        import psycopg
+
+        with psycopg.connect(url) as pg:
+            found = pg.execute(
+                "SELECT indexname FROM pg_indexes WHERE tablename = 'consent_stats'"
+            ).fetchall()
+    return {str(name) for (name,) in found} - {"consent_stats_pkey"}
+
+
+def test_statistics_columns_of_the_version_before_get_the_day_index(
+    store_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A store whose statistics columns the version before made (their index led by the
+    timestamp) gets the index led by the day from the next `consent stats`, and the numbers
+    are the same: per visitor too, with the revisions counted per decision."""
+    record_receipts(store_url, seed_receipts())
+    execute_sql(
+        store_url,
+        "DROP INDEX consent_stats_day",
+        "CREATE INDEX consent_stats_ts ON consent_stats"
+        " (ts, granted, refused, gpc, event, method, language, revision, subject_id)",
+    )
+    check_numbers(capsys, store_url)
+    assert _indexes(store_url) == {"consent_stats_day"}
+    visitors = stats(capsys, store_url, "--per", "visitor")
+    assert [(r["revision"], r["first"], r["decisions"]) for r in visitors["revisions"]] == [
+        ("rev-A", "2026-11-02T10:00:00Z", 5),
+        ("rev-B", "2026-11-10T09:00:00Z", 5),
+    ]
+
+
 def test_load_this_once_receipts_are_not_counted_as_decisions(
     store_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from ..store.sqlite import path_from_url
-from .schema import migrate_postgres, migrate_sqlite
+from .schema import DAY, PG_DAY, migrate_postgres, migrate_sqlite
 
 __all__ = [
     "EVENTS",
@@ -164,16 +164,66 @@ def _aggregates(bits: Sequence[tuple[int, str]]) -> str:
     return ", ".join(parts)
 
 
-def _range(since: int | None, until: int | None, mark: str) -> tuple[str, list[Any]]:
-    # Always a lower bound: SQLite then reads the covering index (consent_stats_ts) alone,
-    # instead of choosing the table's rows, spread among the receipts' pages.
+def _range(since: int | None, until: int | None, mark: str, day: str) -> tuple[str, list[Any]]:
+    # The days first: SQLite then reads the covering index (consent_stats_day) alone, and only
+    # the days in the range, instead of choosing the table's rows, spread among the receipts'
+    # pages. Then the exact bounds.
     # Only decisions count: a "Load this once" receipt (event once) consents to one embed on
     # one page view and changes no choice.
-    clauses, params = [f"ts >= {mark}", _DECISIONS], [since if since is not None else -1]
+    start = since if since is not None else -1
+    clauses = [f"{day} >= {mark}", f"ts >= {mark}", _DECISIONS]
+    params: list[Any] = [start - start % _DAY - _DAY, start]
     if until is not None:
-        clauses.append(f"ts < {mark}")
-        params.append(until)
+        clauses += [f"{day} <= {mark}", f"ts < {mark}"]
+        params += [until - until % _DAY + _DAY, until]
     return " WHERE " + " AND ".join(clauses), params
+
+
+def _groups(day: str, split: Split | None) -> str:
+    """Per decision, the groups of the covering index, read in its order (no sort): each
+    day's receipts by revision and choice, and by language and method when a split needs
+    them."""
+    groups = f"{day}, revision, granted, refused, gpc, event"
+    if split == "language":
+        return f"{groups}, language"
+    if split == "method":
+        return f"{groups}, language, method"
+    return groups
+
+
+def _fold(
+    buckets: dict[tuple[int, str | None], Bucket],
+    key: tuple[int, str | None],
+    by: By,
+    bits: Sequence[tuple[int, str]],
+    choice: Sequence[Any],
+    n: int,
+) -> Bucket:
+    """Add ``n`` decisions of one ``choice`` (granted, refused, gpc, event) to the bucket
+    ``key``: the sums the aggregate of :func:`_aggregates` makes, here over a few groups."""
+    bucket = buckets.get(key)
+    if bucket is None:
+        bucket = buckets[key] = Bucket(key[0], bucket_end(key[0], by), key[1])
+    granted, refused, gpc, event = (int(choice[0]), int(choice[1]), int(choice[2]), choice[3])
+    bucket.decisions += n
+    if granted == 0:
+        bucket.reject_all += n
+    elif refused == 0:
+        bucket.accept_all += n
+    else:
+        bucket.custom += n
+    bucket.gpc += gpc * n
+    event = str(event)
+    if event in EVENTS:
+        bucket.events[event] = bucket.events.get(event, 0) + n
+    offered = granted | refused
+    for bit, category in bits:
+        if (offered >> (bit - 1)) & 1:
+            bucket.offered[category] = bucket.offered.get(category, 0) + n
+            bucket.granted[category] = (
+                bucket.granted.get(category, 0) + ((granted >> (bit - 1)) & 1) * n
+            )
+    return bucket
 
 
 def _bucket_from(
@@ -205,6 +255,7 @@ class _Backend:
     """The SQL that differs between SQLite and PostgreSQL."""
 
     mark = "?"
+    day = DAY
 
     def __init__(self, execute: Any) -> None:
         self.execute = execute
@@ -226,6 +277,7 @@ class _Backend:
 
 class _PgBackend(_Backend):
     mark = "%s"
+    day = PG_DAY
 
     def bucket(self, by: By) -> str:
         if by == "month":
@@ -255,40 +307,39 @@ def _collect(
         (int(b), str(k))
         for b, k in execute("SELECT bit, key FROM consent_stats_categories ORDER BY bit", [])
     ]
-    where, params = _range(since, until, backend.mark)
+    where, params = _range(since, until, backend.mark, backend.day)
     split_column = split or "''"
     aggregates = _aggregates(bits)
     buckets: dict[tuple[int, str | None], Bucket] = {}
     revisions: dict[str, list[int]] = {}
     if per == "decision":
-        # Days in the database, weeks and months added up here (counts of receipts add up).
-        day = backend.bucket("day")
-        query = (
-            f"SELECT {day} AS b, revision, {split_column} AS sp, MIN(ts), MAX(ts), {aggregates}"
-            f" FROM consent_stats{where} GROUP BY b, revision, sp"
-        )
+        # Days and choices in the database, in the order of the index; the shares, weeks
+        # and months added up here (counts of receipts add up, over some thousand groups).
+        groups = _groups(backend.day, split)
+        query = f"SELECT {groups}, COUNT(*), MIN(ts), MAX(ts) FROM consent_stats{where} GROUP BY {groups}"
+        at = {"language": 6, "method": 7, "revision": 1}.get(split or "")
         for found in execute(query, params):
-            start, revision, sp, first, last = found[:5]
-            key = (bucket_start(int(start), by), None if split is None else str(sp))
-            part = _bucket_from(found[5:], key[0], by, key[1], bits)
-            seen = revisions.setdefault(str(revision), [int(first), int(last), 0])
-            seen[0], seen[1] = min(seen[0], int(first)), max(seen[1], int(last))
-            seen[2] += part.decisions
-            if key in buckets:
-                buckets[key].add(part)
-            else:
-                buckets[key] = part
+            n, first, last = int(found[-3]), int(found[-2]), int(found[-1])
+            sp = None if at is None else str(found[at])
+            _fold(buckets, (bucket_start(int(found[0]), by), sp), by, bits, found[2:6], n)
+            seen = revisions.setdefault(str(found[1]), [first, last, 0])
+            seen[0], seen[1] = min(seen[0], first), max(seen[1], last)
+            seen[2] += n
     else:
         latest = backend.latest(backend.bucket(by), where, split_column)
         query = f"SELECT b, sp, {aggregates} FROM ({latest}) AS latest GROUP BY b, sp"
         for found in execute(query, params):
             start, sp = int(found[0]), None if split is None else str(found[1])
             buckets[(start, sp)] = _bucket_from(found[2:], start, by, sp, bits)
-        for revision, first, last, count in execute(
-            f"SELECT revision, MIN(ts), MAX(ts), COUNT(*) FROM consent_stats{where} GROUP BY revision",
+        # By day (the order of the index, no sort), added up here.
+        for _, revision, first, last, count in execute(
+            f"SELECT {backend.day}, revision, MIN(ts), MAX(ts), COUNT(*)"
+            f" FROM consent_stats{where} GROUP BY {backend.day}, revision",
             params,
         ):
-            revisions[str(revision)] = [int(first), int(last), int(count)]
+            seen = revisions.setdefault(str(revision), [int(first), int(last), 0])
+            seen[0], seen[1] = min(seen[0], int(first)), max(seen[1], int(last))
+            seen[2] += int(count)
     ordered = sorted(buckets.values(), key=lambda b: (b.start, b.split or ""))
     used = {key for bucket in ordered for key in bucket.offered}
     return Statistics(
