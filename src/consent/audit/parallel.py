@@ -38,7 +38,9 @@ from .rows import Values, _batches
 
 _PARALLEL_MIN_ROWS = 200_000  # below this, starting a process costs more than it saves
 _CHUNK_ROWS = 4096  # seqs per chunk (about 12 MB of export)
-_AHEAD = 2  # chunks the worker may have done before this process takes them
+# Chunks the worker may have done before this process takes them: its files wait on disk,
+# not in memory, and with more of them the worker waits less on this process's writes.
+_AHEAD = 4
 _COPY_MAX = 1 << 30  # bytes per kernel copy call
 
 # (min_seq, max_seq, done by the worker); None: no limit on that side.
