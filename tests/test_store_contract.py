@@ -252,6 +252,27 @@ async def test_iter_values_gives_the_rows_of_iter_raw(url: str) -> None:
     ] == [57, 58, 59, 60]
 
 
+async def test_iter_values_with_statistics_rows(url: str) -> None:
+    """``stats=True``: each row followed by its statistics row (None where it has none), in
+    the same query; a store that keeps no statistics columns says so."""
+    store = _open(url)
+    await _fill(store, 12)
+    if url.startswith("memory:"):
+        with pytest.raises(ValueError, match="no statistics columns"):
+            store.iter_values(stats=True)
+        return
+    execute_sql(url, "DELETE FROM consent_stats WHERE seq = 5")
+    rows = [values for batch in store.iter_values(max_seq=8, stats=True) for values in batch]
+    assert [store.row_from_values(values[:10]) for values in rows] == list(
+        store.iter_raw(max_seq=8)
+    )
+    assert [len(values) for values in rows] == [19] * 8
+    assert [values[0] for values in rows if values[10] is None] == [5]
+    for values in rows:
+        if values[10] is not None:  # ts, subject_id, event as the receipt's columns
+            assert tuple(values[10:13]) == (values[3], values[2], values[4])
+
+
 # --------------------------------------------------------------------------- purge
 
 
