@@ -154,7 +154,7 @@ def run_child(db: Path, task: str, trace: bool = False, src: str | None = None) 
 
 def migration(db: Path) -> float:
     """Seconds to migrate a copy of ``db`` with the statistics tables dropped."""
-    from consent.stats.schema import migrate_sqlite
+    from consent.store.statistics import migrate_sqlite
 
     copy = db.with_name(db.stem + "-old.db")
     src = sqlite3.connect(db)

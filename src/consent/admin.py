@@ -27,10 +27,10 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from .audit import parse_time
 from .policy import Policy, load_policy
 from .receipts import format_time
 from .store import StoreUnavailable
+from .times import parse_time
 from .web.metrics import ConsentMetrics
 
 __all__ = ["AuthHook", "create_app", "token_auth"]

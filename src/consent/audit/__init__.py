@@ -6,7 +6,7 @@ signed body, and, for a store, that the log ends where the signed chain head say
 starts where the signed purge checkpoint says it starts. It reports every finding, and the
 incident markers with the findings each of them covers.
 
-One module per job: :mod:`.times` (time arguments), :mod:`.lines` (the export formats),
+One module per job (time arguments are :mod:`consent.times`'s): :mod:`.lines` (the export formats),
 :mod:`.export` (also as W3C DPV consent records), :mod:`.subject` (one visitor's receipts for an
 access request, with a signed statement), :mod:`.verify` (with :mod:`.chain`, :mod:`.heads` and
 :mod:`.findings`), :mod:`.archive` (the policy archive's checks, and its lines in an export),
@@ -17,6 +17,7 @@ command's handlers live in :mod:`consent.cli.audit` and :mod:`consent.cli.revisi
 
 from __future__ import annotations
 
+from ..times import parse_time
 from .export import export, export_dpv
 from .findings import MAX_LISTED, Finding, Incident, VerifyResult
 from .heads import parse_head
@@ -24,7 +25,6 @@ from .incident import NothingToRecord, record_incident
 from .lines import CSV_COLUMNS, EVENTS
 from .purge import purge, retention_cutoff
 from .subject import export_subject
-from .times import parse_time
 from .verify import verify_file, verify_store
 
 __all__ = [

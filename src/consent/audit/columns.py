@@ -5,7 +5,7 @@ one query) and compares the two on the body text, the way :class:`~consent.audit
 checks the other columns: a sealed body is canonical JSON, so ``"method":"banner"`` occurs in
 it exactly when its method is ``banner``. What it cannot settle that way (no statistics row, a
 value that differs, a row that took the full way) it leaves to the database, which derives
-the columns from the body again (:func:`consent.stats.schema.sqlite_mismatches`) and words the
+the columns from the body again (:func:`consent.store.statistics.sqlite_mismatches`) and words the
 findings. Statistics rows without their receipt are looked for only when there are more of
 them than the receipts that were found with one.
 """
@@ -16,8 +16,14 @@ import json
 from typing import Any
 
 from ..receipts import ChainHead
-from ..stats.schema import Only, file_categories, file_mismatches, url_categories, url_mismatches
 from ..store import ReceiptStore, StoreUnavailable
+from ..store.statistics import (
+    Only,
+    file_categories,
+    file_mismatches,
+    url_categories,
+    url_mismatches,
+)
 from .fast import _json_str
 from .findings import Finding
 from .rows import Values
@@ -170,7 +176,7 @@ def _read(store: ReceiptStore, from_file: Any, from_url: Any, *args: Any) -> Any
 def stats_findings(
     store: ReceiptStore, head: ChainHead | None, walked: StatsCheck | None = None
 ) -> list[Finding]:
-    """A finding per receipt whose statistics columns (:mod:`consent.stats.schema`) differ
+    """A finding per receipt whose statistics columns (:mod:`consent.store.statistics`) differ
     from its signed body, up to the signed head, and per statistics row without its receipt;
     none for a store without the columns. ``walked``: what the walk of the log found (only
     the rows it could not settle are looked at again); None: every row is.

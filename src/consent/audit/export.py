@@ -14,11 +14,11 @@ from ..receipts import (
 from ..store import ReceiptStore
 from ..store.base import ReceiptRow
 from ..store.chain import RECORD_EVENTS
+from ..times import _as_time
 from .archive import policy_lines, revisions_named
 from .fast import _Fast
 from .lines import CSV_COLUMNS, EVENTS, _csv_expected, _csv_safe, _export_blocks
 from .parallel import _export_parallel, _plan
-from .times import _as_time
 
 
 def export(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from ..store import ReceiptStore
-from .times import _as_time
+from ..times import _as_time
 
 
 def purge(store: ReceiptStore, before: int | str) -> int:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..store import StoreUnavailable
+from ..times import parse_time
 
 __all__ = ["cmd_stats", "register"]
 
@@ -15,8 +16,6 @@ EXIT_OK, EXIT_USAGE = 0, 2
 
 
 def _time(value: str) -> int:
-    from ..audit import parse_time
-
     try:
         return parse_time(value)
     except ValueError as exc:

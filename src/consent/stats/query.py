@@ -1,5 +1,5 @@
 """Consent statistics: per time bucket, decisions and the share granting each category,
-aggregated by the database from the statistics columns (:mod:`consent.stats.schema`).
+aggregated by the database from the statistics columns (:mod:`consent.store.statistics`).
 
 Two ways of counting (``per``):
 
@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from ..store.sqlite import path_from_url
-from .schema import DAY, PG_DAY, migrate_postgres, migrate_sqlite
+from ..store.statistics import DAY, PG_DAY, migrate_postgres, migrate_sqlite
 
 __all__ = [
     "EVENTS",

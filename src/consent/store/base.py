@@ -286,7 +286,7 @@ class ReceiptStore(Protocol):
         """:meth:`iter_raw` in batches of plain tuples (export and verification read the log
         this way); :meth:`row_from_values` turns one into its :class:`ReceiptRow`.
 
-        ``stats`` (a store with statistics columns, :mod:`consent.stats.schema`): each tuple
+        ``stats`` (a store with statistics columns, :mod:`consent.store.statistics`): each tuple
         goes on with the receipt's statistics row (its ``STATS_COLUMNS`` after ``seq``; all
         None when it has none), read in the same query; the first ten values are the row's.
         """

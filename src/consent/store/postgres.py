@@ -33,7 +33,6 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool
 
 from ..receipts import ChainHead, Receipt, ReceiptSigner, StoredReceipt
-from ..stats.schema import with_stats_columns
 from .base import (
     HISTORY_LIMIT,
     ArchivedPolicy,
@@ -58,6 +57,7 @@ from .chain import (
 from .schema import CHAIN_COLUMNS as _CHAIN_COLUMNS
 from .schema import CHAIN_LOCK, create_postgres_tables, upsert_checkpoint, upsert_head
 from .schema import COLUMNS as _COLUMNS
+from .statistics import with_stats_columns
 
 __all__ = ["PostgresStore"]
 

@@ -8,7 +8,7 @@ store or added to a store of an earlier version.
 ``consent_policies``   the policy archive: each revision's texts by their SHA-256
 =====================  ================================================================
 
-The statistics tables (``consent_stats``) are :mod:`consent.stats.schema`'s; a new store gets
+The statistics tables (``consent_stats``) are :mod:`consent.store.statistics`'s; a new store gets
 them with its own tables.
 """
 
@@ -17,8 +17,8 @@ from __future__ import annotations
 import sqlite3
 from typing import TYPE_CHECKING, Any
 
-from ..stats.schema import create_sqlite as create_stats_columns
-from ..stats.schema import postgres_statements as stats_statements
+from .statistics import create_sqlite as create_stats_columns
+from .statistics import postgres_statements as stats_statements
 
 if TYPE_CHECKING:
     import psycopg

@@ -36,7 +36,6 @@ except ImportError:  # pragma: no cover - not on Windows
     fcntl = None  # type: ignore[assignment]
 
 from ..receipts import ChainHead, Receipt, ReceiptSigner, StoredReceipt
-from ..stats.schema import with_stats_columns
 from .base import (
     HISTORY_LIMIT,
     VALUES_BATCH,
@@ -68,6 +67,7 @@ from .schema import (
     upsert_checkpoint,
     upsert_head,
 )
+from .statistics import with_stats_columns
 
 __all__ = ["SQLiteStore", "path_from_url"]
 
