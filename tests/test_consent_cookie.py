@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from itsdangerous import Signer, URLSafeTimedSerializer
+from itsdangerous import BadData, Signer, URLSafeTimedSerializer
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -384,3 +384,75 @@ def test_the_signer_signs_as_itsdangerous_does_with_its_own_key_derivation() -> 
     retired = plain([OLD_KEY]).sign(payload).decode()
     assert retired != value
     assert cookie.loads(retired)[0].granted == {"analytics"}
+
+
+def _mutations() -> st.SearchStrategy[str]:
+    """Cookie values near genuine ones: signed by either key or another, edited, cut, joined
+    with another value, or text that was never a cookie."""
+    genuine = st.sampled_from(
+        [
+            new_cookie(ConsentCookie([KEY], POLICY), {"analytics"}),
+            new_cookie(ConsentCookie([OLD_KEY], POLICY), set()),
+            new_cookie(ConsentCookie(["a-key-the-site-never-had-01234"], POLICY), set()),
+        ]
+    )
+    edit = st.tuples(
+        st.sampled_from(["replace", "insert", "delete", "cut"]),
+        st.integers(0),
+        st.sampled_from([*"aZ09-_.=+/ !é", "\x00", "\udc80", ".."]),
+    )
+
+    def apply(value: str, edits: list[tuple[str, int, str]]) -> str:
+        for kind, position, char in edits:
+            i = position % (len(value) + 1)
+            if kind == "replace":
+                value = value[:i] + char + value[i + 1 :]
+            elif kind == "insert":
+                value = value[:i] + char + value[i:]
+            elif kind == "delete":
+                value = value[:i] + value[i + 1 :]
+            else:
+                value = value[:i]
+        return value
+
+    return st.one_of(
+        st.builds(apply, genuine, st.lists(edit, max_size=3)),
+        st.text(max_size=120),
+        st.builds(lambda a, b: a.rsplit(".", 1)[0] + "." + b.rsplit(".", 1)[-1], genuine, genuine),
+    )
+
+
+@settings(max_examples=500, deadline=None)
+@given(value=_mutations())
+def test_the_signature_check_answers_as_the_itsdangerous_signer_does(value: str) -> None:
+    """``ConsentCookie`` checks signatures in one call on the request path; it accepts and
+    rejects exactly what its itsdangerous ``Signer`` does (rotated keys included), with the
+    same payload."""
+    cookie = ConsentCookie([KEY, OLD_KEY], POLICY)
+    try:
+        expected: bytes | type[Exception] | None = cookie._signer.unsign(value)
+    except BadData:
+        expected = None
+    except UnicodeError:
+        expected = UnicodeError
+    try:
+        found: bytes | type[Exception] | None = cookie._unsign(value)
+    except UnicodeError:
+        found = UnicodeError
+    assert found == expected
+
+
+def test_every_choice_is_read_back_as_the_plain_decision() -> None:
+    """The sets of granted and refused categories are made once per choice read from a
+    cookie: each choice reads back as ``decision`` makes it, and the sets kept are bounded."""
+    cookie = ConsentCookie([KEY], POLICY)
+    keys = sorted(POLICY.optional)
+    for mask in range(1 << len(keys)):
+        granted = {key for i, key in enumerate(keys) if mask >> i & 1}
+        for _ in range(2):  # made, then kept
+            state = cookie.decision(
+                granted, receipt_id="r-1", subject_id="s-1", decided_at=int(time.time())
+            )
+            assert cookie.loads(cookie.dumps(state))[0] == state
+    assert len(cookie._masks) == 1 << len(keys)
+    assert len(cookie._masks) <= state_module._MASKS_LIMIT

@@ -7,6 +7,7 @@ body text of sealed receipts.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import time
@@ -179,28 +180,41 @@ def test_headers_sent_once_do_not_push_out_those_that_come_back(
         max_size=4,
     )
 )
-def test_header_views_built_with_cached_names_match_a_fresh_parse(headers: list[bytes]) -> None:
-    """Views built with the name cache (names seen in earlier headers) hold what parsing the
-    header afresh with cookie_pairs and the classifier gives."""
+def test_header_views_built_from_cached_shapes_match_a_fresh_parse(headers: list[bytes]) -> None:
+    """Views built from a shape (cached by the header's skeleton, made with the names seen in
+    earlier headers) hold what parsing the header afresh with cookie_pairs and the classifier
+    gives, and let through what filtering those pairs one by one lets through."""
     mw = _middleware()
+    undecided = mw.cookie.no_decision
+    decided = mw.cookie.decision({"analytics"}, receipt_id=None, subject_id="s")
     for header in headers * 2:
-        view = mw_module._CookieView(header, mw.filter._names)
+        view = mw.filter.view(header)
+        pairs = cookie_pairs(header)
+        assert [(name, view.parts[at].strip(b" \t")) for at, name, _, _ in view.items] == pairs
         expected = [
-            (
-                name,
-                raw,
-                None if name == mw.cookie_name else mw.classifier.match(name),
-                name == mw.cookie_name,
-            )
-            for name, raw in cookie_pairs(header)
+            (name, None if name == mw.cookie_name else mw.classifier.match(name))
+            for name, _ in pairs
         ]
-        assert list(view.items) == expected
-        consent = [
-            raw[len(name) + 1 :].strip(b' \t"').decode("ascii")
-            for name, raw in cookie_pairs(header)
-            if name == mw.cookie_name
+        assert [(name, match) for _, name, match, _ in view.items] == expected
+        assert [is_consent for *_, is_consent in view.items] == [
+            name == mw.cookie_name for name, _ in pairs
         ]
+        consent = []
+        for name, raw in pairs:
+            if name == mw.cookie_name:
+                with contextlib.suppress(UnicodeDecodeError):
+                    consent.append(raw[len(name) + 1 :].strip(b' \t"').decode("ascii"))
         assert list(view.consent) == consent
+        for state in (undecided, decided):
+            outcome = view.outcome(state, False, mw.filter)
+            kept = [
+                raw
+                for name, raw in pairs
+                if name == mw.cookie_name
+                or ((match := mw.classifier.match(name)) is not None and match[0] in state.allowed)
+            ]
+            assert view.header(outcome) == b"; ".join(kept)
+            assert outcome.dropped == (len(kept) < len(pairs))
 
 
 def test_set_cookie_filter_same_answers_on_repeat() -> None:
@@ -642,7 +656,66 @@ def test_long_cookie_names_are_parsed_but_not_kept() -> None:
     long_name = b"x" * 300
     header = b"session=s; " + long_name + b"=1; px_uid=2"
     for _ in range(2):
-        view = mw_module._CookieView(header, mw.filter._names)
-        assert [item[0] for item in view.items] == ["session", "x" * 300, "px_uid"]
+        view = mw.filter.view(header)
+        assert [item[1] for item in view.items] == ["session", "x" * 300, "px_uid"]
     assert long_name.decode() not in mw.filter._names
     assert "px_uid" in mw.filter._names
+
+
+def test_visitors_sending_the_same_cookies_share_a_shape_but_not_a_decision() -> None:
+    """Headers with the same cookies (each visitor's own values) are filtered with one cached
+    shape; each consent cookie is still verified on its own: a forged one among genuine ones
+    is no decision, and every visitor gets their own choice and subject."""
+    mw = _middleware()
+    cookie = mw.cookie
+    choices = [{"analytics"}, set(), {"analytics", "marketing"}]
+    headers = []
+    for i, granted in enumerate(choices * 3):
+        state = cookie.decision(granted, receipt_id=f"r-{i}", subject_id=f"s-{i}")
+        headers.append(
+            b"consent=%s; session=v%d; stats_vid=a%d; px_uid=m%d"
+            % (cookie.dumps(state).encode(), i, i, i)
+        )
+    genuine = headers[0].split(b";")[0]
+    forged = genuine[:-3] + (b"AAA" if not genuine.endswith(b"AAA") else b"BBB")
+    headers.append(headers[0].replace(genuine, forged))
+
+    async def visits() -> list[Scope]:
+        return [(await _call(mw, _scope(header)))[0] for header in headers * 2]
+
+    seen = anyio.run(visits)
+    assert len(mw.filter._shapes) == 1
+    for i, inner in enumerate(seen):
+        header = headers[i % len(headers)]
+        state = inner["state"]["consent"]
+        sent = dict(
+            pair.split(b"=", 1)
+            for v in (v for k, v in inner["headers"] if k == b"cookie")
+            for pair in v.split(b"; ")
+        )
+        if i % len(headers) == len(headers) - 1:  # the forged one
+            assert not state.decided
+            assert sorted(sent) == [b"consent", b"session"]
+            continue
+        n = i % len(headers)
+        assert state.subject_id == f"s-{n}"
+        assert set(state.granted) == choices[n % 3]
+        expected = [b"consent", b"session"]
+        expected += [b"stats_vid"] if "analytics" in state.granted else []
+        expected += [b"px_uid"] if "marketing" in state.granted else []
+        assert sorted(sent) == sorted(expected)
+        assert sent[b"session"] == b"v%d" % n
+        assert header.startswith(b"consent=" + sent[b"consent"])
+
+
+def test_the_shapes_kept_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(mw_module, "_SHAPE_CACHE_LIMIT", 8)
+    mw = _middleware()
+
+    async def many() -> None:
+        for i in range(30):
+            await _call(mw, _scope(b"session=1; n%d=2" % i))
+
+    anyio.run(many)
+    assert len(mw.filter._shapes) == 8
+    assert b"session=; n29=" in mw.filter._shapes  # the newest stay

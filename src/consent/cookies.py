@@ -15,6 +15,7 @@ from typing import Any
 __all__ = [
     "build_deletion",
     "bytes_headers",
+    "cookie_names",
     "cookie_pairs",
     "deletion_variants",
     "header_bytes",
@@ -67,14 +68,22 @@ def cookie_pairs(header: bytes) -> list[tuple[str, bytes]]:
     rebuilt byte for byte. A pair with no ``=`` has the empty name (RFC 6265bis 5.6). Names are
     decoded as Latin-1, which cannot fail.
     """
+    parts = header.split(b";")
+    return [(name, parts[at].strip(b" \t")) for at, name in cookie_names(header)]
+
+
+def cookie_names(header: bytes) -> list[tuple[int, str]]:
+    """The names of a request ``Cookie`` header's pairs, each with where the pair is in
+    ``header.split(b";")`` (stripped of spaces and tabs, it is the pair as sent): the items
+    of :func:`cookie_pairs`, in order, by position."""
     out = []
-    for part in header.split(b";"):
+    for at, part in enumerate(header.split(b";")):
         part = part.strip(b" \t")
         if not part:
             continue
         eq = part.find(b"=")
         name = b"" if eq < 0 else part[:eq].strip(b" \t")
-        out.append((name.decode("latin-1"), part))
+        out.append((at, name.decode("latin-1")))
     return out
 
 

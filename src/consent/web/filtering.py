@@ -12,12 +12,13 @@ rewritten are filtered in the same pass as their other headers
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Sequence
 
 from starlette.types import Message
 
 from ..classify import Classifier, Match
-from ..cookies import bytes_headers, cookie_pairs, header_bytes, is_deletion, set_cookie_name
+from ..cookies import bytes_headers, cookie_names, header_bytes, is_deletion, set_cookie_name
 from ..html.headers import VARY_COOKIE, add_headers
 from ..state import ConsentState
 from .cache import BoundedCache
@@ -34,7 +35,10 @@ _VIEW_CACHE_BYTES = 4 << 20
 _VIEW_PAIR_COST = 128
 _SEEN_LIMIT = 8192
 _VIEW_MAX_HEADER = 4096
-_OUTCOME_LIMIT = 4
+_OUTCOME_LIMIT = 32
+# Shapes of Cookie headers (the cookies, without their values) kept, and what they may hold.
+_SHAPE_CACHE_LIMIT = 256
+_SHAPE_CACHE_BYTES = 1 << 20
 _NAME_CACHE_LIMIT = 1024
 _KEPT_SETS_LIMIT = 64
 NOTHING_KEPT: frozenset[bytes] = frozenset()
@@ -49,20 +53,21 @@ def _is_set_cookie(name: object) -> bool:
 
 
 class _Outcome:
-    """The request-side filtering of one Cookie header for one consent state (cached)."""
+    """The request-side filtering of one shape of Cookie header for one consent state (cached
+    per shape): which pairs pass, and what the others make the middleware do."""
 
-    __slots__ = ("blocked", "counted", "dropped", "expire", "expired", "header", "undeclared")
+    __slots__ = ("blocked", "counted", "dropped", "expire", "expired", "keep", "undeclared")
 
     def __init__(
         self,
-        header: bytes,
+        keep: tuple[int, ...],
         dropped: bool,
         blocked: tuple[str, ...],
         undeclared: tuple[str, ...],
         expire: tuple[tuple[bytes, bytes], ...],
         expired: tuple[str, ...],
     ) -> None:
-        self.header = header
+        self.keep = keep  # where the pairs that pass are, in header.split(b";")
         self.dropped = dropped
         self.blocked = blocked
         self.undeclared = undeclared
@@ -71,10 +76,14 @@ class _Outcome:
         self.counted = bool(blocked or undeclared or expired)
 
 
-# One pair of a Cookie header: (name, the pair as sent, its match or None, is the consent
-# cookie).
-_Pair = tuple[str, bytes, "Match | None", bool]
+# One pair of a Cookie header: (where it is in header.split(b";"), name, its match or None,
+# is the consent cookie).
+_Pair = tuple[int, str, "Match | None", bool]
 _NAME_MAX = 256
+
+# A pair's value: from the first "=" of the pair to the next ";". A Cookie header with every
+# value cut to "=" (its skeleton) has the same pairs, with the same names, in the same places.
+_VALUE = re.compile(rb"=[^;]*")
 
 
 class _Names(dict[str, tuple[str, "Match | None", bool]]):
@@ -102,43 +111,36 @@ class _Names(dict[str, tuple[str, "Match | None", bool]]):
         return found
 
 
-class _CookieView:
-    """What one (merged) request Cookie header holds.
+class _Shape:
+    """The cookies of a Cookie header, without their values: where each pair is, its name,
+    category and whether it is the consent cookie; and per consent state, what passes.
 
-    Visitors often send the same header on request after request, so the parsing, the consent
-    cookie values and the classification of every name are cached per header (from the second
-    time it is seen: see ``CookieFilter.view``); the filtering result is cached per
-    consent state. Only pure functions of the header live here, and the decided
-    state its consent cookie was verified to hold (``verified``), whose lifetime the
-    middleware re-checks on every request.
+    Every visitor of a site sends one of a few shapes (the same cookies, each with its own
+    values), so a visitor the middleware has not seen before is filtered with the work done
+    for the others: made from the header's skeleton (see ``_VALUE``), cached by it.
     """
 
-    __slots__ = ("consent", "items", "outcomes", "verified")
+    __slots__ = ("consent", "items", "outcomes")
 
-    def __init__(self, header: bytes, names: _Names) -> None:
-        consent: list[str] = []
-        # (name, raw pair, match or None, is the consent cookie)
+    def __init__(self, skeleton: bytes, names: _Names) -> None:
+        consent: list[tuple[int, str]] = []
         items: list[_Pair] = []
-        for name, raw in cookie_pairs(header):
+        for at, name in cookie_names(skeleton):
             found = names.get(name)
             if found is None:
                 found = names.add(name)
-            items.append((name, raw, found[1], found[2]))
+            items.append((at, name, found[1], found[2]))
             if found[2]:
-                value = raw[len(name) + 1 :].strip(b' \t"')
-                with contextlib.suppress(UnicodeDecodeError):
-                    consent.append(value.decode("ascii"))
+                consent.append((at, name))
         self.consent = tuple(consent)
         self.items = tuple(items)
-        # (decided state, when its cookie was signed)
-        self.verified: tuple[ConsentState, int] | None = None
         self.outcomes: dict[tuple[frozenset[str], frozenset[str], bool], _Outcome] = {}
 
-    def outcome(self, state: ConsentState, secure: bool, filt: CookieFilter) -> _Outcome:
+    def outcome(self, state: ConsentState, secure: bool, allow_undeclared: bool) -> _Outcome:
         key = (state.allowed, state.denied, secure)
         found = self.outcomes.get(key)
         if found is None:
-            found = self._filter(state.allowed, state.denied, secure, filt.allow_undeclared)
+            found = self._filter(state.allowed, state.denied, secure, allow_undeclared)
             if len(self.outcomes) >= _OUTCOME_LIMIT:
                 self.outcomes.clear()
             self.outcomes[key] = found
@@ -147,27 +149,27 @@ class _CookieView:
     def _filter(
         self, allowed: frozenset[str], denied: frozenset[str], secure: bool, allow_undeclared: bool
     ) -> _Outcome:
-        kept: list[bytes] = []
+        keep: list[int] = []
         dropped = False
         blocked: list[str] = []
         undeclared: list[str] = []
         expire: list[bytes] = []
         expired: list[str] = []
-        for cname, raw, found, is_consent in self.items:
+        for at, cname, found, is_consent in self.items:
             if is_consent:
-                kept.append(raw)
+                keep.append(at)
                 continue
             if found is None:
                 undeclared.append(cname)
                 if allow_undeclared:
-                    kept.append(raw)
+                    keep.append(at)
                 else:
                     dropped = True
                     blocked.append(UNDECLARED)
                 continue
             category = found[0]
             if category in allowed:
-                kept.append(raw)
+                keep.append(at)
                 continue
             dropped = True
             blocked.append(category)
@@ -177,7 +179,7 @@ class _CookieView:
                     expire.extend(deletions)
                     expired.append(category)
         return _Outcome(
-            b"; ".join(kept),
+            tuple(keep),
             dropped,
             tuple(blocked),
             tuple(undeclared),
@@ -186,6 +188,48 @@ class _CookieView:
             (*((b"set-cookie", header) for header in expire), *VARY_COOKIE) if expire else (),
             tuple(expired),
         )
+
+
+class _CookieView:
+    """What one (merged) request Cookie header holds: its shape, its pairs, the values of its
+    consent cookies.
+
+    Visitors often send the same header on request after request, so views are cached per
+    header (from the second time it is seen: see ``CookieFilter.view``), with the decided
+    state its consent cookie was verified to hold (``verified``), whose lifetime the
+    middleware re-checks on every request, and the header last filtered from it.
+    """
+
+    __slots__ = ("consent", "items", "last", "parts", "shape", "verified")
+
+    def __init__(self, header: bytes, shape: _Shape) -> None:
+        parts = header.split(b";")
+        consent: list[str] = []
+        for at, name in shape.consent:
+            value = parts[at].strip(b" \t")[len(name) + 1 :].strip(b' \t"')
+            with contextlib.suppress(UnicodeDecodeError):
+                consent.append(value.decode("ascii"))
+        self.consent = tuple(consent)
+        self.parts = parts
+        self.shape = shape
+        self.items = shape.items
+        # (decided state, when its cookie was signed)
+        self.verified: tuple[ConsentState, int] | None = None
+        # (an outcome, the header it lets through)
+        self.last: tuple[_Outcome, bytes] | None = None
+
+    def outcome(self, state: ConsentState, secure: bool, filt: CookieFilter) -> _Outcome:
+        return self.shape.outcome(state, secure, filt.allow_undeclared)
+
+    def header(self, outcome: _Outcome) -> bytes:
+        """The Cookie header that ``outcome`` lets through."""
+        last = self.last
+        if last is not None and last[0] is outcome:
+            return last[1]
+        parts = self.parts
+        header = b"; ".join([parts[at].strip(b" \t") for at in outcome.keep])
+        self.last = (outcome, header)
+        return header
 
 
 class CookieFilter:
@@ -211,6 +255,9 @@ class CookieFilter:
             _VIEW_CACHE_LIMIT, _VIEW_CACHE_BYTES, _view_cost
         )
         self._names = _Names(cookie_name, classifier)
+        self._shapes: BoundedCache[bytes, _Shape] = BoundedCache(
+            _SHAPE_CACHE_LIMIT, _SHAPE_CACHE_BYTES, _shape_cost
+        )
         self._seen: set[int] = set()  # hashes of headers seen once (see view)
         # Set-Cookie name bytes -> (name, match or None, is the consent cookie)
         self._set_names: dict[bytes, tuple[str, Match | None, bool]] = {}
@@ -226,7 +273,7 @@ class CookieFilter:
         except TypeError:  # a bytearray (ASGI says bytes): unhashable, so look up a copy
             return self.view(bytes(header))
         if view is None:
-            view = _CookieView(header, self._names)
+            view = _CookieView(header, self._shape(header))
             if len(header) <= _VIEW_MAX_HEADER:
                 # Kept from the second time a header is seen: many are sent once only (an
                 # analytics cookie that counts page views changes the header on every
@@ -240,6 +287,16 @@ class CookieFilter:
                         seen.clear()
                     seen.add(key)
         return view
+
+    def _shape(self, header: bytes) -> _Shape:
+        """The shape of a Cookie header (cached by its skeleton)."""
+        skeleton = _VALUE.sub(b"=", header)
+        shape = self._shapes.get(skeleton)
+        if shape is None:
+            shape = _Shape(skeleton, self._names)
+            if len(skeleton) <= _VIEW_MAX_HEADER:
+                self._shapes.put(skeleton, shape)
+        return shape
 
     def count_request(self, outcome: _Outcome) -> None:
         """Count what filtering a request's Cookie header removed and expired."""
@@ -343,4 +400,9 @@ class CookieFilter:
 
 
 def _view_cost(header: bytes, view: _CookieView) -> int:
-    return len(header) + _VIEW_PAIR_COST * len(view.items)
+    # the header, its parts, and what a filtered header may hold
+    return 3 * len(header) + _VIEW_PAIR_COST * len(view.parts)
+
+
+def _shape_cost(skeleton: bytes, shape: _Shape) -> int:
+    return len(skeleton) + _VIEW_PAIR_COST * len(shape.items)

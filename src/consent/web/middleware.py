@@ -221,8 +221,9 @@ class ConsentMiddleware:
                 cookie_filter.count_request(outcome)
             if outcome.dropped or cookie_count > 1:
                 headers = [(n, v) for n, v in headers if n != b"cookie"]
-                if outcome.header:
-                    headers.append((b"cookie", outcome.header))
+                header = view.header(outcome)
+                if header:
+                    headers.append((b"cookie", header))
         # The state dict is shared with the caller (as Starlette's request.state is), so what the
         # app stores there stays visible to outer middleware; filtered headers go into a copied
         # scope (the caller's keeps what the browser sent).
