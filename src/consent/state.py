@@ -62,6 +62,8 @@ _CACHE_LIMIT = 8192
 #: is kept beside it.
 _CACHE_BYTES = 4 << 20
 _ENTRY_COST = 256
+#: Hashes of values verified once kept, to cache those verified again (see ``_keep``).
+_SEEN_LIMIT = 8192
 #: A browser keeps no cookie longer than 4096 bytes (name and value): a longer value is no
 #: decision, without being verified.
 _VALUE_MAX = 4096
@@ -239,6 +241,7 @@ class ConsentCookie:
         "_no_decision",
         "_old",
         "_revision_bytes",
+        "_seen",
         "_signer",
         "lifetime",
         "necessary",
@@ -261,8 +264,11 @@ class ConsentCookie:
             key_derivation="none",
             digest_method=hashlib.sha256,
         )
-        # The derived keys, newest first: what _unsign tries.
-        self._keys = tuple(reversed(self._signer.secret_keys))
+        # An HMAC keyed with each derived key, newest first, that _unsign copies: keying one
+        # for every cookie costs more than checking the cookie.
+        self._keys = tuple(
+            hmac.new(key, digestmod=hashlib.sha256) for key in reversed(self._signer.secret_keys)
+        )
         self._old = URLSafeTimedSerializer(
             newest_last,
             salt=_OLD_SALT,
@@ -281,6 +287,7 @@ class ConsentCookie:
         # raw cookie value -> what it was verified to hold (oldest first out)
         self._cache: OrderedDict[str, _Verified] = OrderedDict()
         self._cache_bytes = 0
+        self._seen: set[int] = set()  # hashes of values verified once (see _keep)
         # Frozen, so one instance serves every request without a decision.
         self._no_decision = ConsentState(necessary=self.necessary)
 
@@ -361,7 +368,16 @@ class ConsentCookie:
         return state, subject
 
     def _keep(self, value: str, hit: _Verified) -> None:
-        """Cache a verified value, dropping the oldest beyond the count or the bytes."""
+        """Cache a verified value from the second time it is verified, dropping the oldest
+        beyond the count or the bytes. (When more visitors take turns than the cache holds,
+        every value would push out an older one, only to be pushed out before it comes back:
+        keeping it costs more than verifying it again.)"""
+        seen, key = self._seen, hash(value)
+        if key not in seen:
+            if len(seen) >= _SEEN_LIMIT:
+                seen.clear()
+            seen.add(key)
+            return
         cache = self._cache
         cost = len(value) + _ENTRY_COST
         try:
@@ -422,8 +438,10 @@ class ConsentCookie:
             mac = base64_decode(signature)
         except BadData:
             return None
-        for key in self._keys:
-            if hmac.compare_digest(mac, hmac.digest(key, payload, hashlib.sha256)):
+        for keyed in self._keys:
+            check = keyed.copy()
+            check.update(payload)
+            if hmac.compare_digest(mac, check.digest()):
                 return payload
         return None
 
