@@ -23,8 +23,8 @@ policy revision all mean "no decision". A validly signed cookie of an older revi
 its pseudonymous subject id, so the visitor's next receipt continues the same history.
 
 Visitors send the same cookie on every request, so validly signed cookie values are kept in one
-cache, bounded by count and by the bytes the values hold; the lifetime is checked again on every
-hit.
+cache (from the second time a value is verified), bounded by count and by the bytes the values
+hold; the lifetime is checked again on every hit.
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
 """The cookie filter, both directions: request ``Cookie`` headers and response ``Set-Cookie``.
 
 Request side: a :class:`_CookieView` of each (merged) ``Cookie`` header, cached, holds its pairs
-with their categories and, per consent state, what passes (:class:`_Outcome`): the header the
-application sees, and the deletions for cookies of refused categories the browser still sent.
+and its :class:`_Shape` (the cookies without their values, cached and shared by every visitor
+who sends the same cookies), which holds their categories and, per consent state, what passes
+(:class:`_Outcome`): the pairs the application sees, and the deletions for cookies of refused
+categories the browser still sent.
 Response side: :meth:`CookieFilter.keep_set_cookie` judges one ``Set-Cookie`` value (deletions
 always pass) and :meth:`CookieFilter.response_start` a whole start message; pages being
 rewritten are filtered in the same pass as their other headers
