@@ -10,12 +10,11 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from html import escape
-from typing import Final
 
 from starlette.types import Message, Scope, Send
 
 from ..pages import noscript_form
-from ..policy import Policy
+from ..policy import CONSENT_MODE_TYPES, Policy
 from ..state import ConsentState
 from .headers import VARY_COOKIE
 from .responder import DocumentCache, HtmlResponder, rewrite_document
@@ -30,17 +29,6 @@ __all__ = [
 
 _FORMS_LIMIT = 1024
 _FORM_ADDRESS_MAX = 1024  # forms for longer page addresses are made each time, never kept
-
-#: The Google Consent Mode v2 consent types.
-CONSENT_MODE_TYPES: Final = (
-    "ad_storage",
-    "ad_user_data",
-    "ad_personalization",
-    "analytics_storage",
-    "functionality_storage",
-    "personalization_storage",
-    "security_storage",
-)
 
 
 def _js_json(value: object) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
     AfterValidator,
@@ -29,16 +29,15 @@ _TOKEN_CHARS = r"!#$%&'*+\-.^_`|~0-9A-Za-z"
 COOKIE_NAME = re.compile(rf"[{_TOKEN_CHARS}]+")
 COOKIE_GLOB = re.compile(rf"[{_TOKEN_CHARS}?]+")
 
-CONSENT_MODE_TYPES = frozenset(
-    {
-        "ad_storage",
-        "ad_user_data",
-        "ad_personalization",
-        "analytics_storage",
-        "functionality_storage",
-        "personalization_storage",
-        "security_storage",
-    }
+#: The Google Consent Mode v2 consent types, in the order the banner's snippet names them.
+CONSENT_MODE_TYPES: Final = (
+    "ad_storage",
+    "ad_user_data",
+    "ad_personalization",
+    "analytics_storage",
+    "functionality_storage",
+    "personalization_storage",
+    "security_storage",
 )
 
 
@@ -364,7 +363,7 @@ class Category(_Model):
     @field_validator("consent_mode")
     @classmethod
     def _known_types(cls, v: list[str]) -> list[str]:
-        unknown = sorted(set(v) - CONSENT_MODE_TYPES)
+        unknown = sorted(set(v).difference(CONSENT_MODE_TYPES))
         if unknown:
             raise ValueError(
                 f"unknown Google Consent Mode type(s) {unknown}; known: {sorted(CONSENT_MODE_TYPES)}"
