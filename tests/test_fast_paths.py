@@ -190,13 +190,15 @@ def test_header_views_built_from_cached_shapes_match_a_fresh_parse(headers: list
     for header in headers * 2:
         view = mw.filter.view(header)
         pairs = cookie_pairs(header)
-        assert [(name, view.parts[at].strip(b" \t")) for at, name, _, _ in view.items] == pairs
+        assert [
+            (name, view.parts[at].strip(b" \t")) for at, name, _, _ in view.shape.items
+        ] == pairs
         expected = [
             (name, None if name == mw.cookie_name else mw.classifier.match(name))
             for name, _ in pairs
         ]
-        assert [(name, match) for _, name, match, _ in view.items] == expected
-        assert [is_consent for *_, is_consent in view.items] == [
+        assert [(name, match) for _, name, match, _ in view.shape.items] == expected
+        assert [is_consent for *_, is_consent in view.shape.items] == [
             name == mw.cookie_name for name, _ in pairs
         ]
         consent = []
@@ -657,7 +659,7 @@ def test_long_cookie_names_are_parsed_but_not_kept() -> None:
     header = b"session=s; " + long_name + b"=1; px_uid=2"
     for _ in range(2):
         view = mw.filter.view(header)
-        assert [item[1] for item in view.items] == ["session", "x" * 300, "px_uid"]
+        assert [item[1] for item in view.shape.items] == ["session", "x" * 300, "px_uid"]
     assert long_name.decode() not in mw.filter._names
     assert "px_uid" in mw.filter._names
 

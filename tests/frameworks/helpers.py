@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import socket
 import sys
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
@@ -38,6 +39,16 @@ MARKETING = {"px_uid", "_fbp"}
 
 #: A request ``Cookie`` header with one cookie of every kind (and one nobody declared).
 MIXED_COOKIES = "csrftoken=c1; stats_vid=v1; px_uid=p1; _ga=g1; tracker=t1"
+
+
+def loopback_listener(backlog: int) -> tuple[socket.socket, int]:
+    """A listening socket on a free loopback port (bound here, so the port is known before a
+    server given the socket's ``--fd`` starts), and its port."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(backlog)
+    return sock, sock.getsockname()[1]
 
 
 @contextmanager

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -17,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .helpers import EXAMPLES, KEY, POLICY
+from .helpers import EXAMPLES, KEY, POLICY, loopback_listener
 
 #: One app module, three ways of mounting the middleware (``MOUNT``); its inner app has a
 #: lifespan of its own, which writes ``STARTED`` to a file when it runs.
@@ -95,11 +94,7 @@ def _start(
     target: str = "startup_app:app",
 ) -> tuple[subprocess.Popen[bytes], str, Path]:
     log = tmp_path / "server.log"
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(16)
-    port = sock.getsockname()[1]
+    sock, port = loopback_listener(16)
     command = [
         sys.executable,
         "-m",

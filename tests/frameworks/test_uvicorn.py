@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .helpers import EXAMPLE_ENV, EXAMPLES, cookie_names
+from .helpers import EXAMPLE_ENV, EXAMPLES, cookie_names, loopback_listener
 
 
 @pytest.fixture(scope="module")
@@ -22,11 +21,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``uvicorn starlette_app:app`` in a subprocess, on a loopback socket bound here (so the
     port is free and known before the server starts); yields the base URL."""
     log = tmp_path_factory.mktemp("uvicorn") / "server.log"
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    port = sock.getsockname()[1]
+    sock, port = loopback_listener(64)
     command = [
         sys.executable,
         "-m",

@@ -202,7 +202,7 @@ class _CookieView:
     middleware re-checks on every request, and the header last filtered from it.
     """
 
-    __slots__ = ("consent", "items", "last", "parts", "shape", "verified")
+    __slots__ = ("consent", "last", "parts", "shape", "verified")
 
     def __init__(self, header: bytes, shape: _Shape) -> None:
         parts = header.split(b";")
@@ -214,7 +214,6 @@ class _CookieView:
         self.consent = tuple(consent)
         self.parts = parts
         self.shape = shape
-        self.items = shape.items
         # (decided state, when its cookie was signed)
         self.verified: tuple[ConsentState, int] | None = None
         # (an outcome, the header it lets through)

@@ -55,7 +55,8 @@ class ConsentMiddleware:
 
     A configuration error (no key, an invalid policy, a store URL no backend understands) does
     not raise: it is kept in ``startup_error`` and fails the server's lifespan startup with that
-    message; a request that arrives anyway is answered 500 and logged (:mod:`consent.web.startup`). An argument of the wrong type raises ``TypeError`` at once.
+    message; a request that arrives anyway is answered 500 and logged
+    (:mod:`consent.web.startup`). An argument of the wrong type raises ``TypeError`` at once.
     """
 
     def __init__(
@@ -213,7 +214,7 @@ class ConsentMiddleware:
         ``scope["state"]["consent"]``; and the deletions for refused cookies the browser sent."""
         expire: Sequence[tuple[bytes, bytes]] = ()
         headers = scope["headers"]
-        if view is not None and view.items:
+        if view is not None and view.shape.items:
             cookie_filter = self.filter
             outcome = view.outcome(state, scope.get("scheme") in ("https", "wss"), cookie_filter)
             expire = outcome.expire
