@@ -58,10 +58,14 @@ def at(text: str) -> int:
     return calendar.timegm((y, m, d, hh, mm, 0))
 
 
-def seed_receipts() -> list[Receipt]:
+Seed = tuple[str, "str | int", str, list[str], list[str], str, str, bool, str]
+
+
+def seed_receipts(seed: list[Seed] | None = None) -> list[Receipt]:
+    """The receipts of ``seed`` (default: ``SEED``); a time may be unix seconds."""
     receipts = []
     for n, (subject, when, event, granted, refused, method, language, gpc, revision) in enumerate(
-        SEED
+        SEED if seed is None else seed
     ):
         purposes = [Purpose(key="necessary", title="Necessary", necessary=True, granted=True)]
         purposes += [
@@ -72,7 +76,7 @@ def seed_receipts() -> list[Receipt]:
             Receipt(
                 receipt_id=str(uuid.UUID(int=n + 1)),
                 subject_id=subject,
-                timestamp=at(when),
+                timestamp=when if isinstance(when, int) else at(when),
                 event=event,
                 granted=granted,
                 refused=refused,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import shutil
 import sqlite3
 from pathlib import Path
@@ -12,13 +13,15 @@ import pytest
 
 from consent.audit import verify_store
 from consent.cli import main
-from consent.receipts import ReceiptSigner
+from consent.receipts import Receipt, ReceiptSigner, format_time
+from consent.stats.query import bucket_start
 from consent.store import open_store
 
 from .conftest import execute_sql, make_receipt, record_receipts
-from .stats_seed import TEST_KEY, at, seed_receipts
+from .stats_seed import AMP, SEED, TEST_KEY, Seed, at, seed_receipts
 
 OLD_STORE = Path(__file__).parent / "data" / "store-before-stats.db"
+NEXT_STORE = Path(__file__).parent / "data" / "store-before-next.db"
 SIGNER = ReceiptSigner([TEST_KEY])
 
 
@@ -116,26 +119,124 @@ def _indexes(url: str) -> set[str]:
     return {str(name) for (name,) in found} - {"consent_stats_pkey"}
 
 
-def test_statistics_columns_of_the_version_before_get_the_day_index(
+def test_statistics_columns_of_the_version_before_get_next_ts_and_the_index(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """tests/data/store-before-next.db was written by the version whose statistics columns had
+    no ``next_ts`` (see tests/data/make_store_before_stats.py). Recording goes on through its
+    triggers; the next `consent stats` adds the column, fills it, replaces the triggers and
+    the index, and the numbers are right per visitor too."""
+    path = tmp_path / "old.db"
+    shutil.copy(NEXT_STORE, path)
+    url = f"sqlite:///{path}"
+    assert _indexes(url) == {"consent_stats_day"}
+    before = verify_store(open_store(url, SIGNER), SIGNER)  # verified as it is
+    assert before.ok, before.message()
+    assert before.count == 10
+    assert _indexes(url) == {"consent_stats_day"}
+    check_numbers(capsys, url)
+    assert _indexes(url) == {"consent_stats_days"}
+    # s6's decision of 2026-12-01 08:05 is no longer its last that month.
+    later = seed_receipts([SEED[-1]])[0].model_copy(
+        update={
+            "receipt_id": "00000000-0000-4000-8000-0000000000ff",
+            "timestamp": at("2026-12-02 09:00"),
+            "granted": [],
+            "refused": AMP,
+        }
+    )
+    record_receipts(url, [later])
+    december = stats(capsys, url, "--per", "visitor", "--by", "month", "--since", "2026-12-01")
+    assert [counts(b) for b in december["buckets"]] == [
+        (1, (0, 1, 0), 0, {"analytics": (0, 1), "marketing": (0, 1), "preferences": (0, 1)})
+    ]
+    result = verify_store(open_store(url, SIGNER), SIGNER)
+    assert result.ok, result.message()
+
+
+@pytest.mark.postgres
+def test_postgres_statistics_columns_without_next_ts_are_migrated(
+    pg_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Statistics columns as the version before made them (no ``next_ts``, the index led by
+    the day with the subject): the next `consent stats` brings them to this version's."""
+    record_receipts(pg_url, seed_receipts())
+    execute_sql(
+        pg_url,
+        "ALTER TABLE consent_stats DROP COLUMN next_ts CASCADE",
+        "CREATE INDEX consent_stats_day ON consent_stats ((ts - mod(ts, 86400)), revision,"
+        " granted, refused, gpc, event, language, method, ts, subject_id)",
+    )
+    assert _indexes(pg_url) == {"consent_stats_day"}
+    check_numbers(capsys, pg_url)
+    assert _indexes(pg_url) == {"consent_stats_days"}
+    result = verify_store(open_store(pg_url, SIGNER), SIGNER)
+    assert result.ok, result.message()
+
+
+def _reference(
+    receipts: list[Receipt], by: str, since: int | None, until: int | None
+) -> dict[str, tuple[Any, ...]]:
+    """Per visitor, worked out the plain way: each visitor's receipt with the highest seq
+    among their decisions in each bucket and in the range, counted as :func:`counts` reads."""
+    latest: dict[tuple[int, str], Receipt] = {}
+    for receipt in receipts:  # in seq order
+        ts = receipt.timestamp
+        if receipt.event == "once" or (since is not None and ts < since):
+            continue
+        if until is not None and ts >= until:
+            continue
+        latest[(bucket_start(ts, by), receipt.subject_id)] = receipt  # type: ignore[arg-type]
+    found: dict[str, list[Any]] = {}
+    for (start, _), receipt in sorted(latest.items()):
+        b = found.setdefault(format_time(start), [0, [0, 0, 0], 0, {}])
+        b[0] += 1
+        b[1][0 if not receipt.refused else 1 if not receipt.granted else 2] += 1
+        b[2] += int(receipt.gpc)
+        for key in [*receipt.granted, *receipt.refused]:
+            granted, offered = b[3].get(key, (0, 0))
+            b[3][key] = (granted + (key in receipt.granted), offered + 1)
+    return {k: (v[0], tuple(v[1]), v[2], v[3]) for k, v in found.items()}
+
+
+def _visits(count: int, seed: int) -> list[Seed]:
+    """``count`` decisions of 30 visitors over about ten weeks, each a few minutes to a few
+    days after the one before, some visitors coming back often; one in ten "Load this once"."""
+    rng = random.Random(seed)
+    when = at("2026-10-30 22:00")
+    rows: list[Seed] = []
+    for _ in range(count):
+        when += rng.choice([60, 600, 3_600, 20_000, 86_400, 200_000])
+        subject = f"v{min(rng.randrange(30), rng.randrange(30))}"
+        granted = [key for key in AMP if rng.random() < 0.5]
+        event = rng.choice(["given", "updated", "refused", "withdrawn", "updated", "once"])
+        if event in ("refused", "withdrawn"):
+            granted = []
+        refused = [key for key in AMP if key not in granted]
+        method = rng.choice(["banner", "form", "api"])
+        rows.append((subject, when, event, granted, refused, method, "en", rng.random() < 0.2, "r"))
+    return rows
+
+
+def test_per_visitor_counts_each_visitors_last_decision_in_each_bucket(
     store_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A store whose statistics columns the version before made (their index led by the
-    timestamp) gets the index led by the day from the next `consent stats`, and the numbers
-    are the same: per visitor too, with the revisions counted per decision."""
-    record_receipts(store_url, seed_receipts())
-    execute_sql(
-        store_url,
-        "DROP INDEX consent_stats_day",
-        "CREATE INDEX consent_stats_ts ON consent_stats"
-        " (ts, granted, refused, gpc, event, method, language, revision, subject_id)",
-    )
-    check_numbers(capsys, store_url)
-    assert _indexes(store_url) == {"consent_stats_day"}
-    visitors = stats(capsys, store_url, "--per", "visitor")
-    assert [(r["revision"], r["first"], r["decisions"]) for r in visitors["revisions"]] == [
-        ("rev-A", "2026-11-02T10:00:00Z", 5),
-        ("rev-B", "2026-11-10T09:00:00Z", 5),
-    ]
+    """Against the plain way, by day, week and month, over the whole log and over ranges
+    whose ends cut a visitor's decisions in one bucket apart."""
+    receipts = seed_receipts(_visits(240, 7))
+    record_receipts(store_url, receipts)
+    middle = receipts[120].timestamp
+    ranges = [(None, None), (None, middle), (middle - 86_400 * 9, middle + 30_000)]
+    for by in ("day", "week", "month"):
+        for since, until in ranges:
+            options = ["--per", "visitor", "--by", by]
+            if since is not None:
+                options += ["--since", format_time(since)]
+            if until is not None:
+                options += ["--until", format_time(until)]
+            found = {b["start"]: counts(b) for b in stats(capsys, store_url, *options)["buckets"]}
+            assert found == _reference(receipts, by, since, until), (by, since, until)
+            assert found  # the range holds decisions
 
 
 def test_load_this_once_receipts_are_not_counted_as_decisions(
@@ -379,6 +480,23 @@ def test_verify_finds_each_statistics_column_that_differs(store_url: str, column
     ]
 
 
+def test_verify_finds_next_ts_that_is_not_the_visitors_next_decision(store_url: str) -> None:
+    """``next_ts`` comes from the log, not from one body: moved, cleared or set on a
+    visitor's last decision, it is found, on the row that holds it."""
+    stored = record_receipts(store_url, seed_receipts())
+    execute_sql(
+        store_url,
+        "UPDATE consent_stats SET next_ts = next_ts + 60 WHERE seq = 1",  # s1: seq 3 follows
+        "UPDATE consent_stats SET next_ts = NULL WHERE seq = 2",  # s2: seq 5 follows
+        "UPDATE consent_stats SET next_ts = ts + 60 WHERE seq = 3",  # s1's last
+    )
+    result = verify_store(open_store(store_url, SIGNER), SIGNER)
+    reason = "statistics column next_ts is not the time of this visitor's next decision"
+    assert [(f.seq, f.receipt_id, f.code, f.reason) for f in result.findings] == [
+        (seq, stored[seq - 1].receipt.receipt_id, "column:stats", reason) for seq in (1, 2, 3)
+    ]
+
+
 def test_verify_finds_statistics_rows_without_their_receipt(store_url: str) -> None:
     """A statistics row whose receipt is gone, or whose seq is a chain record's, is found;
     one after the signed head (appended meanwhile) is left to a later verification."""
@@ -396,6 +514,12 @@ def test_verify_finds_statistics_rows_without_their_receipt(store_url: str) -> N
     result = verify_store(open_store(store_url, SIGNER), SIGNER)
     assert [(f.seq, f.code, f.reason) for f in result.findings] == [
         (3, "column:stats", "no statistics row (consent_stats) for this receipt"),
+        # s1's decision before seq 3 looks like its last in what is left of the rows
+        (
+            1,
+            "column:stats",
+            "statistics column next_ts is not the time of this visitor's next decision",
+        ),
         (0, "column:stats", "a statistics row without its receipt"),
     ]
 

@@ -1,5 +1,8 @@
-"""Writes ``store-before-stats.db``: a receipt store made by asgi-consent before the statistics
-columns existed (commit 4007cf0), for the migration test. Run it with that version's sources:
+"""Writes a receipt store made by an earlier version of asgi-consent, for the migration tests.
+Run it with that version's sources:
+
+* ``store-before-stats.db``: before the statistics columns existed (commit 4007cf0);
+* ``store-before-next.db``: statistics columns without ``next_ts`` (commit bdc4a69).
 
     git worktree add /tmp/old 4007cf0
     PYTHONPATH=/tmp/old/src python tests/data/make_store_before_stats.py tests/data/store-before-stats.db

@@ -6,7 +6,9 @@ Two ways of counting (``per``):
 * ``decision``: every receipt in the bucket counts once. A visitor who changes their mind three
   times counts three times: what the banner and the settings dialog were asked to record.
 * ``visitor``: each subject's latest receipt in the bucket counts once: what visitors ended up
-  choosing in that bucket. A visitor active in two buckets counts in both.
+  choosing in that bucket. A visitor active in two buckets counts in both. A decision is the
+  latest in its bucket when the visitor's next decision (``next_ts``, kept by the store as each
+  decision is appended) falls in another bucket, after ``--until``, or does not exist.
 
 A category's share is the number of decisions granting it over the number of decisions in
 which it was offered (granted or refused on the receipt), so a category added by a new
@@ -25,7 +27,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from ..store.sqlite import path_from_url
-from ..store.statistics import DAY, PG_DAY, migrate_postgres, migrate_sqlite
+from ..store.statistics import DAY, DECISION_EVENTS, PG_DAY, migrate_postgres, migrate_sqlite
 
 __all__ = [
     "EVENTS",
@@ -46,7 +48,7 @@ By = Literal["day", "week", "month"]
 Per = Literal["decision", "visitor"]
 Split = Literal["language", "method", "revision"]
 
-EVENTS = ("given", "refused", "updated", "withdrawn")
+EVENTS = DECISION_EVENTS
 _DECISIONS = "event IN (" + ", ".join(f"'{event}'" for event in EVENTS) + ")"
 _DAY = 86_400
 _MONDAY = 4 * _DAY  # 1970-01-05, the first Monday after the epoch
@@ -150,22 +152,8 @@ class Statistics:
 # ------------------------------------------------------------------------------------- SQL
 
 
-def _aggregates(bits: Sequence[tuple[int, str]]) -> str:
-    parts = [
-        "COUNT(*)",
-        "COUNT(*) FILTER (WHERE granted <> 0 AND refused = 0)",
-        "COUNT(*) FILTER (WHERE granted = 0)",
-        "SUM(gpc)",
-    ]
-    parts += [f"COUNT(*) FILTER (WHERE event = '{event}')" for event in EVENTS]
-    for bit, _ in bits:
-        parts.append(f"SUM((granted >> {bit - 1}) & 1)")
-        parts.append(f"SUM(((granted | refused) >> {bit - 1}) & 1)")
-    return ", ".join(parts)
-
-
 def _range(since: int | None, until: int | None, mark: str, day: str) -> tuple[str, list[Any]]:
-    # The days first: SQLite then reads the covering index (consent_stats_day) alone, and only
+    # The days first: SQLite then reads the covering index (consent_stats_days) alone, and only
     # the days in the range, instead of choosing the table's rows, spread among the receipts'
     # pages. Then the exact bounds.
     # Only decisions count: a "Load this once" receipt (event once) consents to one embed on
@@ -200,7 +188,7 @@ def _fold(
     n: int,
 ) -> Bucket:
     """Add ``n`` decisions of one ``choice`` (granted, refused, gpc, event) to the bucket
-    ``key``: the sums the aggregate of :func:`_aggregates` makes, here over a few groups."""
+    ``key``: what an aggregate over those decisions would sum, here over a few groups."""
     bucket = buckets.get(key)
     if bucket is None:
         bucket = buckets[key] = Bucket(key[0], bucket_end(key[0], by), key[1])
@@ -226,31 +214,6 @@ def _fold(
     return bucket
 
 
-def _bucket_from(
-    values: Sequence[Any], start: int, by: By, split: str | None, bits: Sequence[tuple[int, str]]
-) -> Bucket:
-    decisions, accept_all, reject_all, gpc = (int(v or 0) for v in values[:4])
-    events = {event: int(v or 0) for event, v in zip(EVENTS, values[4:8], strict=True)}
-    bucket = Bucket(
-        start,
-        bucket_end(start, by),
-        split,
-        decisions=decisions,
-        accept_all=accept_all,
-        reject_all=reject_all,
-        custom=decisions - accept_all - reject_all,
-        gpc=gpc,
-        events={k: v for k, v in events.items() if v},
-    )
-    rest = values[8:]
-    for index, (_, key) in enumerate(bits):
-        granted, offered = int(rest[2 * index] or 0), int(rest[2 * index + 1] or 0)
-        if offered:
-            bucket.granted[key] = granted
-            bucket.offered[key] = offered
-    return bucket
-
-
 class _Backend:
     """The SQL that differs between SQLite and PostgreSQL."""
 
@@ -260,37 +223,41 @@ class _Backend:
     def __init__(self, execute: Any) -> None:
         self.execute = execute
 
-    def bucket(self, by: By) -> str:
+    def bucket(self, by: By, ts: str) -> tuple[str, str]:
+        """The start and end of the bucket holding ``ts``, as SQL."""
         if by == "day":
-            return f"(ts - ts % {_DAY})"
+            return f"({ts} - {ts} % {_DAY})", f"({ts} - {ts} % {_DAY} + {_DAY})"
         if by == "week":
-            return f"(ts - (ts - {_MONDAY}) % {7 * _DAY})"
-        return "CAST(strftime('%s', ts, 'unixepoch', 'start of month') AS INTEGER)"
-
-    def latest(self, bucket: str, where: str, split: str) -> str:
-        # SQLite: the other columns of a MAX() aggregate come from the row holding the maximum.
-        return (
-            f"SELECT {bucket} AS b, MAX(seq) AS seq, granted, refused, gpc, event, {split} AS sp"
-            f" FROM consent_stats{where} GROUP BY b, subject_id"
-        )
+            start = f"({ts} - ({ts} - {_MONDAY}) % {7 * _DAY})"
+            return start, f"({start} + {7 * _DAY})"
+        month = f"strftime('%s', {ts}, 'unixepoch', 'start of month'"
+        return f"CAST({month}) AS INTEGER)", f"CAST({month}, '+1 month') AS INTEGER)"
 
 
 class _PgBackend(_Backend):
     mark = "%s"
     day = PG_DAY
 
-    def bucket(self, by: By) -> str:
-        if by == "month":
-            return "extract(epoch FROM date_trunc('month', to_timestamp(ts) AT TIME ZONE 'UTC'))::bigint"
+    def bucket(self, by: By, ts: str) -> tuple[str, str]:
+        if by == "day":
+            return f"({ts} - mod({ts}, {_DAY}))", f"({ts} - mod({ts}, {_DAY}) + {_DAY})"
         if by == "week":
-            return f"(ts - mod(ts - {_MONDAY}, {7 * _DAY}))"
-        return f"(ts - mod(ts, {_DAY}))"
-
-    def latest(self, bucket: str, where: str, split: str) -> str:
+            start = f"({ts} - mod({ts} - {_MONDAY}, {7 * _DAY}))"
+            return start, f"({start} + {7 * _DAY})"
+        month = f"date_trunc('month', to_timestamp({ts}) AT TIME ZONE 'UTC')"
         return (
-            f"SELECT DISTINCT ON (b, subject_id) {bucket} AS b, granted, refused, gpc, event,"
-            f" {split} AS sp FROM consent_stats{where} ORDER BY b, subject_id, seq DESC"
+            f"extract(epoch FROM {month})::bigint",
+            f"extract(epoch FROM {month} + interval '1 month')::bigint",
         )
+
+
+def _last_in_bucket(backend: _Backend, by: By, until: int | None) -> str:
+    """Whether a row is its visitor's last decision in its bucket (and before ``until``): the
+    visitor's next decision (``next_ts``) is in another bucket, or after ``until``, or there
+    is none."""
+    start, end = backend.bucket(by, "ts")
+    later = "" if until is None else f" OR next_ts >= {int(until)}"
+    return f"next_ts IS NULL{later} OR next_ts >= {end} OR next_ts < {start}"
 
 
 def _collect(
@@ -308,38 +275,29 @@ def _collect(
         for b, k in execute("SELECT bit, key FROM consent_stats_categories ORDER BY bit", [])
     ]
     where, params = _range(since, until, backend.mark, backend.day)
-    split_column = split or "''"
-    aggregates = _aggregates(bits)
     buckets: dict[tuple[int, str | None], Bucket] = {}
     revisions: dict[str, list[int]] = {}
-    if per == "decision":
-        # Days and choices in the database, in the order of the index; the shares, weeks
-        # and months added up here (counts of receipts add up, over some thousand groups).
-        groups = _groups(backend.day, split)
-        query = f"SELECT {groups}, COUNT(*), MIN(ts), MAX(ts) FROM consent_stats{where} GROUP BY {groups}"
-        at = {"language": 6, "method": 7, "revision": 1}.get(split or "")
-        for found in execute(query, params):
-            n, first, last = int(found[-3]), int(found[-2]), int(found[-1])
-            sp = None if at is None else str(found[at])
+    # Days and choices in the database, in the order of the index; the shares, weeks and
+    # months added up here (counts of receipts add up, over some thousand groups). Per
+    # visitor, the rows that are a visitor's last decision in their bucket are counted
+    # alongside, in the same pass; the revisions count every decision either way.
+    groups = _groups(backend.day, split)
+    counted = "COUNT(*)"
+    if per == "visitor":
+        counted = f"SUM(CASE WHEN {_last_in_bucket(backend, by, until)} THEN 1 ELSE 0 END)"
+    query = (
+        f"SELECT {groups}, COUNT(*), MIN(ts), MAX(ts), {counted}"
+        f" FROM consent_stats{where} GROUP BY {groups}"
+    )
+    at = {"language": 6, "method": 7, "revision": 1}.get(split or "")
+    for found in execute(query, params):
+        every, first, last, n = (int(v) for v in found[-4:])
+        sp = None if at is None else str(found[at])
+        if n:
             _fold(buckets, (bucket_start(int(found[0]), by), sp), by, bits, found[2:6], n)
-            seen = revisions.setdefault(str(found[1]), [first, last, 0])
-            seen[0], seen[1] = min(seen[0], first), max(seen[1], last)
-            seen[2] += n
-    else:
-        latest = backend.latest(backend.bucket(by), where, split_column)
-        query = f"SELECT b, sp, {aggregates} FROM ({latest}) AS latest GROUP BY b, sp"
-        for found in execute(query, params):
-            start, sp = int(found[0]), None if split is None else str(found[1])
-            buckets[(start, sp)] = _bucket_from(found[2:], start, by, sp, bits)
-        # By day (the order of the index, no sort), added up here.
-        for _, revision, first, last, count in execute(
-            f"SELECT {backend.day}, revision, MIN(ts), MAX(ts), COUNT(*)"
-            f" FROM consent_stats{where} GROUP BY {backend.day}, revision",
-            params,
-        ):
-            seen = revisions.setdefault(str(revision), [int(first), int(last), 0])
-            seen[0], seen[1] = min(seen[0], int(first)), max(seen[1], int(last))
-            seen[2] += int(count)
+        seen = revisions.setdefault(str(found[1]), [first, last, 0])
+        seen[0], seen[1] = min(seen[0], first), max(seen[1], last)
+        seen[2] += every
     ordered = sorted(buckets.values(), key=lambda b: (b.start, b.split or ""))
     used = {key for bucket in ordered for key in bucket.offered}
     return Statistics(

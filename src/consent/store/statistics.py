@@ -7,6 +7,12 @@ fills them, whatever its version, and aggregates run on small fixed-width rows i
 parsing JSON bodies. Bit ``n`` of ``granted``/``refused`` is the category whose ``bit`` in
 ``consent_stats_categories`` is ``n + 1`` (numbered in the order first seen; up to 64 keys).
 
+``next_ts`` comes from the log rather than from one body: the time of the same visitor's next
+decision (NULL while there is none). The trigger that appends a decision sets it on the
+visitor's decision before, so statistics per visitor know which decision was a visitor's last
+in a day, week or month from the row alone (:mod:`consent.stats.query`) instead of sorting the
+log by visitor.
+
 :func:`migrate_sqlite` / :func:`migrate_postgres` create the tables and triggers and fill them
 for the receipts already in the log (a store made by an earlier version); they do nothing when
 the triggers exist. :func:`sqlite_mismatches` / :func:`postgres_mismatches` find rows whose
@@ -21,6 +27,7 @@ from typing import Any
 
 __all__ = [
     "DAY",
+    "DECISION_EVENTS",
     "PG_DAY",
     "STATS_COLUMNS",
     "Only",
@@ -41,23 +48,31 @@ __all__ = [
 
 STATS_COLUMNS = "seq, ts, subject_id, event, granted, refused, method, language, gpc, revision"
 
+#: The events that are decisions: a "Load this once" receipt (event ``once``) consents to one
+#: embed on one page view and changes no choice; statistics count the others.
+DECISION_EVENTS = ("given", "refused", "updated", "withdrawn")
+_DECISION = "(" + ", ".join(f"'{event}'" for event in DECISION_EVENTS) + ")"
+
 # The UTC day of a receipt (unix seconds), as the index below and the queries write it
 # (PostgreSQL: mod(), as "%" marks a query parameter for psycopg).
 DAY = "(ts - ts % 86400)"
 PG_DAY = "(ts - mod(ts, 86400))"
 
-# Every column statistics read, grouped the way per-decision statistics count them: by day,
-# then revision and choice. An aggregate reads this index alone, whose pages lie together,
-# instead of the table's rows spread among the receipts' pages, and groups the rows in the
-# order it reads them, instead of sorting a million rows first (docs/performance.md). The day
-# leads, so --since/--until read only the days they cover.
+# Every column statistics read, grouped the way they count: by day, then revision and choice.
+# An aggregate reads this index alone, whose pages lie together, instead of the table's rows
+# spread among the receipts' pages, and groups the rows in the order it reads them, instead of
+# sorting a million rows first (docs/performance.md). The day leads, so --since/--until read
+# only the days they cover.
 _COVERING_INDEX = (
-    "CREATE INDEX IF NOT EXISTS consent_stats_day ON consent_stats"
-    f" ({DAY}, revision, granted, refused, gpc, event, language, method, ts, subject_id)"
+    "CREATE INDEX IF NOT EXISTS consent_stats_days ON consent_stats"
+    f" ({DAY}, revision, granted, refused, gpc, event, language, method, ts, next_ts)"
 )
 _PG_COVERING_INDEX = _COVERING_INDEX.replace(DAY, PG_DAY)
-# The index of the version before, led by the timestamp (dropped once the one above exists).
-_EARLIER_INDEX = "DROP INDEX IF EXISTS consent_stats_ts"
+# The indexes of the versions before (dropped once the one above exists).
+_EARLIER_INDEXES = (
+    "DROP INDEX IF EXISTS consent_stats_ts",
+    "DROP INDEX IF EXISTS consent_stats_day",
+)
 
 # ----------------------------------------------------------------------------------- SQLite
 
@@ -79,10 +94,10 @@ _SQLITE_TABLES = (
         method     TEXT    NOT NULL,
         language   TEXT    NOT NULL,
         gpc        INTEGER NOT NULL,
-        revision   TEXT    NOT NULL
+        revision   TEXT    NOT NULL,
+        next_ts    INTEGER
     )
     """,
-    _COVERING_INDEX,
 )
 
 
@@ -176,17 +191,77 @@ def _sqlite_fill(source: str) -> tuple[str, str]:
     return keys, row
 
 
+def _next_decisions(where: str) -> str:
+    """A subquery (seq, next_ts, nxt) of the statistics rows selected by ``where`` (which keeps
+    every row of a visitor or none): ``nxt`` the time of the visitor's next decision after a
+    decision (NULL for the last, and for a row that is no decision), as ``next_ts`` should be."""
+    return (
+        f"(SELECT seq, next_ts, CASE WHEN event IN {_DECISION} THEN LEAD(ts) OVER"
+        f" (PARTITION BY subject_id, event IN {_DECISION} ORDER BY seq) END AS nxt"
+        f" FROM consent_stats{where})"
+    )
+
+
+def _refresh_next(where: str) -> str:
+    """The statement setting ``next_ts`` right on the rows of the visitors ``where`` selects
+    (SQLite and PostgreSQL)."""
+    return (
+        f"UPDATE consent_stats SET next_ts = w.nxt FROM {_next_decisions(where)} AS w"
+        " WHERE consent_stats.seq = w.seq AND consent_stats.next_ts IS DISTINCT FROM w.nxt"
+    )
+
+
+def _link_next(added: str) -> str:
+    """The statement an append runs after filling the statistics rows of the receipts
+    ``added`` (a FROM item with their ``seq``): each decision's time becomes ``next_ts`` of
+    the same visitor's decision before it, found backwards through the receipts' index by
+    visitor (SQLite and PostgreSQL)."""
+    before = (
+        "SELECT r.seq FROM consent_receipts AS r JOIN consent_stats AS p ON p.seq = r.seq"
+        " WHERE r.subject_id = n.subject_id AND p.subject_id = n.subject_id AND r.seq < n.seq"
+        f" AND p.event IN {_DECISION} ORDER BY r.seq DESC LIMIT 1"
+    )
+    return (
+        "UPDATE consent_stats SET next_ts = v.ts FROM"
+        f" (SELECT n.ts, ({before}) AS before FROM consent_stats AS n JOIN {added} AS a"
+        f" ON a.seq = n.seq WHERE n.event IN {_DECISION}) AS v WHERE consent_stats.seq = v.before"
+    )
+
+
+def _unlink_next() -> str:
+    """For the receipt ``old`` a delete removes (SQLite, before its statistics row goes): the
+    visitor's decision before it now leads to the one after it. A purge deletes the oldest
+    receipts first, whose decisions before are gone already: nothing to find."""
+    before = (
+        "SELECT r.seq FROM consent_receipts AS r JOIN consent_stats AS p ON p.seq = r.seq"
+        " WHERE r.subject_id = d.subject_id AND p.subject_id = d.subject_id AND r.seq < old.seq"
+        f" AND p.event IN {_DECISION} ORDER BY r.seq DESC LIMIT 1"
+    )
+    return (
+        "UPDATE consent_stats SET next_ts = d.next_ts FROM (SELECT next_ts, subject_id"
+        f" FROM consent_stats WHERE seq = old.seq AND event IN {_DECISION}) AS d"
+        f" WHERE consent_stats.seq = ({before})"
+    )
+
+
 def _sqlite_triggers() -> tuple[str, ...]:
     keys, row = _sqlite_fill("(SELECT 1)")
     update_keys, update_row = _sqlite_fill(f"(SELECT 1 WHERE {_sqlite_is_receipt('new')})")
+    # An edited receipt (the store never edits one): its visitors' next decisions again.
+    visitors = (
+        " WHERE seq IN (SELECT seq FROM consent_receipts"
+        " WHERE subject_id IN (old.subject_id, new.subject_id))"
+    )
     return (
         # Bodies the store writes are JSON: the insert does not check (a second parse).
         "CREATE TRIGGER IF NOT EXISTS consent_stats_insert AFTER INSERT ON consent_receipts"
-        f" WHEN new.subject_id <> '' BEGIN {keys}; {row}; END",
+        f" WHEN new.subject_id <> '' BEGIN {keys}; {row};"
+        f" {_link_next('(SELECT new.seq AS seq)')}; END",
         "CREATE TRIGGER IF NOT EXISTS consent_stats_update AFTER UPDATE ON consent_receipts"
-        f" BEGIN DELETE FROM consent_stats WHERE seq = old.seq; {update_keys}; {update_row}; END",
+        f" BEGIN DELETE FROM consent_stats WHERE seq = old.seq; {update_keys}; {update_row};"
+        f" {_refresh_next(visitors)}; END",
         "CREATE TRIGGER IF NOT EXISTS consent_stats_delete AFTER DELETE ON consent_receipts"
-        " BEGIN DELETE FROM consent_stats WHERE seq = old.seq; END",
+        f" BEGIN {_unlink_next()}; DELETE FROM consent_stats WHERE seq = old.seq; END",
     )
 
 
@@ -214,6 +289,9 @@ def _sqlite_has_triggers(conn: sqlite3.Connection) -> bool:
     return int(n) == 3
 
 
+_TRIGGERS = ("consent_stats_insert", "consent_stats_update", "consent_stats_delete")
+
+
 def create_sqlite(conn: sqlite3.Connection) -> None:
     """Create the statistics tables and triggers (inside the caller's write transaction),
     filling them for the receipts already in ``consent_receipts``; nothing when the triggers
@@ -224,6 +302,18 @@ def create_sqlite(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
     for statement in _sqlite_backfill():
         conn.execute(statement)
+    _sqlite_finish(conn)
+
+
+def _sqlite_finish(conn: sqlite3.Connection) -> None:
+    """``next_ts`` of every row, the index, this version's triggers (those of an earlier one
+    replaced)."""
+    conn.execute(_refresh_next(""))
+    conn.execute(_COVERING_INDEX)
+    for statement in _EARLIER_INDEXES:
+        conn.execute(statement)
+    for name in _TRIGGERS:
+        conn.execute(f"DROP TRIGGER IF EXISTS {name}")
     for statement in _sqlite_triggers():
         conn.execute(statement)
 
@@ -233,15 +323,15 @@ def _sqlite_current(conn: sqlite3.Connection) -> bool:
     if not _sqlite_has_triggers(conn):
         return False
     (n,) = conn.execute(
-        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = 'consent_stats_day'"
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = 'consent_stats_days'"
     ).fetchone()
     return int(n) == 1
 
 
 def migrate_sqlite(conn: sqlite3.Connection) -> bool:
-    """Add the statistics columns to a store made by an earlier version (or the index of
-    this version to one whose statistics columns an earlier version made), in one write
-    transaction (other writers wait). False when there was nothing to do."""
+    """Add the statistics columns to a store made by an earlier version (or what this
+    version adds to them: ``next_ts`` and its index, to statistics columns an earlier version
+    made), in one write transaction (other writers wait). False when there was nothing to do."""
     if _sqlite_current(conn):
         return False
     conn.execute("BEGIN IMMEDIATE")
@@ -250,10 +340,12 @@ def migrate_sqlite(conn: sqlite3.Connection) -> bool:
             conn.execute("ROLLBACK")
             return False
         if _sqlite_has_triggers(conn):
-            conn.execute(_COVERING_INDEX)
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(consent_stats)")}
+            if "next_ts" not in columns:
+                conn.execute("ALTER TABLE consent_stats ADD COLUMN next_ts INTEGER")
+            _sqlite_finish(conn)
         else:
             create_sqlite(conn)
-        conn.execute(_EARLIER_INDEX)
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
@@ -316,14 +408,48 @@ def _mismatches(
         for found in conn.execute(query):
             want, have = found[1 : 1 + n], found[1 + n :]
             yield int(want[0]), str(found[0]), _difference(_NAMES, want, have)
-    if only.matched is not None and stats_rows(conn, max_seq) == only.matched:
-        return  # every statistics row belongs to a receipt found with it
+    # Every statistics row belongs to a receipt found with it: nothing else to look for.
+    whole = only.matched is not None and stats_rows(conn, max_seq) == only.matched
+    if _has_next(conn):  # not before a store made by an earlier version is migrated
+        yield from _next_mismatches(conn, max_seq, whole)
+    if whole:
+        return
     orphan_limit = "" if max_seq is None else f" AND s.seq <= {int(max_seq)}"
     for (seq,) in conn.execute(
         "SELECT s.seq FROM consent_stats AS s LEFT JOIN consent_receipts AS r ON r.seq = s.seq"
         f" WHERE (r.seq IS NULL OR r.subject_id = ''){orphan_limit} ORDER BY s.seq"
     ):
         yield int(seq), "", "a statistics row without its receipt"
+
+
+def _next_mismatches(conn: Any, max_seq: int | None, whole: bool) -> Iterator[tuple[int, str, str]]:
+    """The decisions whose ``next_ts`` is not the time of the visitor's next decision (the
+    visitor's rows after ``max_seq`` read too: a decision appended since may follow one
+    before it). Unless the statistics rows are known to be ``whole`` (each with its receipt),
+    those without a receipt are left out."""
+    where = "" if whole else " WHERE seq IN (SELECT seq FROM consent_receipts)"
+    limit = "" if max_seq is None else f" AND w.seq <= {int(max_seq)}"
+    for seq, receipt_id in conn.execute(
+        f"SELECT w.seq, r.receipt_id FROM {_next_decisions(where)} AS w"
+        " LEFT JOIN consent_receipts AS r ON r.seq = w.seq"
+        f" WHERE w.next_ts IS DISTINCT FROM w.nxt{limit} ORDER BY w.seq"
+    ):
+        yield int(seq), str(receipt_id or ""), _NEXT_DIFFERS
+
+
+def _has_next(conn: Any) -> bool:
+    """Whether the statistics columns have ``next_ts`` (SQLite and PostgreSQL)."""
+    if isinstance(conn, sqlite3.Connection):
+        query = "SELECT COUNT(*) FROM pragma_table_info('consent_stats') WHERE name = 'next_ts'"
+    else:
+        query = (
+            "SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = current_schema()"
+            " AND table_name = 'consent_stats' AND column_name = 'next_ts'"
+        )
+    return int(conn.execute(query).fetchone()[0]) == 1
+
+
+_NEXT_DIFFERS = "statistics column next_ts is not the time of this visitor's next decision"
 
 
 def stats_rows(conn: Any, max_seq: int | None) -> int:
@@ -379,10 +505,12 @@ _PG_TABLES = (
         method     TEXT     NOT NULL,
         language   TEXT     NOT NULL,
         gpc        SMALLINT NOT NULL,
-        revision   TEXT     NOT NULL
+        revision   TEXT     NOT NULL,
+        next_ts    BIGINT
     )
     """,
-    _PG_COVERING_INDEX,
+    # What this version adds to the statistics columns an earlier version made.
+    "ALTER TABLE consent_stats ADD COLUMN IF NOT EXISTS next_ts BIGINT",
     # A body that is not JSON gets no statistics row (verification reports the body).
     """
     CREATE OR REPLACE FUNCTION consent_stats_json(body text) RETURNS jsonb
@@ -468,10 +596,20 @@ def _pg_functions() -> tuple[str, ...]:
         )
 
     gone = "DELETE FROM consent_stats AS s USING gone WHERE s.seq = gone.seq;"
+    # An edited receipt (the store never edits one): its visitors' next decisions again.
+    visitors = (
+        " WHERE seq IN (SELECT seq FROM consent_receipts WHERE subject_id IN"
+        " (SELECT subject_id FROM gone UNION SELECT subject_id FROM added))"
+    )
+    # Deleted receipts: the decisions left of their visitors lead to the next one left.
+    left = (
+        " WHERE seq IN (SELECT seq FROM consent_receipts WHERE subject_id IN"
+        " (SELECT subject_id FROM gone))"
+    )
     return (
-        function("consent_stats_inserted", _pg_fill("added")),
-        function("consent_stats_updated", gone + " " + _pg_fill("added")),
-        function("consent_stats_deleted", gone),
+        function("consent_stats_inserted", f"{_pg_fill('added')} {_link_next('added')};"),
+        function("consent_stats_updated", f"{gone} {_pg_fill('added')} {_refresh_next(visitors)};"),
+        function("consent_stats_deleted", f"{gone} {_refresh_next(left)};"),
     )
 
 
@@ -501,6 +639,9 @@ def postgres_statements() -> list[str]:
         f" BEGIN {_pg_fill('consent_receipts')} END $$",
         "SELECT consent_stats_backfill()",
         "DROP FUNCTION consent_stats_backfill()",
+        _refresh_next(""),
+        _PG_COVERING_INDEX,
+        *_EARLIER_INDEXES,
         *_PG_TRIGGERS,
     ]
 
@@ -511,7 +652,7 @@ def create_postgres(conn: Any) -> None:
         conn.execute(statement)
 
 
-_PG_CURRENT = f"SELECT ({_PG_HAS_TRIGGERS}) = 3, to_regclass('consent_stats_day') IS NOT NULL"
+_PG_CURRENT = f"SELECT ({_PG_HAS_TRIGGERS}) = 3, to_regclass('consent_stats_days') IS NOT NULL"
 
 
 def migrate_postgres(conn: Any) -> bool:
@@ -525,10 +666,15 @@ def migrate_postgres(conn: Any) -> bool:
         if triggers and index:
             return False
         if triggers:
+            # Statistics columns an earlier version made: this version's column, functions,
+            # next_ts filled, the index.
+            for statement in (*_PG_TABLES, *_pg_functions(), _refresh_next("")):
+                conn.execute(statement)
             conn.execute(_PG_COVERING_INDEX)
+            for statement in _EARLIER_INDEXES:
+                conn.execute(statement)
         else:
             create_postgres(conn)
-        conn.execute(_EARLIER_INDEX)
     return True
 
 
