@@ -42,6 +42,9 @@ _CHUNK_ROWS = 4096  # seqs per chunk (about 12 MB of export)
 # Chunks the worker may have done before this process takes them (export: kept in its
 # memory until written, about 12 MB each).
 _AHEAD = 4
+# Chunks this process does before the worker's first one: about what it gets through while the
+# worker starts (a new interpreter importing the package), so that neither waits at the start.
+_HEAD_START = 4
 
 # (min_seq, max_seq, done by the worker); None: no limit on that side.
 _Plan = list[tuple[int | None, int | None, bool]]
@@ -55,9 +58,10 @@ _Target = tuple[str, tuple[int, int]]
 
 
 def _plan(store: ReceiptStore, state: Any, workers: int | None, *, every: int) -> _Plan | None:
-    """The chunks of seq ranges up to the head (the worker takes all but one of every
-    ``every``), or None to do everything in this process. The first chunk has no lower limit
-    (rows before the start of the log are read too)."""
+    """The chunks of seq ranges up to the head, or None to do everything in this process.
+    This process takes the first :data:`_HEAD_START` chunks, then the worker takes all but one
+    of every ``every``. The first chunk has no lower limit (rows before the start of the log
+    are read too)."""
     if workers is None:
         workers = min(os.cpu_count() or 1, 2)
     head = state.head
@@ -70,7 +74,8 @@ def _plan(store: ReceiptStore, state: Any, workers: int | None, *, every: int) -
     first = low + _CHUNK_ROWS
     while first <= head.seq:
         last = min(first + _CHUNK_ROWS - 1, head.seq)
-        plan.append((first, last, len(plan) % every != 0))
+        index = len(plan) - _HEAD_START
+        plan.append((first, last, index >= 0 and index % every != every - 1))
         first = last + 1
     return plan
 
