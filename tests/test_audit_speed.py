@@ -130,9 +130,10 @@ def test_a_bad_row_in_the_middle_of_a_batch(tmp_path: Path) -> None:
 
 
 def _parallel(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Two processes from 20 receipts on, in chunks of 8 seqs."""
+    """Two processes from 20 receipts on, in chunks of 8 seqs, the worker's from the second."""
     monkeypatch.setattr(audit_parallel, "_PARALLEL_MIN_ROWS", 20)
     monkeypatch.setattr(audit_parallel, "_CHUNK_ROWS", 8)
+    monkeypatch.setattr(audit_parallel, "_HEAD_START", 1)
 
 
 @pytest.fixture(scope="module")
@@ -192,8 +193,8 @@ def _taken(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     taken: list[int] = []
     take = _Worker.next
 
-    def record(worker: _Worker) -> Any:
-        result = take(worker)
+    def record(worker: _Worker, **options: Any) -> Any:
+        result = take(worker, **options)
         if result is not None:
             taken.append(result[0])
         return result
@@ -205,8 +206,9 @@ def _taken(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 def test_export_chunks_do_not_come_back_through_the_pool(
     log_60: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The worker writes its chunks to temporary files: what comes back through the pool
-    is their name and size, and every file is gone after the export."""
+    """The worker writes its chunks into the output file itself, at the offsets this process
+    gives it: what comes back through the pool is each chunk's size, and no temporary file
+    is made."""
     _parallel(monkeypatch)
     url = _copy(log_60, tmp_path)
     spools = tmp_path / "spools"
@@ -216,42 +218,47 @@ def test_export_chunks_do_not_come_back_through_the_pool(
     results: list[Any] = []
     take = _Worker.next
 
-    def record(worker: _Worker) -> Any:
-        result = take(worker)
+    def record(worker: _Worker, **options: Any) -> Any:
+        result = take(worker, **options)
         if result is not None:
             results.append(result)
-            assert Path(result[1]).parent == spools
         return result
 
     monkeypatch.setattr(_Worker, "next", record)
     assert _export_file(url, tmp_path / "two.jsonl", 2, SIGNER) == one
-    assert [len(pickle.dumps(result)) < 300 for result in results] == [True] * 4
+    assert [len(pickle.dumps(result)) < 100 for result in results] == [True] * 4
+    assert sum(size for _, size in results) < len(one) / 2
     assert list(spools.iterdir()) == []
 
 
-def test_export_when_a_chunk_file_is_gone(
+def test_export_when_the_worker_cannot_write_the_file(
     log_60: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A chunk file removed before this process appends it: the chunk is made here."""
+    """The output file replaced at its path before the worker opens it: the worker writes
+    nothing (it is not the file this process writes), and its chunks are made here."""
     _parallel(monkeypatch)
     url = _copy(log_60, tmp_path)
     one = _export_file(url, tmp_path / "one.jsonl", 1, SIGNER)
+    path = tmp_path / "two.jsonl"
     take = _Worker.next
-    removed: list[str] = []
+    replaced: list[bool] = []
 
-    def remove(worker: _Worker) -> Any:
-        result = take(worker)
-        if result is not None and not removed:
-            Path(result[1]).unlink()
-            removed.append(result[1])
-        return result
+    def replace(worker: _Worker, **options: Any) -> Any:
+        if not replaced:  # the name gets another file before the worker writes
+            (tmp_path / "other.jsonl").write_bytes(b"")
+            (tmp_path / "other.jsonl").replace(path)
+            replaced.append(True)
+        return take(worker, **options)
 
-    monkeypatch.setattr(_Worker, "next", remove)
-    assert _export_file(url, tmp_path / "two.jsonl", 2, SIGNER) == one
-    assert len(removed) == 1
+    monkeypatch.setattr(_Worker, "next", replace)
+    with open(path, "w+", encoding="utf-8", newline="") as out:
+        assert export(open_store(url, SIGNER), out, signer=SIGNER, workers=2) == 60
+        out.seek(0)
+        assert out.buffer.read() == one
+    assert path.read_bytes() == b""
 
 
-def test_an_export_stopped_midway_leaves_no_chunk_files(
+def test_an_export_stopped_midway_leaves_no_files(
     log_60: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _parallel(monkeypatch)

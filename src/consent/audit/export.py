@@ -75,8 +75,8 @@ def export(
     plan = _plan(store, state, workers, every=2) if begin is not None else None
     if plan is not None and begin is not None:
         # The worker makes every other chunk; this process writes them all, in order.
-        count = _export_parallel(store, out, fast, signer, plan, start, end, event)
-        if store.chain_state().checkpoint != state.checkpoint:
+        done = _export_parallel(store, out, fast, signer, plan, start, end, event)
+        if done is None or store.chain_state().checkpoint != state.checkpoint:
             # A purge ran meanwhile, so the two processes may have read different logs:
             # start again from the same place, in one process.
             out.seek(begin)
@@ -92,6 +92,7 @@ def export(
                 workers=1,
                 with_policies=with_policies,
             )
+        count = done
     else:
         for n, block in _export_blocks(store, fast, start, end, event, None, max_seq):
             write(block)

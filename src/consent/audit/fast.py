@@ -170,22 +170,36 @@ class _Fast:
             return None
         return self.text(row)
 
-    def signed_line(self, values: Values) -> str | None:
-        """:meth:`line` of an authentic row of the usual types, straight from its values;
-        None for anything else (then :meth:`line` decides)."""
-        seq, _, _, _, _, body, kid, signature, prev_hash, hash_ = values
-        if not self._signed(body, kid, signature) or type(seq) is not int:
-            return None
-        # kid is a known key id and signature is base64url: both plain. The hashes were not
-        # checked: write them as they are only when they are (ASCII letters and digits).
-        if type(prev_hash) is not str or type(hash_) is not str:
-            return None
-        if not (prev_hash + hash_).encode("utf-8", "replace").isalnum():
-            return None
-        return (
-            f'{body[:-1]},"seq":{seq},"kid":"{kid}","signature":"{signature}",'
-            f'"prev_hash":"{prev_hash}","hash":"{hash_}","body":{encode_basestring(body)}}}\n'
-        )
+    def signed_lines(self, batch: list[Values]) -> list[str | None]:
+        """:meth:`line` of each row of a batch of values that is authentic and of the usual
+        types, straight from its values; None for any other row (then :meth:`line` decides).
+        One call per batch: export runs this for every row of the log."""
+        if self._signer is None:
+            return [None] * len(batch)
+        verify = self._signer.verify
+        lines: list[str | None] = []
+        append = lines.append
+        for seq, _, _, _, _, body, kid, signature, prev_hash, hash_ in batch:
+            if (
+                type(body) is not str
+                or type(kid) is not str
+                or type(signature) is not str
+                or type(seq) is not int
+                or type(prev_hash) is not str
+                or type(hash_) is not str
+                or not verify(body, kid, signature)
+                # kid is a known key id and signature is base64url: both plain. The hashes
+                # were not checked: written as they are only when they are (ASCII letters
+                # and digits).
+                or not (prev_hash + hash_).encode("utf-8", "replace").isalnum()
+            ):
+                append(None)
+                continue
+            append(
+                f'{body[:-1]},"seq":{seq},"kid":"{kid}","signature":"{signature}",'
+                f'"prev_hash":"{prev_hash}","hash":"{hash_}","body":{encode_basestring(body)}}}\n'
+            )
+        return lines
 
     @staticmethod
     def text(row: ReceiptRow) -> str:

@@ -120,10 +120,10 @@ def _export_blocks(
     no limit), streamed in blocks of text: ``(number of receipts, text)``. A block's chain
     records (an empty ``subject_id``, which a receipt never has) are written but not counted,
     so an export reports the number ``verify`` does."""
-    signed_line = fast.signed_line
+    signed_lines = fast.signed_lines
     batches, row_from = _batches(store, since, until, event, max_seq=max_seq, min_seq=min_seq)
     for batch in batches:
-        lines = list(map(signed_line, batch))
+        lines = signed_lines(batch)
         if None in lines:
             for index, line in enumerate(lines):
                 if line is None:

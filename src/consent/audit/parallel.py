@@ -7,26 +7,27 @@ The worker opens the store once, then works through its chunks a few ahead of th
 
 * verify: it checks a chunk the quick way and returns a summary (:data:`_Summary`), or None
   when a row needs a closer look; this process takes each summary in order, where it links on;
-* export: it writes the chunk's lines in UTF-8 to a temporary file and returns its name
-  and size (:data:`_Spool`); this process appends that file to the output in the kernel
-  (``os.copy_file_range`` or ``os.sendfile``, no copy through either process), or, when the
-  output is not a file, reads it back. No export data goes through the pool's pipe.
+* export: it makes the chunk's lines in UTF-8, keeps them and returns their size
+  (:data:`_Made`); this process, which knows where every chunk before it ends, then submits a
+  second job that writes them into the output file at that offset (``os.pwrite``, the file
+  opened once in the worker), and writes its own chunks at their offsets too. No export data
+  goes through the pool's pipe. An output that cannot be written at offsets (not a file,
+  opened for appending) gets the worker's chunks back through the pool instead.
 
 Anything unexpected with the worker (no process could be started, an error, a crash) leaves
-its chunks to this process: the outcome never depends on it.
+its chunks to this process, including those it was to write and did not: the outcome never
+depends on it.
 """
 
 from __future__ import annotations
 
 import codecs
-import contextlib
 import multiprocessing
 import os
 import stat
-import tempfile
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, wait
 from typing import Any, BinaryIO, TextIO, cast
 
 from ..receipts import ReceiptSigner
@@ -38,24 +39,29 @@ from .rows import Values, _batches
 
 _PARALLEL_MIN_ROWS = 200_000  # below this, starting a process costs more than it saves
 _CHUNK_ROWS = 4096  # seqs per chunk (about 12 MB of export)
-# Chunks the worker may have done before this process takes them: its files wait on disk,
-# not in memory, and with more of them the worker waits less on this process's writes.
+# Chunks the worker may have done before this process takes them (export: kept in its
+# memory until written, about 12 MB each).
 _AHEAD = 4
-_COPY_MAX = 1 << 30  # bytes per kernel copy call
+# Chunks this process does before the worker's first one: about what it gets through while the
+# worker starts (a new interpreter importing the package), so that neither waits at the start.
+_HEAD_START = 4
 
 # (min_seq, max_seq, done by the worker); None: no limit on that side.
 _Plan = list[tuple[int | None, int | None, bool]]
 # A chunk checked by the worker: (rows, first row's values, last seq, last hash, last id,
 # whether its rows are linked with the key, receipts found with a sound statistics row).
 _Summary = tuple[int, "Values | None", int, str, str, bool, int]
-# A chunk exported by the worker: (rows, temporary file holding its UTF-8 text, its size).
-_Spool = tuple[int, str, int]
+# A chunk exported by the worker and kept there: (receipts, size in bytes).
+_Made = tuple[int, int]
+# The output file as the worker opens it: its path, and its (device, inode) to check it is the same.
+_Target = tuple[str, tuple[int, int]]
 
 
 def _plan(store: ReceiptStore, state: Any, workers: int | None, *, every: int) -> _Plan | None:
-    """The chunks of seq ranges up to the head (the worker takes all but one of every
-    ``every``), or None to do everything in this process. The first chunk has no lower limit
-    (rows before the start of the log are read too)."""
+    """The chunks of seq ranges up to the head, or None to do everything in this process.
+    This process takes the first :data:`_HEAD_START` chunks, then the worker takes all but one
+    of every ``every``. The first chunk has no lower limit (rows before the start of the log
+    are read too)."""
     if workers is None:
         workers = min(os.cpu_count() or 1, 2)
     head = state.head
@@ -68,7 +74,8 @@ def _plan(store: ReceiptStore, state: Any, workers: int | None, *, every: int) -
     first = low + _CHUNK_ROWS
     while first <= head.seq:
         last = min(first + _CHUNK_ROWS - 1, head.seq)
-        plan.append((first, last, len(plan) % every != 0))
+        index = len(plan) - _HEAD_START
+        plan.append((first, last, index >= 0 and index % every != every - 1))
         first = last + 1
     return plan
 
@@ -109,7 +116,7 @@ def _check_chunk(
     return count, first, last_seq, last_hash, last_id, keyed, stats.matched if stats else 0
 
 
-def _spool_chunk(
+def _chunk_bytes(
     store: ReceiptStore,
     fast: _Fast,
     since: int | None,
@@ -117,27 +124,24 @@ def _spool_chunk(
     event: str | None,
     low: int | None,
     high: int | None,
-) -> _Spool:
-    """The export of one chunk, written in UTF-8 to a new temporary file: its number of
-    lines, the file's name and its size. The file is removed if anything goes wrong."""
-    fd, name = tempfile.mkstemp(prefix="consent-export-", suffix=".part")
-    count = size = 0
-    try:
-        with open(fd, "wb", buffering=0, closefd=True) as spool:
-            for n, block in _export_blocks(store, fast, since, until, event, low, high):
-                data = block.encode("utf-8")
-                view = memoryview(data)
-                while view:
-                    written = spool.write(view)
-                    assert written is not None
-                    view = view[written:]
-                count += n
-                size += len(data)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(name)
-        raise
-    return count, name, size
+) -> tuple[int, list[bytes]]:
+    """The export of one chunk: its number of receipts and its blocks of UTF-8 text."""
+    count, blocks = 0, []
+    for n, block in _export_blocks(store, fast, since, until, event, low, high):
+        count += n
+        blocks.append(block.encode("utf-8"))
+    return count, blocks
+
+
+def _pwrite(fd: int, blocks: list[bytes], offset: int) -> int:
+    """Write ``blocks`` to the file ``fd`` from ``offset`` on; returns where they end."""
+    for block in blocks:
+        view = memoryview(block)
+        while view:
+            written = os.pwrite(fd, view, offset)
+            view = view[written:]
+            offset += written
+    return offset
 
 
 # --------------------------------------------------------------------------- in the worker
@@ -166,11 +170,50 @@ def _verify_chunk(low: int, high: int, categories: dict[str, int] | None) -> _Su
     return _check_chunk(store, fast, low, high, categories)
 
 
-def _export_chunk(
+def _make_chunk(
     low: int, high: int, since: int | None, until: int | None, event: str | None
-) -> _Spool:
+) -> _Made:
+    """Make the export of a chunk and keep it here until this process says where it goes
+    (:func:`_write_chunk`)."""
     store, fast = _worker()
-    return _spool_chunk(store, fast, since, until, event, low, high)
+    rows, blocks = _chunk_bytes(store, fast, since, until, event, low, high)
+    _kept[low] = blocks
+    return rows, sum(map(len, blocks))
+
+
+def _write_chunk(low: int, target: _Target, offset: int) -> None:
+    """Write the chunk kept by :func:`_make_chunk` into the output file at ``offset``."""
+    _pwrite(_output(target), _kept.pop(low), offset)
+
+
+def _chunk_data(
+    low: int, high: int, since: int | None, until: int | None, event: str | None
+) -> tuple[int, bytes]:
+    """The export of a chunk, sent back (for an output that cannot be written at offsets)."""
+    store, fast = _worker()
+    rows, blocks = _chunk_bytes(store, fast, since, until, event, low, high)
+    return rows, b"".join(blocks)
+
+
+_kept: dict[int, list[bytes]] = {}  # chunks made, by their first seq, until written
+_written: tuple[_Target, int] | None = None  # the output file and its descriptor here
+
+
+def _output(target: _Target) -> int:
+    """A descriptor of the output file, opened once; raises when the file found at its path
+    is not the one this process writes (moved or replaced meanwhile)."""
+    global _written
+    if _written is None or _written[0] != target:
+        path, identity = target
+        fd = os.open(path, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0))
+        info = os.fstat(fd)
+        if (info.st_dev, info.st_ino) != identity:
+            os.close(fd)
+            raise RuntimeError("the output file was moved or replaced")
+        if _written is not None:
+            os.close(_written[1])
+        _written = (target, fd)
+    return _written[1]
 
 
 # --------------------------------------------------------------------------- in this process
@@ -186,9 +229,7 @@ class _Worker:
         plan: _Plan,
         job: Callable[..., Any],
         *args: Any,
-        discard: Callable[[Any], None] = lambda result: None,
     ) -> None:
-        self._discard = discard
         self._chunks = deque((low, high) for low, high, remote in plan if remote)
         self._job, self._args = job, args
         self._futures: deque[Future[Any]] = deque()
@@ -203,17 +244,26 @@ class _Worker:
             self._submit()
 
     def _submit(self) -> None:
-        if self._failed or not self._chunks or self._pool is None:
+        if not self._chunks:
             return
         low, high = self._chunks.popleft()
-        try:
-            self._futures.append(self._pool.submit(self._job, low, high, *self._args))
-        except Exception:  # no process could be started: every chunk is done here
-            self._failed = True
+        self._futures.append(self.call(self._job, low, high, *self._args))
 
-    def next(self) -> Any:
+    def call(self, job: Callable[..., Any], *args: Any) -> Future[Any]:
+        """Submit another job; a failed future when no process could be started."""
+        if self._pool is not None and not self._failed:
+            try:
+                return self._pool.submit(job, *args)
+            except Exception:  # no process could be started: every chunk is done here
+                self._failed = True
+        failed: Future[Any] = Future()
+        failed.set_exception(RuntimeError("no worker"))
+        return failed
+
+    def next(self, *, more: bool = True) -> Any:
         """The worker's result for its next chunk, or None: then do that chunk here (and,
-        after a failure, every later one)."""
+        after a failure, every later one). ``more``: submit its next chunk now (else call
+        :meth:`more` once this result is placed)."""
         if self._failed or not self._futures:
             return None
         future = self._futures.popleft()
@@ -222,19 +272,19 @@ class _Worker:
         except Exception:
             self._failed = True
             return None
-        self._submit()
+        if more:
+            self._submit()
         return result
 
+    def more(self) -> None:
+        """Submit the worker's next chunk (after ``next(more=False)``)."""
+        self._submit()
+
     def close(self) -> None:
-        """Stop the worker; the results it made that were not taken are given to
-        ``discard`` (to remove what they left behind)."""
+        """Stop the worker once the jobs it has begun are done (the others are cancelled)."""
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
-        while self._futures:
-            future = self._futures.popleft()
-            if future.done() and not future.cancelled() and future.exception() is None:
-                self._discard(future.result())
 
     def __enter__(self) -> _Worker:
         return self
@@ -252,100 +302,95 @@ def _export_parallel(
     since: int | None,
     until: int | None,
     event: str | None,
-) -> int:
-    """Export with the worker: its chunks (appended from its files) and this process's,
-    written in order."""
+) -> int | None:
+    """Export with the worker, its chunks and this process's in order; returns the number
+    of receipts, or None when the log changed meanwhile (start again in one process)."""
     raw = _utf8_buffer(out)
-    fd = _file_fd(raw) if raw is not None else None
+    target = _target(raw) if raw is not None else None
+    if raw is None or target is None:
+        return _export_returned(store, out, raw, fast, signer, plan, since, until, event)
+    path, identity, fd = target
+    out.flush()
+    offset = raw.tell()
     count = 0
-    with _Worker(
-        store, signer, plan, _export_chunk, since, until, event, discard=_remove_spool
-    ) as worker:
+    # The worker's chunks: where each goes, its size, its seqs and the job writing it there.
+    placed: list[tuple[int, int, int | None, int | None, Future[None]]] = []
+    with _Worker(store, signer, plan, _make_chunk, since, until, event) as worker:
         for low, high, remote in plan:
-            done: _Spool | None = worker.next() if remote else None
+            made: _Made | None = worker.next(more=False) if remote else None
+            if made is not None:
+                rows, size = made
+                assert low is not None  # (the first chunk is this process's)
+                written = worker.call(_write_chunk, low, (path, identity), offset)
+                worker.more()
+                placed.append((offset, size, low, high, written))
+                offset += size
+                count += rows
+                continue
+            for rows, block in _export_blocks(store, fast, since, until, event, low, high):
+                offset = _pwrite(fd, [block.encode("utf-8")], offset)
+                count += rows
+        wait([written for *_, written in placed])
+    for at, size, low, high, written in placed:
+        if written.cancelled() or written.exception() is not None:
+            # The worker stopped before writing it: made here, the same bytes.
+            _, blocks = _chunk_bytes(store, fast, since, until, event, low, high)
+            if sum(map(len, blocks)) != size:
+                return None
+            _pwrite(fd, blocks, at)
+    raw.seek(offset)  # (the stream learns where the export ends)
+    return count
+
+
+def _export_returned(
+    store: ReceiptStore,
+    out: TextIO,
+    raw: BinaryIO | None,
+    fast: _Fast,
+    signer: ReceiptSigner | None,
+    plan: _Plan,
+    since: int | None,
+    until: int | None,
+    event: str | None,
+) -> int:
+    """Export with the worker to an output that cannot be written at offsets (not a file,
+    appended to, another encoding): the worker's chunks come back through the pool."""
+    count = 0
+    with _Worker(store, signer, plan, _chunk_data, since, until, event) as worker:
+        for low, high, remote in plan:
+            done: tuple[int, bytes] | None = worker.next() if remote else None
             if done is not None:
-                rows, name, size = done
-                try:
-                    spool = open(name, "rb", buffering=0)  # noqa: SIM115 (closed below)
-                except OSError:  # gone (a cleaner of temporary files): done here instead
-                    spool = None
-                finally:
-                    _remove_spool(done)  # (the open file stays readable)
-                if spool is not None:
-                    with spool:
-                        _append(out, raw, fd, spool, size)
-                    count += rows
-                    continue
+                rows, data = done
+                if raw is not None:
+                    out.flush()
+                    raw.write(data)
+                else:
+                    out.write(data.decode("utf-8"))
+                count += rows
+                continue
             for rows, block in _export_blocks(store, fast, since, until, event, low, high):
                 out.write(block)
                 count += rows
     return count
 
 
-def _remove_spool(done: _Spool | None) -> None:
-    if done is not None:
-        with contextlib.suppress(OSError):
-            os.unlink(done[1])
-
-
-def _append(out: TextIO, raw: BinaryIO | None, fd: int | None, spool: BinaryIO, size: int) -> None:
-    """Write the ``size`` bytes of UTF-8 text in ``spool`` to ``out``: in the kernel when
-    ``out`` is a regular file (``fd``), else read back and written."""
-    if fd is not None and raw is not None:
-        out.flush()
-        at = raw.tell()
-        os.lseek(fd, at, os.SEEK_SET)
-        done = _kernel_copy(spool.fileno(), fd, size)
-        raw.seek(at + done)  # (the buffered stream learns where the file now ends)
-        if done == size:
-            return
-        spool.seek(done)
-    data = spool.read()
-    if raw is not None:
-        out.flush()
-        raw.write(data)
-    else:
-        out.write(data.decode("utf-8"))
-
-
-def _kernel_copy(source: int, target: int, size: int) -> int:
-    """Copy up to ``size`` bytes from the start of ``source`` to ``target`` at its
-    position, without bringing them into this process; returns how many were copied (less
-    than ``size`` when the system cannot: the rest is left to the caller)."""
-    done = 0
-    copy = getattr(os, "copy_file_range", None)
-    while done < size and copy is not None:
-        try:
-            n = copy(source, target, min(size - done, _COPY_MAX), done)
-        except OSError:  # e.g. two file systems it cannot copy between
-            break
-        if n == 0:
-            return done
-        done += n
-    sendfile = getattr(os, "sendfile", None)
-    while done < size and sendfile is not None:
-        try:
-            n = sendfile(target, source, done, min(size - done, _COPY_MAX))
-        except OSError:
-            break
-        if n == 0:
-            break
-        done += n
-    return done
-
-
-def _file_fd(raw: BinaryIO) -> int | None:
-    """The descriptor under ``raw`` when it is a regular file written at its position (not
-    in append mode), else None."""
+def _target(raw: BinaryIO) -> tuple[str, tuple[int, int], int] | None:
+    """The output's path, identity (device, inode) and descriptor when it is a regular
+    file found at its name and written at its position (not in append mode), else None."""
     try:
         fd = raw.fileno()
         info = os.fstat(fd)
         flags = _fd_flags(fd)
+        name = getattr(raw, "name", None)
+        found = os.stat(name) if isinstance(name, str) else None
     except (AttributeError, OSError, ValueError):
         return None
     if not stat.S_ISREG(info.st_mode) or flags is None or flags & os.O_APPEND:
         return None
-    return fd
+    identity = (info.st_dev, info.st_ino)
+    if not isinstance(name, str) or found is None or (found.st_dev, found.st_ino) != identity:
+        return None
+    return name, identity, fd
 
 
 def _fd_flags(fd: int) -> int | None:
