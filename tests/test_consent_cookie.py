@@ -7,6 +7,7 @@ sees in ``request.state.consent`` and the cookies it is handed, and what ``GET /
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import time
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from itsdangerous import BadData, Signer, URLSafeTimedSerializer
+from itsdangerous.encoding import base64_decode
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -26,7 +28,7 @@ from starlette.testclient import TestClient
 from consent import ConsentMiddleware
 from consent import state as state_module
 from consent.policy import load_policy
-from consent.state import ConsentCookie
+from consent.state import ConsentCookie, ConsentState
 
 from .helpers import EXAMPLE_POLICY, copy_policy
 
@@ -456,3 +458,79 @@ def test_every_choice_is_read_back_as_the_plain_decision() -> None:
             assert cookie.loads(cookie.dumps(state))[0] == state
     assert len(cookie._masks) == 1 << len(keys)
     assert len(cookie._masks) <= state_module._MASKS_LIMIT
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    data=st.one_of(
+        st.binary(max_size=90),
+        st.text(
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", max_size=90
+        ).map(str.encode),
+        st.text("AZaz09-_+/=.! \n\x00", max_size=30).map(str.encode),
+    )
+)
+def test_the_base64_reading_answers_as_itsdangerous_does(data: bytes) -> None:
+    """Signatures and payloads are read from URL-safe base64 in one step; the same bytes as
+    itsdangerous' ``base64_decode``, and ``ValueError`` where it raises ``BadData``."""
+    try:
+        expected: bytes | None = base64_decode(data)
+    except BadData:
+        expected = None
+    try:
+        found: bytes | None = state_module._b64decode(data)
+    except ValueError:
+        found = None
+    assert found == expected
+
+
+def test_a_state_read_from_a_cookie_is_the_plain_constructor_s() -> None:
+    """A decided state read from a cookie is made without ``ConsentState``'s keyword
+    arguments; it is the state that the constructor makes, in every field, its equality,
+    hash and text, and as frozen."""
+    cookie = ConsentCookie([KEY], POLICY)
+    keys = sorted(POLICY.optional)
+    at = int(time.time())
+    for mask in range(1 << len(keys)):
+        granted = {key for i, key in enumerate(keys) if mask >> i & 1}
+        for receipt in ("0193a5b2-c4d6-7e8f-9a0b-1c2d3e4f5a6b", "r-1", None):
+            value = new_cookie(cookie, granted, receipt=receipt, at=at)
+            read = cookie._verify(value)[0]
+            assert read is not None
+            plain = ConsentState(
+                granted=frozenset(granted),
+                denied=frozenset(POLICY.optional) - granted,
+                decided=True,
+                necessary=POLICY.necessary,
+                revision=POLICY.short_revision,
+                receipt_id=receipt,
+                subject_id="0193a5b2c4d67e8f9a0b1c2d3e4f5a6b",
+                decided_at=at,
+                expires_at=at + POLICY.site.consent_cookie.max_age,
+            )
+            assert type(read) is ConsentState
+            assert read == plain
+            assert hash(read) == hash(plain)
+            assert repr(read) == repr(plain)
+            for f in dataclasses.fields(ConsentState):
+                assert getattr(read, f.name) == getattr(plain, f.name), f.name
+            assert read.with_gpc(POLICY.sale_or_share) == plain.with_gpc(POLICY.sale_or_share)
+            with pytest.raises(dataclasses.FrozenInstanceError):
+                read.decided = False  # type: ignore[misc]
+
+
+def test_the_usual_ids_are_read_as_the_general_reading_reads_them() -> None:
+    """A cookie with a hex subject id and a hyphenated receipt id (as the endpoints write
+    it) is read in one step; the general reading of the same payload gives the same state."""
+    cookie = ConsentCookie([KEY], POLICY)
+    receipt = "0193a5b2-c4d6-7e8f-9a0b-77e0aa11bb22"
+    value = new_cookie(cookie, {"analytics"}, receipt=receipt, at=int(time.time()))
+    data = payload_of(value)
+    assert len(data) == cookie._usual_size
+    assert data[5] == state_module._USUAL_KINDS
+    usual = cookie._read(data)
+    general = ConsentCookie([KEY], POLICY)
+    general._usual_size = -1  # never the usual size: the general reading
+    assert general._read(data) == usual
+    assert usual[0] is not None
+    assert usual[0].receipt_id == receipt

@@ -29,6 +29,7 @@ hold; the lifetime is checked again on every hit.
 
 from __future__ import annotations
 
+import binascii
 import hashlib
 import hmac
 import logging
@@ -42,7 +43,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from itsdangerous import BadData, Signer, URLSafeTimedSerializer
-from itsdangerous.encoding import base64_decode, base64_encode
+from itsdangerous.encoding import base64_encode
 
 from .policy import Policy
 from .receipts import hyphenated, new_uuid7_hex
@@ -122,6 +123,52 @@ class ConsentState:
         }
 
 
+_new = object.__new__
+_set = object.__setattr__
+
+
+def _decided_state(
+    granted: frozenset[str],
+    denied: frozenset[str],
+    necessary: frozenset[str],
+    allowed: frozenset[str],
+    revision: str,
+    receipt_id: str | None,
+    subject_id: str,
+    decided_at: int,
+    expires_at: int,
+) -> ConsentState:
+    """A decided :class:`ConsentState`, as ``ConsentState(granted=..., decided=True, ...)``
+    makes it (``allowed`` is ``necessary | granted``), without its keyword arguments and
+    ``__post_init__``: a new visitor's cookie makes one on the request path.
+    tests/test_consent_cookie.py holds the two to the same state."""
+    state: ConsentState = _new(ConsentState)
+    _set(state, "granted", granted)
+    _set(state, "denied", denied)
+    _set(state, "decided", True)
+    _set(state, "necessary", necessary)
+    _set(state, "revision", revision)
+    _set(state, "receipt_id", receipt_id)
+    _set(state, "subject_id", subject_id)
+    _set(state, "decided_at", decided_at)
+    _set(state, "expires_at", expires_at)
+    _set(state, "gpc", False)
+    _set(state, "allowed", allowed)
+    return state
+
+
+# URL-safe base64 to the standard alphabet (what base64.urlsafe_b64decode translates).
+_URLSAFE = bytes.maketrans(b"-_", b"+/")
+
+
+def _b64decode(data: bytes) -> bytes:
+    """What itsdangerous' ``base64_decode`` returns for bytes (padded, then
+    ``base64.urlsafe_b64decode``, which is ``binascii.a2b_base64`` of the translated text),
+    in one step; raises ``ValueError`` where it raises ``BadData``. tests/test_consent_cookie.py
+    holds the two to the same answers."""
+    return binascii.a2b_base64((data + b"=" * (-len(data) % 4)).translate(_URLSAFE))
+
+
 current_consent: ContextVar[ConsentState | None] = ContextVar("current_consent", default=None)
 """The consent state of the request being handled (set by the middleware around the app call)."""
 
@@ -180,6 +227,9 @@ _VERSION = 2
 _HEAD = struct.Struct(">BIB8s")
 # How an id is written (two bits each: the subject's low, the receipt's high).
 _ABSENT, _HEX, _HYPHENATED, _TEXT = range(4)
+# The usual head: a hex subject id and a hyphenated receipt id (16 bytes each) follow.
+_USUAL = struct.Struct(">BIB8s16s16s")
+_USUAL_KINDS = _HEX | _HYPHENATED << 2
 _SALT = "asgi-consent.cookie.2"
 # What the earlier format (URLSafeTimedSerializer around JSON) was signed with.
 _OLD_SALT = "asgi-consent.cookie"
@@ -243,6 +293,7 @@ class ConsentCookie:
         "_revision_bytes",
         "_seen",
         "_signer",
+        "_usual_size",
         "lifetime",
         "necessary",
         "optional",
@@ -282,8 +333,10 @@ class ConsentCookie:
         # One bit per category, in the order of their keys (which the revision covers).
         self._bit_order = tuple(sorted(self.optional))
         self._mask_bytes = (len(self._bit_order) + 7) // 8
-        # Per bit set read from a cookie: (granted, denied), made once (at most _MASKS_LIMIT).
-        self._masks: dict[int, tuple[frozenset[str], frozenset[str]]] = {}
+        self._usual_size = _USUAL.size + self._mask_bytes
+        # Per bit set read from a cookie: (granted, denied, allowed), made once (at most
+        # _MASKS_LIMIT).
+        self._masks: dict[int, tuple[frozenset[str], frozenset[str], frozenset[str]]] = {}
         # raw cookie value -> what it was verified to hold (oldest first out)
         self._cache: OrderedDict[str, _Verified] = OrderedDict()
         self._cache_bytes = 0
@@ -400,17 +453,28 @@ class ConsentCookie:
         if payload is None:
             return self._verify_old(value)
         try:
-            return self._read(base64_decode(payload))
+            return self._read(_b64decode(payload))
         except (BadData, ValueError, IndexError, struct.error, UnicodeError):
             return _INVALID
 
     def _read(self, data: bytes) -> _Verified:
         """What a validly signed payload holds."""
-        version, at, kinds, revision = _HEAD.unpack_from(data)
-        if version != _VERSION:
-            return _INVALID
-        subject, end = _unpack_id(kinds & 3, data, _HEAD.size)
-        receipt, end = _unpack_id(kinds >> 2 & 3, data, end)
+        if len(data) == self._usual_size and data[5] == _USUAL_KINDS:
+            # As the endpoints write it: a hex subject id and a hyphenated receipt id (what
+            # the general reading below makes of it, in one step).
+            version, at, _, revision, raw_subject, raw_receipt = _USUAL.unpack_from(data)
+            if version != _VERSION:
+                return _INVALID
+            subject: str | None = raw_subject.hex()
+            r = raw_receipt.hex()
+            receipt: str | None = f"{r[:8]}-{r[8:12]}-{r[12:16]}-{r[16:20]}-{r[20:]}"
+            end = _USUAL.size
+        else:
+            version, at, kinds, revision = _HEAD.unpack_from(data)
+            if version != _VERSION:
+                return _INVALID
+            subject, end = _unpack_id(kinds & 3, data, _HEAD.size)
+            receipt, end = _unpack_id(kinds >> 2 & 3, data, end)
         if not subject:
             return _INVALID
         bits = data[end:]
@@ -420,10 +484,21 @@ class ConsentCookie:
         sets = self._masks.get(mask)
         if sets is None:
             granted = frozenset(key for i, key in enumerate(self._bit_order) if mask >> i & 1)
-            sets = (granted, self.optional - granted)
+            sets = (granted, self.optional - granted, self.necessary | granted)
             if len(self._masks) < _MASKS_LIMIT:
                 self._masks[mask] = sets
-        return self._decided(sets[0], sets[1], receipt, subject, at), subject, at
+        state = _decided_state(
+            sets[0],
+            sets[1],
+            self.necessary,
+            sets[2],
+            self.revision,
+            receipt,
+            subject,
+            at,
+            at + self.lifetime,
+        )
+        return state, subject, at
 
     def _unsign(self, value: str) -> bytes | None:
         """The payload of a value signed by one of the keys, else ``None``: what
@@ -435,8 +510,8 @@ class ConsentCookie:
         if not sep:
             return None
         try:
-            mac = base64_decode(signature)
-        except BadData:
+            mac = _b64decode(signature)
+        except ValueError:
             return None
         for keyed in self._keys:
             check = keyed.copy()
