@@ -5,7 +5,7 @@ one query) and compares the two on the body text, the way :class:`~consent.audit
 checks the other columns: a sealed body is canonical JSON, so ``"method":"banner"`` occurs in
 it exactly when its method is ``banner``. What it cannot settle that way (no statistics row, a
 value that differs, a row that took the full way) it leaves to the database, which derives
-the columns from the body again (:func:`consent.store.statistics.sqlite_mismatches`) and words the
+the columns from the body again (:func:`consent.store.statistics_check.sqlite_mismatches`) and words the
 findings. Statistics rows without their receipt are looked for only when there are more of
 them than the receipts that were found with one.
 """
@@ -17,7 +17,7 @@ from typing import Any
 
 from ..receipts import ChainHead
 from ..store import ReceiptStore, StoreUnavailable
-from ..store.statistics import (
+from ..store.statistics_check import (
     Only,
     file_categories,
     file_mismatches,

@@ -15,34 +15,33 @@ log by visitor.
 
 :func:`migrate_sqlite` / :func:`migrate_postgres` create the tables and triggers and fill them
 for the receipts already in the log (a store made by an earlier version); they do nothing when
-the triggers exist. :func:`sqlite_mismatches` / :func:`postgres_mismatches` find rows whose
-statistics columns are not what the signed body says (``consent verify`` reports them).
+the triggers exist. :mod:`consent.store.statistics_check` finds rows whose statistics columns
+are not what the log says (``consent verify`` reports them).
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from typing import Any
 
 __all__ = [
     "DAY",
     "DECISION_EVENTS",
     "PG_DAY",
+    "PG_HAS_TRIGGERS",
     "STATS_COLUMNS",
-    "Only",
+    "STATS_NAMES",
     "create_postgres",
     "create_sqlite",
-    "file_categories",
-    "file_mismatches",
     "migrate_postgres",
     "migrate_sqlite",
-    "postgres_mismatches",
+    "next_decisions",
+    "pg_derived",
     "postgres_statements",
-    "sqlite_mismatches",
-    "stats_rows",
-    "url_categories",
-    "url_mismatches",
+    "sqlite_derived",
+    "sqlite_fields",
+    "sqlite_has_triggers",
+    "sqlite_is_receipt",
     "with_stats_columns",
 ]
 
@@ -125,7 +124,7 @@ _SQLITE_FIELDS = (
 _SQLITE_PATHS = ", ".join(f"'$.{name}'" for name in _SQLITE_FIELDS)
 
 
-def _sqlite_fields(receipts: str, seq: str, body: str) -> str:
+def sqlite_fields(receipts: str, seq: str, body: str) -> str:
     """A subquery of (seq, a): ``a`` the array of the fields of each body of ``receipts`` (a
     FROM clause, with its WHERE). ``LIMIT -1 OFFSET 0`` keeps SQLite from copying the
     extraction into every expression that reads ``a``."""
@@ -144,8 +143,8 @@ def _array(name: str) -> str:
     return f"CASE WHEN json_type(a, '$[{index}]') = 'array' THEN json_extract(a, '$[{index}]') END"
 
 
-def _sqlite_derived() -> list[str]:
-    """The statistics values, as STATS_COLUMNS, from ``seq`` and ``a`` of :func:`_sqlite_fields`."""
+def sqlite_derived() -> list[str]:
+    """The statistics values, as STATS_COLUMNS, from ``seq`` and ``a`` of :func:`sqlite_fields`."""
     return [
         "seq",
         f"COALESCE({_field('timestamp')}, -1)",
@@ -170,7 +169,7 @@ def _sqlite_keys(body: str) -> str:
 _NEW_KEYS = "g.type = 'array' AND k.type = 'text'"
 
 
-def _sqlite_is_receipt(r: str) -> str:
+def sqlite_is_receipt(r: str) -> str:
     # Chain records (switch, incident) have no subject; a body that is not JSON is a finding
     # of verification already and gets no statistics row.
     return f"{r}.subject_id <> '' AND json_valid({r}.body)"
@@ -183,15 +182,15 @@ def _sqlite_fill(source: str) -> tuple[str, str]:
         "INSERT OR IGNORE INTO consent_stats_categories (key)"
         f" SELECT k.value FROM {source} AS one, {_sqlite_keys('new.body')} WHERE {_NEW_KEYS}"
     )
-    values = ", ".join(_sqlite_derived())
+    values = ", ".join(sqlite_derived())
     row = (
         f"INSERT OR REPLACE INTO consent_stats ({STATS_COLUMNS}) SELECT {values}"
-        f" FROM {_sqlite_fields(source, 'new.seq', 'new.body')}"
+        f" FROM {sqlite_fields(source, 'new.seq', 'new.body')}"
     )
     return keys, row
 
 
-def _next_decisions(where: str) -> str:
+def next_decisions(where: str) -> str:
     """A subquery (seq, next_ts, nxt) of the statistics rows selected by ``where`` (which keeps
     every row of a visitor or none): ``nxt`` the time of the visitor's next decision after a
     decision (NULL for the last, and for a row that is no decision), as ``next_ts`` should be."""
@@ -206,7 +205,7 @@ def _refresh_next(where: str) -> str:
     """The statement setting ``next_ts`` right on the rows of the visitors ``where`` selects
     (SQLite and PostgreSQL)."""
     return (
-        f"UPDATE consent_stats SET next_ts = w.nxt FROM {_next_decisions(where)} AS w"
+        f"UPDATE consent_stats SET next_ts = w.nxt FROM {next_decisions(where)} AS w"
         " WHERE consent_stats.seq = w.seq AND consent_stats.next_ts IS DISTINCT FROM w.nxt"
     )
 
@@ -246,7 +245,7 @@ def _unlink_next() -> str:
 
 def _sqlite_triggers() -> tuple[str, ...]:
     keys, row = _sqlite_fill("(SELECT 1)")
-    update_keys, update_row = _sqlite_fill(f"(SELECT 1 WHERE {_sqlite_is_receipt('new')})")
+    update_keys, update_row = _sqlite_fill(f"(SELECT 1 WHERE {sqlite_is_receipt('new')})")
     # An edited receipt (the store never edits one): its visitors' next decisions again.
     visitors = (
         " WHERE seq IN (SELECT seq FROM consent_receipts"
@@ -266,22 +265,22 @@ def _sqlite_triggers() -> tuple[str, ...]:
 
 
 def _sqlite_backfill() -> tuple[str, str]:
-    receipts = f"consent_receipts AS r WHERE {_sqlite_is_receipt('r')}"
+    receipts = f"consent_receipts AS r WHERE {sqlite_is_receipt('r')}"
     keys = (
         "INSERT OR IGNORE INTO consent_stats_categories (key)"
         f" SELECT k.value FROM consent_receipts AS r, {_sqlite_keys('r.body')}"
-        f" WHERE {_sqlite_is_receipt('r')} AND {_NEW_KEYS}"
+        f" WHERE {sqlite_is_receipt('r')} AND {_NEW_KEYS}"
         " GROUP BY k.value ORDER BY MIN(r.seq), k.value"
     )
-    values = ", ".join(_sqlite_derived())
+    values = ", ".join(sqlite_derived())
     rows = (
         f"INSERT OR REPLACE INTO consent_stats ({STATS_COLUMNS}) SELECT {values}"
-        f" FROM {_sqlite_fields(receipts, 'r.seq', 'r.body')}"
+        f" FROM {sqlite_fields(receipts, 'r.seq', 'r.body')}"
     )
     return keys, rows
 
 
-def _sqlite_has_triggers(conn: sqlite3.Connection) -> bool:
+def sqlite_has_triggers(conn: sqlite3.Connection) -> bool:
     (n,) = conn.execute(
         "SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger'"
         " AND name IN ('consent_stats_insert', 'consent_stats_update', 'consent_stats_delete')"
@@ -296,7 +295,7 @@ def create_sqlite(conn: sqlite3.Connection) -> None:
     """Create the statistics tables and triggers (inside the caller's write transaction),
     filling them for the receipts already in ``consent_receipts``; nothing when the triggers
     exist (a store whose schema moves to a later version keeps its statistics rows)."""
-    if _sqlite_has_triggers(conn):
+    if sqlite_has_triggers(conn):
         return
     for statement in _SQLITE_TABLES:
         conn.execute(statement)
@@ -320,7 +319,7 @@ def _sqlite_finish(conn: sqlite3.Connection) -> None:
 
 def _sqlite_current(conn: sqlite3.Connection) -> bool:
     """Whether the statistics tables, triggers and index are this version's."""
-    if not _sqlite_has_triggers(conn):
+    if not sqlite_has_triggers(conn):
         return False
     (n,) = conn.execute(
         "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = 'consent_stats_days'"
@@ -339,7 +338,7 @@ def migrate_sqlite(conn: sqlite3.Connection) -> bool:
         if _sqlite_current(conn):
             conn.execute("ROLLBACK")
             return False
-        if _sqlite_has_triggers(conn):
+        if sqlite_has_triggers(conn):
             columns = {row[1] for row in conn.execute("PRAGMA table_info(consent_stats)")}
             if "next_ts" not in columns:
                 conn.execute("ALTER TABLE consent_stats ADD COLUMN next_ts INTEGER")
@@ -354,14 +353,7 @@ def migrate_sqlite(conn: sqlite3.Connection) -> bool:
     return True
 
 
-def _difference(names: list[str], derived: Any, stored: Any) -> str:
-    if stored[0] is None:
-        return "no statistics row (consent_stats) for this receipt"
-    differ = [name for name, want, have in zip(names, derived, stored, strict=True) if want != have]
-    return "statistics columns differ from the signed body: " + ", ".join(differ)
-
-
-_NAMES = [c.strip() for c in STATS_COLUMNS.split(",")]
+STATS_NAMES = [c.strip() for c in STATS_COLUMNS.split(",")]
 
 
 def with_stats_columns(columns: str, where: str) -> str:
@@ -369,116 +361,11 @@ def with_stats_columns(columns: str, where: str) -> str:
     receipts selected by ``where``, each followed by its statistics row (NULLs when it has
     none), in seq order."""
     outer = ", ".join(f"r.{name.strip()}" for name in columns.split(","))
-    stats = ", ".join(f"s.{name}" for name in _NAMES[1:])
+    stats = ", ".join(f"s.{name}" for name in STATS_NAMES[1:])
     return (
         f"SELECT {outer}, {stats} FROM (SELECT {columns} FROM consent_receipts{where}) AS r"
         " LEFT JOIN consent_stats AS s ON s.seq = r.seq ORDER BY r.seq"
     )
-
-
-class Only:
-    """What a mismatch query checks (up to ``max_seq``), after a verification has compared
-    most rows itself: the receipts ``seqs`` (None: all), and statistics rows without their
-    receipt when there are more statistics rows than the ``matched`` receipts it found with
-    one (None: always)."""
-
-    def __init__(self, seqs: list[int] | None = None, matched: int | None = None) -> None:
-        self.seqs = seqs
-        self.matched = matched
-
-    def clauses(self, max_seq: int | None) -> list[str]:
-        """``AND`` clauses (on ``r.seq``) for each query: one, or one per part of ``seqs``."""
-        limit = "" if max_seq is None else f" AND r.seq <= {int(max_seq)}"
-        if self.seqs is None:
-            return [limit]
-        ordered = sorted(set(self.seqs))
-        return [
-            f"{limit} AND r.seq IN ({', '.join(str(int(s)) for s in ordered[i : i + 500])})"
-            for i in range(0, len(ordered), 500)
-        ]
-
-
-def _mismatches(
-    conn: Any, queries: list[str], max_seq: int | None, only: Only
-) -> Iterator[tuple[int, str, str]]:
-    """The findings of the mismatch ``queries`` (rows of receipt id, the derived columns, the
-    stored ones), then every statistics row without its receipt; SQLite and PostgreSQL alike."""
-    n = len(_NAMES)
-    for query in queries:
-        for found in conn.execute(query):
-            want, have = found[1 : 1 + n], found[1 + n :]
-            yield int(want[0]), str(found[0]), _difference(_NAMES, want, have)
-    # Every statistics row belongs to a receipt found with it: nothing else to look for.
-    whole = only.matched is not None and stats_rows(conn, max_seq) == only.matched
-    if _has_next(conn):  # not before a store made by an earlier version is migrated
-        yield from _next_mismatches(conn, max_seq, whole)
-    if whole:
-        return
-    orphan_limit = "" if max_seq is None else f" AND s.seq <= {int(max_seq)}"
-    for (seq,) in conn.execute(
-        "SELECT s.seq FROM consent_stats AS s LEFT JOIN consent_receipts AS r ON r.seq = s.seq"
-        f" WHERE (r.seq IS NULL OR r.subject_id = ''){orphan_limit} ORDER BY s.seq"
-    ):
-        yield int(seq), "", "a statistics row without its receipt"
-
-
-def _next_mismatches(conn: Any, max_seq: int | None, whole: bool) -> Iterator[tuple[int, str, str]]:
-    """The decisions whose ``next_ts`` is not the time of the visitor's next decision (the
-    visitor's rows after ``max_seq`` read too: a decision appended since may follow one
-    before it). Unless the statistics rows are known to be ``whole`` (each with its receipt),
-    those without a receipt are left out."""
-    where = "" if whole else " WHERE seq IN (SELECT seq FROM consent_receipts)"
-    limit = "" if max_seq is None else f" AND w.seq <= {int(max_seq)}"
-    for seq, receipt_id in conn.execute(
-        f"SELECT w.seq, r.receipt_id FROM {_next_decisions(where)} AS w"
-        " LEFT JOIN consent_receipts AS r ON r.seq = w.seq"
-        f" WHERE w.next_ts IS DISTINCT FROM w.nxt{limit} ORDER BY w.seq"
-    ):
-        yield int(seq), str(receipt_id or ""), _NEXT_DIFFERS
-
-
-def _has_next(conn: Any) -> bool:
-    """Whether the statistics columns have ``next_ts`` (SQLite and PostgreSQL)."""
-    if isinstance(conn, sqlite3.Connection):
-        query = "SELECT COUNT(*) FROM pragma_table_info('consent_stats') WHERE name = 'next_ts'"
-    else:
-        query = (
-            "SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = current_schema()"
-            " AND table_name = 'consent_stats' AND column_name = 'next_ts'"
-        )
-    return int(conn.execute(query).fetchone()[0]) == 1
-
-
-_NEXT_DIFFERS = "statistics column next_ts is not the time of this visitor's next decision"
-
-
-def stats_rows(conn: Any, max_seq: int | None) -> int:
-    """How many statistics rows there are up to ``max_seq`` (SQLite and PostgreSQL)."""
-    limit = "" if max_seq is None else f" WHERE seq <= {int(max_seq)}"
-    found = conn.execute(f"SELECT COUNT(*) FROM consent_stats{limit}").fetchone()
-    return int(found[0])
-
-
-def sqlite_mismatches(
-    conn: sqlite3.Connection, max_seq: int | None, only: Only | None = None
-) -> Iterator[tuple[int, str, str]]:
-    """(seq, receipt_id, what differs) for every receipt whose statistics row is missing or
-    differs from what its body says, and every statistics row without its receipt."""
-    only = only or Only()
-    derived = ", ".join(f"{e} AS d{i}" for i, e in enumerate(_sqlite_derived()))
-    stored = ", ".join(f"s.{name}" for name in _NAMES)
-    differs = " OR ".join(f"d.d{i} IS NOT s.{name}" for i, name in enumerate(_NAMES))
-    queries = []
-    for limit in only.clauses(max_seq):
-        receipts = f"consent_receipts AS r WHERE {_sqlite_is_receipt('r')}{limit}"
-        queries.append(
-            f"SELECT r.receipt_id, d.*, {stored} FROM"
-            f" (SELECT {derived} FROM {_sqlite_fields(receipts, 'r.seq', 'r.body')}) AS d"
-            " JOIN consent_receipts AS r ON r.seq = d.d0"
-            f" LEFT JOIN consent_stats AS s ON s.seq = d.d0 WHERE s.seq IS NULL OR {differs}"
-            " ORDER BY d.d0"
-        )
-    return _mismatches(conn, queries, max_seq, only)
 
 
 # ------------------------------------------------------------------------------- PostgreSQL
@@ -540,7 +427,7 @@ def _pg_bits(b: str, field: str) -> str:
     )
 
 
-def _pg_derived(seq: str, b: str) -> list[str]:
+def pg_derived(seq: str, b: str) -> list[str]:
     """The statistics values of a receipt from its body ``b`` (jsonb), as STATS_COLUMNS."""
     return [
         seq,
@@ -568,7 +455,7 @@ def _pg_bodies(source: str) -> str:
 def _pg_fill(source: str) -> str:
     """Statements (for a function body) filling statistics for the receipts in ``source``."""
     arrays = f"{_pg_array('b', 'granted')} || {_pg_array('b', 'refused')}"
-    update = ", ".join(f"{name} = excluded.{name}" for name in _NAMES[1:])
+    update = ", ".join(f"{name} = excluded.{name}" for name in STATS_NAMES[1:])
     new_keys = (
         "SELECT k.value #>> '{}' AS key, MIN(seq) AS first"
         f" FROM {_pg_bodies(source)}, LATERAL jsonb_array_elements({arrays}) AS k(value)"
@@ -580,7 +467,7 @@ def _pg_fill(source: str) -> str:
         f" + row_number() OVER (ORDER BY first, key), key FROM ({new_keys}) AS found"
         " WHERE NOT EXISTS (SELECT 1 FROM consent_stats_categories AS c WHERE c.key = found.key);"
         f" INSERT INTO consent_stats ({STATS_COLUMNS})"
-        f" SELECT {', '.join(_pg_derived('seq', 'b'))} FROM {_pg_bodies(source)}"
+        f" SELECT {', '.join(pg_derived('seq', 'b'))} FROM {_pg_bodies(source)}"
         f" ON CONFLICT (seq) DO UPDATE SET {update};"
     )
 
@@ -623,7 +510,7 @@ _PG_TRIGGERS = (
     " REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION consent_stats_deleted()",
 )
 
-_PG_HAS_TRIGGERS = (
+PG_HAS_TRIGGERS = (
     "SELECT COUNT(*) FROM pg_trigger WHERE tgrelid = to_regclass('consent_receipts')"
     " AND tgname IN ('consent_stats_insert', 'consent_stats_update', 'consent_stats_delete')"
 )
@@ -652,7 +539,7 @@ def create_postgres(conn: Any) -> None:
         conn.execute(statement)
 
 
-_PG_CURRENT = f"SELECT ({_PG_HAS_TRIGGERS}) = 3, to_regclass('consent_stats_days') IS NOT NULL"
+_PG_CURRENT = f"SELECT ({PG_HAS_TRIGGERS}) = 3, to_regclass('consent_stats_days') IS NOT NULL"
 
 
 def migrate_postgres(conn: Any) -> bool:
@@ -676,79 +563,3 @@ def migrate_postgres(conn: Any) -> bool:
         else:
             create_postgres(conn)
     return True
-
-
-def postgres_mismatches(
-    conn: Any, max_seq: int | None, only: Only | None = None
-) -> Iterator[tuple[int, str, str]]:
-    """:func:`sqlite_mismatches` for PostgreSQL."""
-    only = only or Only()
-    derived = ", ".join(f"{e} AS d{i}" for i, e in enumerate(_pg_derived("p.seq", "p.b")))
-    stored = ", ".join(f"s.{name}" for name in _NAMES)
-    differs = " OR ".join(f"d.d{i} IS DISTINCT FROM s.{name}" for i, name in enumerate(_NAMES))
-    # Each body parsed once (MATERIALIZED: not once per expression using it).
-    queries = [
-        "WITH p AS MATERIALIZED (SELECT r.seq, r.receipt_id, consent_stats_json(r.body) AS b"
-        f" FROM consent_receipts AS r WHERE r.subject_id <> ''{limit})"
-        f" SELECT d.*, {stored} FROM (SELECT p.receipt_id, {derived} FROM p"
-        " WHERE jsonb_typeof(p.b) = 'object') AS d"
-        f" LEFT JOIN consent_stats AS s ON s.seq = d.d0 WHERE s.seq IS NULL OR {differs}"
-        " ORDER BY d.d0"
-        for limit in only.clauses(max_seq)
-    ]
-    return _mismatches(conn, queries, max_seq, only)
-
-
-def _categories(conn: Any) -> dict[str, int]:
-    return {
-        str(k): int(b) for b, k in conn.execute("SELECT bit, key FROM consent_stats_categories")
-    }
-
-
-def file_categories(path: str) -> dict[str, int] | None:
-    """The bit of each category key of the SQLite store at ``path``; None for a store
-    without statistics columns yet (made by an earlier version and not migrated)."""
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
-    try:
-        return _categories(conn) if _sqlite_has_triggers(conn) else None
-    finally:
-        conn.close()
-
-
-def url_categories(url: str) -> dict[str, int] | None:
-    """:func:`file_categories` for the PostgreSQL store at ``url``."""
-    import psycopg
-
-    with psycopg.connect(url, autocommit=True) as pg:
-        found = pg.execute(_PG_HAS_TRIGGERS).fetchone()
-        if found is None or int(found[0]) != 3:
-            return None
-        return _categories(pg)
-
-
-def file_mismatches(
-    path: str, max_seq: int | None, only: Only | None = None
-) -> list[tuple[int, str, str]]:
-    """:func:`sqlite_mismatches` for the SQLite file at ``path``, read only; nothing for a
-    store without statistics columns yet (made by an earlier version and not migrated)."""
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
-    try:
-        if not _sqlite_has_triggers(conn):
-            return []
-        return list(sqlite_mismatches(conn, max_seq, only))
-    finally:
-        conn.close()
-
-
-def url_mismatches(
-    url: str, max_seq: int | None, only: Only | None = None
-) -> list[tuple[int, str, str]]:
-    """:func:`postgres_mismatches` for the PostgreSQL store at ``url``; nothing for a store
-    without statistics columns yet."""
-    import psycopg
-
-    with psycopg.connect(url, autocommit=True) as pg:
-        found = pg.execute(_PG_HAS_TRIGGERS).fetchone()
-        if found is None or int(found[0]) != 3:
-            return []
-        return list(postgres_mismatches(pg, max_seq, only))
