@@ -18,7 +18,7 @@ from consent.stats.query import bucket_start
 from consent.store import open_store
 
 from .conftest import execute_sql, make_receipt, record_receipts
-from .stats_seed import AMP, SEED, TEST_KEY, Seed, at, seed_receipts
+from .stats_seed import AM, AMP, SEED, TEST_KEY, Seed, at, seed_receipts
 
 OLD_STORE = Path(__file__).parent / "data" / "store-before-stats.db"
 NEXT_STORE = Path(__file__).parent / "data" / "store-before-next.db"
@@ -152,6 +152,16 @@ def test_statistics_columns_of_the_version_before_get_next_ts_and_the_index(
     ]
     result = verify_store(open_store(url, SIGNER), SIGNER)
     assert result.ok, result.message()
+    # The earlier release's `consent stats`, run since, adds its index again: dropped again.
+    execute_sql(
+        url,
+        "CREATE INDEX consent_stats_day ON consent_stats ((ts - ts % 86400), revision, granted,"
+        " refused, gpc, event, language, method, ts, subject_id)",
+    )
+    assert stats(capsys, url, "--per", "visitor", "--by", "month", "--since", "2026-12-01") == (
+        december
+    )
+    assert _indexes(url) == {"consent_stats_days"}
 
 
 @pytest.mark.postgres
@@ -172,6 +182,28 @@ def test_postgres_statistics_columns_without_next_ts_are_migrated(
     assert _indexes(pg_url) == {"consent_stats_days"}
     result = verify_store(open_store(pg_url, SIGNER), SIGNER)
     assert result.ok, result.message()
+
+
+def test_a_decision_recorded_after_one_with_a_later_time(
+    store_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two requests of one visitor may be recorded in the other order than their times: the
+    decision recorded last counts, and when its time is before ``--since`` the one recorded
+    before it is the visitor's latest in the range."""
+    seed: list[Seed] = [
+        ("v", "2026-11-02 10:05", "given", AM, [], "banner", "en", False, "r"),
+        ("v", "2026-11-02 10:00", "refused", [], AM, "banner", "en", False, "r"),
+        ("w", "2026-11-02 11:00", "given", AM, [], "banner", "en", False, "r"),
+    ]
+    record_receipts(store_url, seed_receipts(seed))
+    whole = stats(capsys, store_url, "--per", "visitor")
+    assert [counts(b) for b in whole["buckets"]] == [
+        (2, (1, 1, 0), 0, {"analytics": (1, 2), "marketing": (1, 2)})  # v refused, w given
+    ]
+    later = stats(capsys, store_url, "--per", "visitor", "--since", "2026-11-02T10:03:00Z")
+    assert [counts(b) for b in later["buckets"]] == [
+        (2, (2, 0, 0), 0, {"analytics": (2, 2), "marketing": (2, 2)})  # v given at 10:05, w
+    ]
 
 
 def _reference(

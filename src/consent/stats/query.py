@@ -251,13 +251,15 @@ class _PgBackend(_Backend):
         )
 
 
-def _last_in_bucket(backend: _Backend, by: By, until: int | None) -> str:
-    """Whether a row is its visitor's last decision in its bucket (and before ``until``): the
-    visitor's next decision (``next_ts``) is in another bucket, or after ``until``, or there
-    is none."""
+def _last_in_bucket(backend: _Backend, by: By, since: int | None, until: int | None) -> str:
+    """Whether a row is its visitor's last decision in its bucket within ``since`` and
+    ``until``: the visitor's next decision (``next_ts``) is in another bucket, outside the
+    range, or there is none."""
     start, end = backend.bucket(by, "ts")
-    later = "" if until is None else f" OR next_ts >= {int(until)}"
-    return f"next_ts IS NULL{later} OR next_ts >= {end} OR next_ts < {start}"
+    outside = "" if until is None else f" OR next_ts >= {int(until)}"
+    if since is not None:  # (a decision recorded after this one with an earlier time)
+        outside += f" OR next_ts < {int(since)}"
+    return f"next_ts IS NULL{outside} OR next_ts >= {end} OR next_ts < {start}"
 
 
 def _collect(
@@ -284,7 +286,7 @@ def _collect(
     groups = _groups(backend.day, split)
     counted = "COUNT(*)"
     if per == "visitor":
-        counted = f"SUM(CASE WHEN {_last_in_bucket(backend, by, until)} THEN 1 ELSE 0 END)"
+        counted = f"SUM(CASE WHEN {_last_in_bucket(backend, by, since, until)} THEN 1 ELSE 0 END)"
     query = (
         f"SELECT {groups}, COUNT(*), MIN(ts), MAX(ts), {counted}"
         f" FROM consent_stats{where} GROUP BY {groups}"

@@ -201,13 +201,16 @@ def next_decisions(where: str) -> str:
     )
 
 
-def _refresh_next(where: str) -> str:
-    """The statement setting ``next_ts`` right on the rows of the visitors ``where`` selects
-    (SQLite and PostgreSQL)."""
+def _refresh_next(where: str, differs: str = "IS NOT") -> str:
+    """The statement setting ``next_ts`` right on the rows of the visitors ``where`` selects;
+    ``differs``: the comparison that holds NULL apart (``IS DISTINCT FROM`` on PostgreSQL)."""
     return (
         f"UPDATE consent_stats SET next_ts = w.nxt FROM {next_decisions(where)} AS w"
-        " WHERE consent_stats.seq = w.seq AND consent_stats.next_ts IS DISTINCT FROM w.nxt"
+        f" WHERE consent_stats.seq = w.seq AND consent_stats.next_ts {differs} w.nxt"
     )
+
+
+_PG_DIFFERS = "IS DISTINCT FROM"
 
 
 def _link_next(added: str) -> str:
@@ -321,10 +324,12 @@ def _sqlite_current(conn: sqlite3.Connection) -> bool:
     """Whether the statistics tables, triggers and index are this version's."""
     if not sqlite_has_triggers(conn):
         return False
-    (n,) = conn.execute(
-        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = 'consent_stats_days'"
-    ).fetchone()
-    return int(n) == 1
+    found = conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'index'"
+        " AND name IN ('consent_stats_days', 'consent_stats_day', 'consent_stats_ts')"
+    ).fetchall()
+    # (an earlier release's `consent stats` run since adds its own index again)
+    return [name for (name,) in found] == ["consent_stats_days"]
 
 
 def migrate_sqlite(conn: sqlite3.Connection) -> bool:
@@ -495,8 +500,11 @@ def _pg_functions() -> tuple[str, ...]:
     )
     return (
         function("consent_stats_inserted", f"{_pg_fill('added')} {_link_next('added')};"),
-        function("consent_stats_updated", f"{gone} {_pg_fill('added')} {_refresh_next(visitors)};"),
-        function("consent_stats_deleted", f"{gone} {_refresh_next(left)};"),
+        function(
+            "consent_stats_updated",
+            f"{gone} {_pg_fill('added')} {_refresh_next(visitors, _PG_DIFFERS)};",
+        ),
+        function("consent_stats_deleted", f"{gone} {_refresh_next(left, _PG_DIFFERS)};"),
     )
 
 
@@ -526,7 +534,7 @@ def postgres_statements() -> list[str]:
         f" BEGIN {_pg_fill('consent_receipts')} END $$",
         "SELECT consent_stats_backfill()",
         "DROP FUNCTION consent_stats_backfill()",
-        _refresh_next(""),
+        _refresh_next("", _PG_DIFFERS),
         _PG_COVERING_INDEX,
         *_EARLIER_INDEXES,
         *_PG_TRIGGERS,
@@ -539,7 +547,10 @@ def create_postgres(conn: Any) -> None:
         conn.execute(statement)
 
 
-_PG_CURRENT = f"SELECT ({PG_HAS_TRIGGERS}) = 3, to_regclass('consent_stats_days') IS NOT NULL"
+_PG_CURRENT = (
+    f"SELECT ({PG_HAS_TRIGGERS}) = 3, to_regclass('consent_stats_days') IS NOT NULL"
+    " AND to_regclass('consent_stats_day') IS NULL AND to_regclass('consent_stats_ts') IS NULL"
+)
 
 
 def migrate_postgres(conn: Any) -> bool:
@@ -555,7 +566,7 @@ def migrate_postgres(conn: Any) -> bool:
         if triggers:
             # Statistics columns an earlier version made: this version's column, functions,
             # next_ts filled, the index.
-            for statement in (*_PG_TABLES, *_pg_functions(), _refresh_next("")):
+            for statement in (*_PG_TABLES, *_pg_functions(), _refresh_next("", _PG_DIFFERS)):
                 conn.execute(statement)
             conn.execute(_PG_COVERING_INDEX)
             for statement in _EARLIER_INDEXES:

@@ -97,10 +97,11 @@ def _next_mismatches(conn: Any, max_seq: int | None, whole: bool) -> Iterator[tu
     those without a receipt are left out."""
     where = "" if whole else " WHERE seq IN (SELECT seq FROM consent_receipts)"
     limit = "" if max_seq is None else f" AND w.seq <= {int(max_seq)}"
+    differs = "IS NOT" if isinstance(conn, sqlite3.Connection) else "IS DISTINCT FROM"
     for seq, receipt_id in conn.execute(
         f"SELECT w.seq, r.receipt_id FROM {next_decisions(where)} AS w"
         " LEFT JOIN consent_receipts AS r ON r.seq = w.seq"
-        f" WHERE w.next_ts IS DISTINCT FROM w.nxt{limit} ORDER BY w.seq"
+        f" WHERE w.next_ts {differs} w.nxt{limit} ORDER BY w.seq"
     ):
         yield int(seq), str(receipt_id or ""), _NEXT_DIFFERS
 
