@@ -359,19 +359,9 @@ class ConsentCookie:
         """A decided state under the current revision."""
         g = frozenset(granted) & self.optional
         at = int(time.time()) if decided_at is None else decided_at
-        return self._decided(g, self.optional - g, receipt_id, subject_id, at)
-
-    def _decided(
-        self,
-        granted: frozenset[str],
-        denied: frozenset[str],
-        receipt_id: str | None,
-        subject_id: str,
-        at: int,
-    ) -> ConsentState:
         return ConsentState(
-            granted=granted,
-            denied=denied,
+            granted=g,
+            denied=self.optional - g,
             decided=True,
             necessary=self.necessary,
             revision=self.revision,
@@ -466,8 +456,7 @@ class ConsentCookie:
             if version != _VERSION:
                 return _INVALID
             subject: str | None = raw_subject.hex()
-            r = raw_receipt.hex()
-            receipt: str | None = f"{r[:8]}-{r[8:12]}-{r[12:16]}-{r[16:20]}-{r[20:]}"
+            receipt: str | None = hyphenated(raw_receipt.hex())
             end = _USUAL.size
         else:
             version, at, kinds, revision = _HEAD.unpack_from(data)

@@ -223,31 +223,39 @@ class _Backend:
     def __init__(self, execute: Any) -> None:
         self.execute = execute
 
+    @staticmethod
+    def mod(a: str, b: int) -> str:
+        return f"({a}) % {b}"
+
+    @staticmethod
+    def month(ts: str) -> tuple[str, str]:
+        start = f"strftime('%s', {ts}, 'unixepoch', 'start of month'"
+        return f"CAST({start}) AS INTEGER)", f"CAST({start}, '+1 month') AS INTEGER)"
+
     def bucket(self, by: By, ts: str) -> tuple[str, str]:
         """The start and end of the bucket holding ``ts``, as SQL."""
-        if by == "day":
-            return f"({ts} - {ts} % {_DAY})", f"({ts} - {ts} % {_DAY} + {_DAY})"
-        if by == "week":
-            start = f"({ts} - ({ts} - {_MONDAY}) % {7 * _DAY})"
-            return start, f"({start} + {7 * _DAY})"
-        month = f"strftime('%s', {ts}, 'unixepoch', 'start of month'"
-        return f"CAST({month}) AS INTEGER)", f"CAST({month}, '+1 month') AS INTEGER)"
+        if by == "month":
+            return self.month(ts)
+        length, offset = (_DAY, 0) if by == "day" else (7 * _DAY, _MONDAY)
+        shifted = f"{ts} - {offset}" if offset else ts
+        start = f"({ts} - {self.mod(shifted, length)})"
+        return start, f"({start} + {length})"
 
 
 class _PgBackend(_Backend):
     mark = "%s"
     day = PG_DAY
 
-    def bucket(self, by: By, ts: str) -> tuple[str, str]:
-        if by == "day":
-            return f"({ts} - mod({ts}, {_DAY}))", f"({ts} - mod({ts}, {_DAY}) + {_DAY})"
-        if by == "week":
-            start = f"({ts} - mod({ts} - {_MONDAY}, {7 * _DAY}))"
-            return start, f"({start} + {7 * _DAY})"
-        month = f"date_trunc('month', to_timestamp({ts}) AT TIME ZONE 'UTC')"
+    @staticmethod
+    def mod(a: str, b: int) -> str:  # ("%" marks a query parameter for psycopg)
+        return f"mod({a}, {b})"
+
+    @staticmethod
+    def month(ts: str) -> tuple[str, str]:
+        start = f"date_trunc('month', to_timestamp({ts}) AT TIME ZONE 'UTC')"
         return (
-            f"extract(epoch FROM {month})::bigint",
-            f"extract(epoch FROM {month} + interval '1 month')::bigint",
+            f"extract(epoch FROM {start})::bigint",
+            f"extract(epoch FROM {start} + interval '1 month')::bigint",
         )
 
 

@@ -52,6 +52,10 @@ STATS_COLUMNS = "seq, ts, subject_id, event, granted, refused, method, language,
 DECISION_EVENTS = ("given", "refused", "updated", "withdrawn")
 _DECISION = "(" + ", ".join(f"'{event}'" for event in DECISION_EVENTS) + ")"
 
+# The triggers on consent_receipts that keep the statistics rows (both databases).
+_TRIGGERS = ("consent_stats_insert", "consent_stats_update", "consent_stats_delete")
+_TRIGGER_NAMES = "(" + ", ".join(f"'{name}'" for name in _TRIGGERS) + ")"
+
 # The UTC day of a receipt (unix seconds), as the index below and the queries write it
 # (PostgreSQL: mod(), as "%" marks a query parameter for psycopg).
 DAY = "(ts - ts % 86400)"
@@ -213,20 +217,26 @@ def _refresh_next(where: str, differs: str = "IS NOT") -> str:
 _PG_DIFFERS = "IS DISTINCT FROM"
 
 
+def _decision_before(row: str, seq: str) -> str:
+    """A subquery: the seq of the decision of ``row``'s visitor (a statistics row with
+    ``subject_id``) last appended before ``seq``, found backwards through the receipts' index
+    by visitor."""
+    return (
+        "SELECT r.seq FROM consent_receipts AS r JOIN consent_stats AS p ON p.seq = r.seq"
+        f" WHERE r.subject_id = {row}.subject_id AND p.subject_id = {row}.subject_id"
+        f" AND r.seq < {seq} AND p.event IN {_DECISION} ORDER BY r.seq DESC LIMIT 1"
+    )
+
+
 def _link_next(added: str) -> str:
     """The statement an append runs after filling the statistics rows of the receipts
     ``added`` (a FROM item with their ``seq``): each decision's time becomes ``next_ts`` of
-    the same visitor's decision before it, found backwards through the receipts' index by
-    visitor (SQLite and PostgreSQL)."""
-    before = (
-        "SELECT r.seq FROM consent_receipts AS r JOIN consent_stats AS p ON p.seq = r.seq"
-        " WHERE r.subject_id = n.subject_id AND p.subject_id = n.subject_id AND r.seq < n.seq"
-        f" AND p.event IN {_DECISION} ORDER BY r.seq DESC LIMIT 1"
-    )
+    the same visitor's decision before it (SQLite and PostgreSQL)."""
     return (
         "UPDATE consent_stats SET next_ts = v.ts FROM"
-        f" (SELECT n.ts, ({before}) AS before FROM consent_stats AS n JOIN {added} AS a"
-        f" ON a.seq = n.seq WHERE n.event IN {_DECISION}) AS v WHERE consent_stats.seq = v.before"
+        f" (SELECT n.ts, ({_decision_before('n', 'n.seq')}) AS before FROM consent_stats AS n"
+        f" JOIN {added} AS a ON a.seq = n.seq WHERE n.event IN {_DECISION}) AS v"
+        " WHERE consent_stats.seq = v.before"
     )
 
 
@@ -234,15 +244,10 @@ def _unlink_next() -> str:
     """For the receipt ``old`` a delete removes (SQLite, before its statistics row goes): the
     visitor's decision before it now leads to the one after it. A purge deletes the oldest
     receipts first, whose decisions before are gone already: nothing to find."""
-    before = (
-        "SELECT r.seq FROM consent_receipts AS r JOIN consent_stats AS p ON p.seq = r.seq"
-        " WHERE r.subject_id = d.subject_id AND p.subject_id = d.subject_id AND r.seq < old.seq"
-        f" AND p.event IN {_DECISION} ORDER BY r.seq DESC LIMIT 1"
-    )
     return (
         "UPDATE consent_stats SET next_ts = d.next_ts FROM (SELECT next_ts, subject_id"
         f" FROM consent_stats WHERE seq = old.seq AND event IN {_DECISION}) AS d"
-        f" WHERE consent_stats.seq = ({before})"
+        f" WHERE consent_stats.seq = ({_decision_before('d', 'old.seq')})"
     )
 
 
@@ -285,13 +290,9 @@ def _sqlite_backfill() -> tuple[str, str]:
 
 def sqlite_has_triggers(conn: sqlite3.Connection) -> bool:
     (n,) = conn.execute(
-        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger'"
-        " AND name IN ('consent_stats_insert', 'consent_stats_update', 'consent_stats_delete')"
+        f"SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger' AND name IN {_TRIGGER_NAMES}"
     ).fetchone()
-    return int(n) == 3
-
-
-_TRIGGERS = ("consent_stats_insert", "consent_stats_update", "consent_stats_delete")
+    return int(n) == len(_TRIGGERS)
 
 
 def create_sqlite(conn: sqlite3.Connection) -> None:
@@ -520,7 +521,7 @@ _PG_TRIGGERS = (
 
 PG_HAS_TRIGGERS = (
     "SELECT COUNT(*) FROM pg_trigger WHERE tgrelid = to_regclass('consent_receipts')"
-    " AND tgname IN ('consent_stats_insert', 'consent_stats_update', 'consent_stats_delete')"
+    f" AND tgname IN {_TRIGGER_NAMES}"
 )
 
 
