@@ -28,7 +28,7 @@ from starlette.testclient import TestClient
 from consent import ConsentMiddleware
 from consent import state as state_module
 from consent.policy import load_policy
-from consent.state import ConsentCookie, ConsentState
+from consent.state import ConsentCookie, ConsentState, KeyedBlake2s
 
 from .helpers import EXAMPLE_POLICY, copy_policy
 
@@ -114,6 +114,26 @@ def old_cookie(keys: list[str], payload: Any, at: int | None = None) -> str:
     return signer.sign(serializer.dump_payload(payload)).decode("ascii")
 
 
+def signer(keys: list[str], version: int = 3) -> Signer:
+    """An itsdangerous ``Signer`` deriving its keys itself, as documented, that signs as the
+    cookie of ``version`` is signed (the first of ``keys`` signing): keyed BLAKE2s for 3,
+    HMAC-SHA256 for 2."""
+    algorithm = {"algorithm": KeyedBlake2s()} if version == 3 else {}
+    return Signer(
+        list(reversed(keys)),
+        salt=f"asgi-consent.cookie.{version}",
+        key_derivation="hmac",
+        digest_method=hashlib.sha256,
+        **algorithm,
+    )
+
+
+def version_2(value: str, keys: list[str] = [KEY]) -> str:  # noqa: B006 (never changed)
+    """The cookie the previous release wrote for the decision in ``value``: the same payload
+    with version 2, signed with HMAC-SHA256."""
+    return signer(keys, 2).sign(b64(b"\x02" + payload_of(value)[1:])).decode()
+
+
 def payload_of(value: str) -> bytes:
     data = value.rsplit(".", 1)[0]
     return base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
@@ -146,15 +166,17 @@ def test_a_decision_is_read_back_as_it_was_made(mw: ConsentMiddleware, client: T
 
 
 def test_the_cookie_is_compact(mw: ConsentMiddleware) -> None:
-    """Version, time, revision prefix, two UUIDs and the category bits, signed: 107 characters
-    in all, about half of the earlier format's (the sizes are in docs/consent-cookie.md)."""
+    """Version, time, revision prefix, two UUIDs and the category bits, signed: 86 characters
+    in all, 21 fewer than version 2's and under half of the first format's (the sizes are in
+    docs/consent-cookie.md)."""
     everything = set(POLICY.optional)
     value = new_cookie(mw.cookie, everything)
     data = payload_of(value)
-    assert data[0] == 2  # the version
+    assert data[0] == 3  # the version
     assert data[6:14] == bytes.fromhex(POLICY.short_revision)
     assert data[-1] == 0b1111  # four optional categories, every one granted
-    assert len(value) == 107
+    assert len(value) == 86
+    assert len(version_2(value)) == 107
     old = old_cookie(
         [KEY],
         {
@@ -217,15 +239,18 @@ def test_a_signed_payload_that_does_not_parse_is_no_decision(
     mw: ConsentMiddleware, client: TestClient
 ) -> None:
     """Even under the site's own key (a bug elsewhere, a leaked key): a payload cut short, of
-    another version or with ids running past its end is no decision, never an error."""
-    signer = Signer([KEY], salt="asgi-consent.cookie.2", digest_method=hashlib.sha256)
-    genuine = payload_of(new_cookie(mw.cookie, {"analytics"}))
-    bad = [genuine[:n] for n in range(len(genuine))]
-    bad += [b"\x01" + genuine[1:], b"\x03" + genuine[1:], genuine + b"\x00"]
-    bad.append(genuine[:5] + bytes([0b1111]) + genuine[6:])  # both ids as text, too short
-    for payload in bad:
-        value = signer.sign(b64(payload)).decode()
-        assert undecided(seen(client, value)), payload
+    another version (one version's payload under the other's signature too) or with ids
+    running past its end is no decision, never an error."""
+    for version in (3, 2):
+        genuine = bytes([version]) + payload_of(new_cookie(mw.cookie, {"analytics"}))[1:]
+        bad = [genuine[:n] for n in range(len(genuine))]
+        bad += [bytes([other]) + genuine[1:] for other in (0, 1, 2, 3, 4) if other != version]
+        bad.append(genuine + b"\x00")
+        bad.append(genuine[:5] + bytes([0b1111]) + genuine[6:])  # both ids as text, too short
+        for payload in bad:
+            value = signer([KEY], version).sign(b64(payload)).decode()
+            assert undecided(seen(client, value)), (version, payload)
+        assert seen(client, signer([KEY], version).sign(b64(genuine)).decode())["decided"]
 
 
 def test_cookies_of_a_rotated_key_still_count() -> None:
@@ -365,7 +390,7 @@ def test_a_cookie_of_the_earlier_format_still_counts_until_the_next_decision(
     assert response.json()["event"] == "updated"
     assert response.json()["receipt"]["subject_id"] == subject
     new = response.cookies["consent"]
-    assert payload_of(new)[0] == 2
+    assert payload_of(new)[0] == 3
     assert seen(client, new)["granted"] == ["analytics", "marketing"]
 
 
@@ -373,30 +398,67 @@ def test_the_signer_signs_as_itsdangerous_does_with_its_own_key_derivation() -> 
     """The keys are derived once; a Signer deriving them itself, as documented (the last key
     of its list signing), writes the same cookies, and a cookie it signs with the retired key
     is read."""
-
-    def plain(keys: list[str]) -> Signer:
-        return Signer(
-            keys, salt="asgi-consent.cookie.2", key_derivation="hmac", digest_method=hashlib.sha256
-        )
-
     cookie = ConsentCookie([KEY, OLD_KEY], POLICY)
     value = new_cookie(cookie, {"analytics"})
     payload = value.rsplit(".", 1)[0]
-    assert plain([OLD_KEY, KEY]).sign(payload).decode() == value
-    retired = plain([OLD_KEY]).sign(payload).decode()
+    assert signer([KEY, OLD_KEY]).sign(payload).decode() == value
+    retired = signer([OLD_KEY]).sign(payload).decode()
     assert retired != value
     assert cookie.loads(retired)[0].granted == {"analytics"}
+    # The signature is keyed BLAKE2s of the signed text, 16 bytes, under the derived key.
+    key = signer([KEY]).derive_key()
+    tag = hashlib.blake2s(payload.encode(), key=key, digest_size=16).digest()
+    assert value.rsplit(".", 1)[1] == b64(tag)
+
+
+def test_a_cookie_of_version_2_still_counts_until_the_next_decision(
+    mw: ConsentMiddleware, client: TestClient
+) -> None:
+    """A cookie the previous release wrote (HMAC-SHA256) keeps its decision, under a rotated
+    key too; forged or expired it is no decision; the next decision writes version 3 for the
+    same visitor."""
+    at = int(time.time()) - 100
+    current = new_cookie(mw.cookie, {"analytics"}, at=at)
+    old = version_2(current)
+    data = seen(client, old)
+    assert data["decided"] is True
+    assert data["granted"] == ["analytics"]
+    assert data["subject_id"] == "0193a5b2c4d67e8f9a0b1c2d3e4f5a6b"
+    assert data["receipt_id"] == "0193a5b2-c4d6-7e8f-9a0b-1c2d3e4f5a6b"
+    assert data["cookies"] == ["consent", "session", "stats_vid"]
+    assert data["state"]["decided_at"] == at
+    assert mw.cookie.loads(old)[0] == mw.cookie.loads(current)[0]
+    with TestClient(app(keys=[KEY, OLD_KEY]), base_url=HOST) as rotated:
+        assert seen(rotated, version_2(current, [OLD_KEY]))["granted"] == ["analytics"]
+    lifetime = mw.cookie.lifetime
+    expired = new_cookie(mw.cookie, {"analytics"}, at=int(time.time()) - lifetime - 1)
+    assert undecided(seen(client, version_2(expired)))
+    assert undecided(seen(client, version_2(current, ["a-key-the-site-never-had-01234"])))
+    edited = bytearray(payload_of(old))
+    edited[-1] = 0b1111
+    assert undecided(seen(client, f"{b64(bytes(edited))}.{old.rsplit('.', 1)[1]}"))
+    response = client.post(
+        "/_consent",
+        json={"accept": ["analytics", "marketing"]},
+        headers={"Origin": HOST, "Cookie": f"consent={old}"},
+    )
+    assert response.json()["event"] == "updated"
+    assert response.json()["receipt"]["subject_id"] == "0193a5b2c4d67e8f9a0b1c2d3e4f5a6b"
+    new = response.cookies["consent"]
+    assert payload_of(new)[0] == 3
+    assert seen(client, new)["granted"] == ["analytics", "marketing"]
 
 
 def _mutations() -> st.SearchStrategy[str]:
     """Cookie values near genuine ones: signed by either key or another, edited, cut, joined
     with another value, or text that was never a cookie."""
+    issued = [
+        new_cookie(ConsentCookie([KEY], POLICY), {"analytics"}),
+        new_cookie(ConsentCookie([OLD_KEY], POLICY), set()),
+        new_cookie(ConsentCookie(["a-key-the-site-never-had-01234"], POLICY), set()),
+    ]
     genuine = st.sampled_from(
-        [
-            new_cookie(ConsentCookie([KEY], POLICY), {"analytics"}),
-            new_cookie(ConsentCookie([OLD_KEY], POLICY), set()),
-            new_cookie(ConsentCookie(["a-key-the-site-never-had-01234"], POLICY), set()),
-        ]
+        [*issued, version_2(issued[0]), version_2(issued[1], [OLD_KEY]), version_2(issued[2])]
     )
     edit = st.tuples(
         st.sampled_from(["replace", "insert", "delete", "cut"]),
@@ -428,17 +490,21 @@ def _mutations() -> st.SearchStrategy[str]:
 @given(value=_mutations())
 def test_the_signature_check_answers_as_the_itsdangerous_signer_does(value: str) -> None:
     """``ConsentCookie`` checks signatures in one call on the request path; it accepts and
-    rejects exactly what its itsdangerous ``Signer`` does (rotated keys included), with the
-    same payload."""
+    rejects exactly what itsdangerous ``Signer``s deriving their own keys do (version 3's,
+    then version 2's; rotated keys included), with the same payload."""
     cookie = ConsentCookie([KEY, OLD_KEY], POLICY)
+    expected: tuple[bytes, int] | type[Exception] | None = None
+    for version in (3, 2):
+        try:
+            expected = (signer([KEY, OLD_KEY], version).unsign(value), version)
+            break
+        except BadData:
+            pass
+        except UnicodeError:
+            expected = UnicodeError
+            break
     try:
-        expected: bytes | type[Exception] | None = cookie._signer.unsign(value)
-    except BadData:
-        expected = None
-    except UnicodeError:
-        expected = UnicodeError
-    try:
-        found: bytes | type[Exception] | None = cookie._unsign(value)
+        found: tuple[bytes, int] | type[Exception] | None = cookie._unsign(value)
     except UnicodeError:
         found = UnicodeError
     assert found == expected

@@ -1,9 +1,10 @@
 """The visitor's consent state and the signed consent cookie that carries it.
 
 The cookie holds a compact binary payload, URL-safe base64, signed with an itsdangerous
-``Signer`` (HMAC-SHA256):
+``Signer`` whose signature is keyed BLAKE2s (RFC 7693) with a 16-byte tag, the key derived
+from the secret key and the salt by HMAC-SHA256 as itsdangerous derives it:
 
-* a version byte (2);
+* a version byte (3);
 * the decision time (seconds since 1970, 4 bytes): the cookie lasts the configured lifetime
   from it;
 * how the two ids are written (one byte);
@@ -15,8 +16,9 @@ The cookie holds a compact binary payload, URL-safe base64, signed with an itsda
   category added or removed changes the revision, and the visitor is asked again).
 
 The first secret key signs; every key verifies, so keys can be rotated without losing anybody's
-decision. Cookies of the earlier format (itsdangerous' ``URLSafeTimedSerializer`` around JSON)
-are still read; the next decision writes the new one.
+decision. Cookies of the two earlier formats are still read: version 2 (the same payload,
+signed with HMAC-SHA256) and version 1 (itsdangerous' ``URLSafeTimedSerializer`` around JSON);
+the next decision writes version 3.
 
 A forged or tampered cookie, one older than the configured lifetime, or one given under another
 policy revision all mean "no decision". A validly signed cookie of an older revision still lends
@@ -44,6 +46,7 @@ from typing import Any
 
 from itsdangerous import BadData, Signer, URLSafeTimedSerializer
 from itsdangerous.encoding import base64_encode
+from itsdangerous.signer import SigningAlgorithm
 
 from .policy import Policy
 from .receipts import hyphenated, new_uuid7_hex
@@ -222,7 +225,7 @@ def new_subject_id() -> str:
     return new_uuid7_hex()
 
 
-_VERSION = 2
+_VERSION = 3
 # version, decision time, how the ids are written, revision prefix
 _HEAD = struct.Struct(">BIB8s")
 # How an id is written (two bits each: the subject's low, the receipt's high).
@@ -230,9 +233,22 @@ _ABSENT, _HEX, _HYPHENATED, _TEXT = range(4)
 # The usual head: a hex subject id and a hyphenated receipt id (16 bytes each) follow.
 _USUAL = struct.Struct(">BIB8s16s16s")
 _USUAL_KINDS = _HEX | _HYPHENATED << 2
-_SALT = "asgi-consent.cookie.2"
-# What the earlier format (URLSafeTimedSerializer around JSON) was signed with.
+_SALT = "asgi-consent.cookie.3"
+# Version 2: the same payload, signed with HMAC-SHA256 (still read).
+_VERSION_2 = 2
+_SALT_2 = "asgi-consent.cookie.2"
+# What the first format (URLSafeTimedSerializer around JSON) was signed with.
 _OLD_SALT = "asgi-consent.cookie"
+_TAG_SIZE = 16
+
+
+class KeyedBlake2s(SigningAlgorithm):
+    """itsdangerous' signing algorithm for the consent cookie: keyed BLAKE2s (RFC 7693), a MAC
+    in one pass over the value, with a 16-byte tag (where HMAC-SHA256 hashes twice and
+    writes 32)."""
+
+    def get_signature(self, key: bytes, value: bytes) -> bytes:
+        return hashlib.blake2s(value, key=key, digest_size=_TAG_SIZE).digest()
 
 
 def _pack_id(text: str | None) -> tuple[int, bytes]:
@@ -271,6 +287,13 @@ def _unpack_id(kind: int, data: bytes, at: int) -> tuple[str | None, int]:
     return (text if kind == _HEX else hyphenated(text)), end
 
 
+def _derived(newest_last: list[str], salt: str) -> list[bytes]:
+    """The keys an itsdangerous ``Signer`` with ``salt`` signs with, derived as it derives
+    them (HMAC-SHA256 of the salt), in the same order."""
+    deriving = Signer(newest_last, salt=salt, key_derivation="hmac", digest_method=hashlib.sha256)
+    return [deriving.derive_key(key) for key in newest_last]
+
+
 # A verified cookie value: (its decided state, or None when it does not count; the subject id
 # of a validly signed cookie; when it was decided)
 _Verified = tuple["ConsentState | None", str | None, int]
@@ -286,6 +309,7 @@ class ConsentCookie:
         "_cache_bytes",
         "_granted",
         "_keys",
+        "_keys_2",
         "_mask_bytes",
         "_masks",
         "_no_decision",
@@ -304,21 +328,21 @@ class ConsentCookie:
         # itsdangerous signs with the *last* key of a list and tries them all, newest first;
         # here the first key signs.
         newest_last = list(reversed(keys))
-        # Each key as the signer derives it from the salt, derived here once: given those
-        # keys, a signer with no derivation of its own signs and verifies the same, without
-        # another HMAC per cookie.
-        deriving = Signer(
-            newest_last, salt=_SALT, key_derivation="hmac", digest_method=hashlib.sha256
-        )
+        # Each key as the signer derives it from the salt (HMAC-SHA256), derived here once:
+        # given those keys, a signer with no derivation of its own signs and verifies the same.
         self._signer = Signer(
-            [deriving.derive_key(key) for key in newest_last],
-            key_derivation="none",
-            digest_method=hashlib.sha256,
+            _derived(newest_last, _SALT), key_derivation="none", algorithm=KeyedBlake2s()
         )
-        # An HMAC keyed with each derived key, newest first, that _unsign copies: keying one
-        # for every cookie costs more than checking the cookie.
+        # _unsign checks a cookie with a copy of a BLAKE2s keyed with each derived key (newest
+        # first), and a version 2 cookie with a copy of an HMAC keyed likewise: keying one for
+        # every cookie costs more than checking the cookie.
         self._keys = tuple(
-            hmac.new(key, digestmod=hashlib.sha256) for key in reversed(self._signer.secret_keys)
+            hashlib.blake2s(key=key, digest_size=_TAG_SIZE)
+            for key in reversed(self._signer.secret_keys)
+        )
+        self._keys_2 = tuple(
+            hmac.new(key, digestmod=hashlib.sha256)
+            for key in reversed(_derived(newest_last, _SALT_2))
         )
         self._old = URLSafeTimedSerializer(
             newest_last,
@@ -437,30 +461,30 @@ class ConsentCookie:
 
     def _verify(self, value: str) -> _Verified:
         try:
-            payload = self._unsign(value)
+            signed = self._unsign(value)
         except (ValueError, TypeError, UnicodeError):
             return _INVALID
-        if payload is None:
+        if signed is None:
             return self._verify_old(value)
         try:
-            return self._read(_b64decode(payload))
+            return self._read(_b64decode(signed[0]), signed[1])
         except (BadData, ValueError, IndexError, struct.error, UnicodeError):
             return _INVALID
 
-    def _read(self, data: bytes) -> _Verified:
-        """What a validly signed payload holds."""
+    def _read(self, data: bytes, version: int = _VERSION) -> _Verified:
+        """What a validly signed payload holds (signed as ``version`` is)."""
         if len(data) == self._usual_size and data[5] == _USUAL_KINDS:
             # As the endpoints write it: a hex subject id and a hyphenated receipt id (what
             # the general reading below makes of it, in one step).
-            version, at, _, revision, raw_subject, raw_receipt = _USUAL.unpack_from(data)
-            if version != _VERSION:
+            written, at, _, revision, raw_subject, raw_receipt = _USUAL.unpack_from(data)
+            if written != version:
                 return _INVALID
             subject: str | None = raw_subject.hex()
             receipt: str | None = hyphenated(raw_receipt.hex())
             end = _USUAL.size
         else:
-            version, at, kinds, revision = _HEAD.unpack_from(data)
-            if version != _VERSION:
+            written, at, kinds, revision = _HEAD.unpack_from(data)
+            if written != version:
                 return _INVALID
             subject, end = _unpack_id(kinds & 3, data, _HEAD.size)
             receipt, end = _unpack_id(kinds >> 2 & 3, data, end)
@@ -489,11 +513,12 @@ class ConsentCookie:
         )
         return state, subject, at
 
-    def _unsign(self, value: str) -> bytes | None:
-        """The payload of a value signed by one of the keys, else ``None``: what
-        ``self._signer.unsign(value)`` returns or rejects (with ``BadData``), in one call
-        instead of its several layers, since every new visitor's cookie is verified on the
-        request path. tests/test_consent_cookie.py holds the two to the same answers."""
+    def _unsign(self, value: str) -> tuple[bytes, int] | None:
+        """The payload of a value signed by one of the keys, and the version whose signature
+        it bears (3, or 2 for HMAC-SHA256); else ``None``. What ``self._signer.unsign(value)``
+        (and version 2's signer) returns or rejects (with ``BadData``), in one call instead
+        of its several layers, since every new visitor's cookie is verified on the request
+        path. tests/test_consent_cookie.py holds the two to the same answers."""
         signed = value.encode("utf-8")
         payload, sep, signature = signed.rpartition(b".")
         if not sep:
@@ -502,11 +527,15 @@ class ConsentCookie:
             mac = _b64decode(signature)
         except ValueError:
             return None
-        for keyed in self._keys:
+        # A 16-byte tag can only be BLAKE2s', a 32-byte one only HMAC-SHA256's.
+        version, keys = (
+            (_VERSION, self._keys) if len(mac) == _TAG_SIZE else (_VERSION_2, self._keys_2)
+        )
+        for keyed in keys:
             check = keyed.copy()
             check.update(payload)
             if hmac.compare_digest(mac, check.digest()):
-                return payload
+                return payload, version
         return None
 
     def _verify_old(self, value: str) -> _Verified:
