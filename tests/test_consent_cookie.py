@@ -10,6 +10,7 @@ import base64
 import dataclasses
 import hashlib
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from starlette.testclient import TestClient
 from consent import ConsentMiddleware
 from consent import state as state_module
 from consent.policy import load_policy
+from consent.receipts import hyphenated
 from consent.state import ConsentCookie, ConsentState, KeyedBlake2s
 
 from .helpers import EXAMPLE_POLICY, copy_policy
@@ -600,3 +602,13 @@ def test_the_usual_ids_are_read_as_the_general_reading_reads_them() -> None:
     assert general._read(data) == usual
     assert usual[0] is not None
     assert usual[0].receipt_id == receipt
+
+
+@settings(max_examples=300, deadline=None)
+@given(raw=st.binary(min_size=16, max_size=16))
+def test_a_receipt_id_is_read_as_the_uuid_text(raw: bytes) -> None:
+    """The usual receipt id is written out in C calls only; the same text as Python's UUID
+    and as the general reading's ``hyphenated``."""
+    text = state_module._uuid_text(raw)
+    assert text == str(uuid.UUID(bytes=raw))
+    assert text == hyphenated(raw.hex())

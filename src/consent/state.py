@@ -39,7 +39,7 @@ import os
 import struct
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -126,8 +126,25 @@ class ConsentState:
         }
 
 
+def _slot_setter(name: str) -> Callable[[ConsentState, object], None]:
+    """The ``__set__`` of a field's slot: what ``object.__setattr__`` looks up and calls for
+    a frozen slotted dataclass, called directly."""
+    setter: Callable[[ConsentState, object], None] = getattr(ConsentState, name).__set__
+    return setter
+
+
 _new = object.__new__
-_set = object.__setattr__
+_set_granted = _slot_setter("granted")
+_set_denied = _slot_setter("denied")
+_set_decided = _slot_setter("decided")
+_set_necessary = _slot_setter("necessary")
+_set_revision = _slot_setter("revision")
+_set_receipt_id = _slot_setter("receipt_id")
+_set_subject_id = _slot_setter("subject_id")
+_set_decided_at = _slot_setter("decided_at")
+_set_expires_at = _slot_setter("expires_at")
+_set_gpc = _slot_setter("gpc")
+_set_allowed = _slot_setter("allowed")
 
 
 def _decided_state(
@@ -143,20 +160,20 @@ def _decided_state(
 ) -> ConsentState:
     """A decided :class:`ConsentState`, as ``ConsentState(granted=..., decided=True, ...)``
     makes it (``allowed`` is ``necessary | granted``), without its keyword arguments and
-    ``__post_init__``: a new visitor's cookie makes one on the request path.
-    tests/test_consent_cookie.py holds the two to the same state."""
+    ``__post_init__``, its slots set through their own setters: a new visitor's cookie makes
+    one on the request path. tests/test_consent_cookie.py holds the two to the same state."""
     state: ConsentState = _new(ConsentState)
-    _set(state, "granted", granted)
-    _set(state, "denied", denied)
-    _set(state, "decided", True)
-    _set(state, "necessary", necessary)
-    _set(state, "revision", revision)
-    _set(state, "receipt_id", receipt_id)
-    _set(state, "subject_id", subject_id)
-    _set(state, "decided_at", decided_at)
-    _set(state, "expires_at", expires_at)
-    _set(state, "gpc", False)
-    _set(state, "allowed", allowed)
+    _set_granted(state, granted)
+    _set_denied(state, denied)
+    _set_decided(state, True)
+    _set_necessary(state, necessary)
+    _set_revision(state, revision)
+    _set_receipt_id(state, receipt_id)
+    _set_subject_id(state, subject_id)
+    _set_decided_at(state, decided_at)
+    _set_expires_at(state, expires_at)
+    _set_gpc(state, False)
+    _set_allowed(state, allowed)
     return state
 
 
@@ -233,6 +250,17 @@ _ABSENT, _HEX, _HYPHENATED, _TEXT = range(4)
 # The usual head: a hex subject id and a hyphenated receipt id (16 bytes each) follow.
 _USUAL = struct.Struct(">BIB8s16s16s")
 _USUAL_KINDS = _HEX | _HYPHENATED << 2
+# A UUID's 32 hex digits in its five groups.
+_UUID_GROUPS = struct.Struct("8s4s4s4s12s")
+
+
+def _uuid_text(raw: bytes) -> str:
+    """16 bytes as a UUID's usual text, ``str(uuid.UUID(bytes=raw))``: what
+    ``receipts.hyphenated(raw.hex())`` makes, in C calls only (a new visitor's receipt id is
+    read on the request path). tests/test_consent_cookie.py holds the two to the same text."""
+    return b"-".join(_UUID_GROUPS.unpack(binascii.hexlify(raw))).decode("ascii")
+
+
 _SALT = "asgi-consent.cookie.3"
 # Version 2: the same payload, signed with HMAC-SHA256 (still read).
 _VERSION_2 = 2
@@ -480,7 +508,7 @@ class ConsentCookie:
             if written != version:
                 return _INVALID
             subject: str | None = raw_subject.hex()
-            receipt: str | None = hyphenated(raw_receipt.hex())
+            receipt: str | None = _uuid_text(raw_receipt)
             end = _USUAL.size
         else:
             written, at, kinds, revision = _HEAD.unpack_from(data)
