@@ -493,7 +493,8 @@ class ConsentCookie:
         except (ValueError, TypeError, UnicodeError):
             return _INVALID
         if signed is None:
-            return self._verify_old(value)
+            # The first format signs "payload.timestamp": a value with one dot is none of it.
+            return self._verify_old(value) if value.count(".") >= 2 else _INVALID
         try:
             return self._read(_b64decode(signed[0]), signed[1])
         except (BadData, ValueError, IndexError, struct.error, UnicodeError):

@@ -42,6 +42,8 @@ _OUTCOME_LIMIT = 32
 _SHAPE_CACHE_LIMIT = 256
 _SHAPE_CACHE_BYTES = 1 << 20
 _NAME_CACHE_LIMIT = 1024
+# Consent cookies of one header that are read (the first ones sent).
+_CONSENT_COOKIES_MAX = 4
 _KEPT_SETS_LIMIT = 64
 NOTHING_KEPT: frozenset[bytes] = frozenset()
 
@@ -207,7 +209,9 @@ class _CookieView:
     def __init__(self, header: bytes, shape: _Shape) -> None:
         parts = header.split(b";")
         consent: list[str] = []
-        for at, name in shape.consent:
+        # The first few only: each is verified (a forged one on every request), and a browser
+        # holds more than one only when they were set with other paths or domains.
+        for at, name in shape.consent[:_CONSENT_COOKIES_MAX]:
             value = parts[at].strip(b" \t")[len(name) + 1 :].strip(b' \t"')
             with contextlib.suppress(UnicodeDecodeError):
                 consent.append(value.decode("ascii"))
