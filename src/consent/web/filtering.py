@@ -13,9 +13,8 @@ rewritten are filtered in the same pass as their other headers
 
 from __future__ import annotations
 
-import contextlib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from starlette.types import Message
 
@@ -88,6 +87,18 @@ _NAME_MAX = 256
 # A pair's value: from the first "=" of the pair to the next ";". A Cookie header with every
 # value cut to "=" (its skeleton) has the same pairs, with the same names, in the same places.
 _VALUE = re.compile(rb"=[^;]*")
+# A shape found this many times in the cache is tried first for new headers (see
+# CookieFilter._shape).
+_GUESS_AFTER = 8
+
+_Matcher = Callable[[bytes], "re.Match[bytes] | None"]
+
+
+def _matcher(skeleton: bytes) -> _Matcher:
+    """``fullmatch`` of a pattern matching exactly the headers whose skeleton is ``skeleton``:
+    its text between the values, each value being what ``_VALUE`` cuts (``=`` and up to the
+    next ``;``, which the skeleton has right after each ``=``, so the match is linear)."""
+    return re.compile(b"=[^;]*".join(map(re.escape, skeleton.split(b"=")))).fullmatch
 
 
 class _Names(dict[str, tuple[str, "Match | None", bool]]):
@@ -124,7 +135,7 @@ class _Shape:
     for the others: made from the header's skeleton (see ``_VALUE``), cached by it.
     """
 
-    __slots__ = ("consent", "items", "outcomes")
+    __slots__ = ("consent", "items", "matcher", "outcomes", "uses")
 
     def __init__(self, skeleton: bytes, names: _Names) -> None:
         consent: list[tuple[int, str]] = []
@@ -139,6 +150,8 @@ class _Shape:
         self.consent = tuple(consent)
         self.items = tuple(items)
         self.outcomes: dict[tuple[frozenset[str], frozenset[str], bool], _Outcome] = {}
+        self.uses = 1  # times found in the cache, and made
+        self.matcher: _Matcher | None = None  # (from _GUESS_AFTER uses on)
 
     def outcome(self, state: ConsentState, secure: bool, allow_undeclared: bool) -> _Outcome:
         key = (state.allowed, state.denied, secure)
@@ -213,7 +226,7 @@ class _CookieView:
         # holds more than one only when they were set with other paths or domains.
         for at, name in shape.consent[:_CONSENT_COOKIES_MAX]:
             value = parts[at].strip(b" \t")[len(name) + 1 :].strip(b' \t"')
-            with contextlib.suppress(UnicodeDecodeError):
+            if value.isascii():  # (anything else is never a valid consent cookie)
                 consent.append(value.decode("ascii"))
         self.consent = tuple(consent)
         self.parts = parts
@@ -264,6 +277,8 @@ class CookieFilter:
             _SHAPE_CACHE_LIMIT, _SHAPE_CACHE_BYTES, _shape_cost
         )
         self._seen: set[int] = set()  # hashes of headers seen once (see view)
+        # The shape most recently found among those many visitors send, with its matcher.
+        self._guess: tuple[_Matcher, _Shape] | None = None
         # Set-Cookie name bytes -> (name, match or None, is the consent cookie)
         self._set_names: dict[bytes, tuple[str, Match | None, bool]] = {}
         # Per set of allowed categories, the Set-Cookie name bytes that it always lets through
@@ -294,13 +309,25 @@ class CookieFilter:
         return view
 
     def _shape(self, header: bytes) -> _Shape:
-        """The shape of a Cookie header (cached by its skeleton)."""
+        """The shape of a Cookie header, cached by its skeleton. The shape most recently found
+        among those many visitors share is tried first, by matching the header against it
+        (reading it once, where cutting its values costs about three times as much): most new
+        visitors send the cookies the visitor before them sent."""
+        guess = self._guess
+        if guess is not None and guess[0](header) is not None:
+            return guess[1]
         skeleton = _VALUE.sub(b"=", header)
         shape = self._shapes.get(skeleton)
         if shape is None:
             shape = _Shape(skeleton, self._names)
             if len(skeleton) <= _VIEW_MAX_HEADER:
                 self._shapes.put(skeleton, shape)
+            return shape
+        shape.uses += 1
+        if shape.matcher is None and shape.uses >= _GUESS_AFTER:
+            shape.matcher = _matcher(skeleton)  # (once per shape, and only for common ones)
+        if shape.matcher is not None:
+            self._guess = (shape.matcher, shape)
         return shape
 
     def count_request(self, outcome: _Outcome) -> None:
