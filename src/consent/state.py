@@ -386,9 +386,9 @@ class ConsentCookie:
         self._bit_order = tuple(sorted(self.optional))
         self._mask_bytes = (len(self._bit_order) + 7) // 8
         self._usual_size = _USUAL.size + self._mask_bytes
-        # Per bit set read from a cookie: (granted, denied, allowed), made once (at most
-        # _MASKS_LIMIT).
-        self._masks: dict[int, tuple[frozenset[str], frozenset[str], frozenset[str]]] = {}
+        # Per bit set read from a cookie (its bytes): (granted, denied, allowed), made once
+        # (at most _MASKS_LIMIT).
+        self._masks: dict[bytes, tuple[frozenset[str], frozenset[str], frozenset[str]]] = {}
         # raw cookie value -> what it was verified to hold (oldest first out)
         self._cache: OrderedDict[str, _Verified] = OrderedDict()
         self._cache_bytes = 0
@@ -522,18 +522,19 @@ class ConsentCookie:
         bits = data[end:]
         if revision != self._revision_bytes or len(bits) != self._mask_bytes:
             return None, subject, at
-        mask = int.from_bytes(bits, "little")
-        sets = self._masks.get(mask)
+        sets = self._masks.get(bits)
         if sets is None:
+            mask = int.from_bytes(bits, "little")
             granted = frozenset(key for i, key in enumerate(self._bit_order) if mask >> i & 1)
             sets = (granted, self.optional - granted, self.necessary | granted)
             if len(self._masks) < _MASKS_LIMIT:
-                self._masks[mask] = sets
+                self._masks[bits] = sets
+        granted, denied, allowed = sets
         state = _decided_state(
-            sets[0],
-            sets[1],
+            granted,
+            denied,
             self.necessary,
-            sets[2],
+            allowed,
             self.revision,
             receipt,
             subject,
