@@ -170,7 +170,7 @@ def test_a_decision_is_read_back_as_it_was_made(mw: ConsentMiddleware, client: T
 def test_the_cookie_is_compact(mw: ConsentMiddleware) -> None:
     """Version, time, revision prefix, two UUIDs and the category bits, signed: 86 characters
     in all, 21 fewer than version 2's and under half of the first format's (the sizes are in
-    docs/consent-cookie.md)."""
+    docs/middleware.md)."""
     everything = set(POLICY.optional)
     value = new_cookie(mw.cookie, everything)
     data = payload_of(value)
