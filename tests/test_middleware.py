@@ -914,3 +914,54 @@ def test_of_several_consent_cookies_the_newest_decision_wins(
         seen = response.json()
         assert seen["granted"] == [], header
         assert "px_uid" not in seen["cookies"], header
+
+
+def test_a_genuine_consent_cookie_of_another_visitor_cannot_impose_its_choice(
+    mw: ConsentMiddleware, client: TestClient
+) -> None:
+    """A genuine cookie from another visit (the attacker's own, planted from a sibling
+    subdomain or over plain http) is newer than the visitor's refusal: only what both grant
+    counts, and the visitor's next decision does not join the attacker's history."""
+    now = int(time.time())
+    planted = mw.cookie.dumps(
+        mw.cookie.decision(
+            {"analytics", "marketing"}, receipt_id="r-a", subject_id="attacker", decided_at=now
+        )
+    )
+    own = mw.cookie.dumps(
+        mw.cookie.decision(
+            {"analytics"}, receipt_id="r-v", subject_id="visitor", decided_at=now - 60
+        )
+    )
+    for header in (f"consent={planted}; consent={own}", f"consent={own}; consent={planted}"):
+        cookies = {"Cookie": f"{header}; stats_vid=1; px_uid=2; session=1"}
+        seen = client.get("/echo", headers=cookies).json()
+        assert seen["granted"] == ["analytics"], header
+        assert "px_uid" not in seen["cookies"], header
+        assert "stats_vid" in seen["cookies"], header
+        state = client.get("/_consent", headers=cookies).json()
+        assert (state["decided"], state["receipt_id"]) == (True, None)
+        answer = client.post(
+            "/_consent", json={"accept": ["analytics"]}, headers={"Origin": HOST, **cookies}
+        ).json()
+        assert answer["receipt"]["subject_id"] not in ("attacker", "visitor")
+
+
+def test_several_consent_cookies_of_one_visitor_count_the_newest(
+    mw: ConsentMiddleware, client: TestClient
+) -> None:
+    """The site moved its consent cookie's path or domain: the visitor's two cookies carry one
+    subject id, and the newest decision counts, granting more as well as less."""
+    now = int(time.time())
+    older = mw.cookie.dumps(
+        mw.cookie.decision(set(), receipt_id="r-1", subject_id="visitor", decided_at=now - 60)
+    )
+    newer = mw.cookie.dumps(
+        mw.cookie.decision({"marketing"}, receipt_id="r-2", subject_id="visitor", decided_at=now)
+    )
+    for header in (f"consent={older}; consent={newer}", f"consent={newer}; consent={older}"):
+        cookies = {"Cookie": f"{header}; px_uid=2; session=1"}
+        seen = client.get("/echo", headers=cookies).json()
+        assert seen["granted"] == ["marketing"], header
+        assert "px_uid" in seen["cookies"], header
+        assert client.get("/_consent", headers=cookies).json()["receipt_id"] == "r-2"

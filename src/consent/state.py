@@ -423,6 +423,22 @@ class ConsentCookie:
             expires_at=at + self.lifetime,
         )
 
+    def common(self, states: Sequence[ConsentState]) -> ConsentState:
+        """What the decisions of several visitors share: the categories every one of them
+        grants, decided when the oldest was (it expires first), with no receipt id and no
+        subject id (the next decision starts a new history rather than join one of them)."""
+        granted = frozenset.intersection(*(s.granted for s in states)) & self.optional
+        at = min(s.decided_at or 0 for s in states)
+        return ConsentState(
+            granted=granted,
+            denied=self.optional - granted,
+            decided=True,
+            necessary=self.necessary,
+            revision=self.revision,
+            decided_at=at,
+            expires_at=at + self.lifetime,
+        )
+
     def dumps(self, state: ConsentState) -> str:
         """The signed cookie value for a decided ``state`` (signed as decided at its
         ``decided_at``, so the cookie says the receipt's time even when a second has ticked

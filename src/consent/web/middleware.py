@@ -339,25 +339,35 @@ class ConsentMiddleware:
             await self.endpoints.aclose()
 
     def _state_from_view(self, view: _CookieView) -> tuple[ConsentState, str | None]:
-        """The visitor's state from the consent cookie(s) of a cached header view; the newest
-        valid decision wins, and a validly signed stale one still lends its subject id."""
+        """The visitor's state from the consent cookie(s) of a cached header view. Several
+        valid decisions of one visitor (one subject id: the site moved its cookie's path or
+        domain): the newest counts. Of several visitors (a genuine cookie from another visit,
+        planted from a sibling subdomain or over plain http, is sent with the visitor's own):
+        only what every one of them grants, and no subject id to continue (see
+        :meth:`ConsentCookie.common`). A validly signed stale cookie still lends its subject
+        id when there is no decision."""
         subject: str | None = None
         loads = self.cookie.loads
         newest: ConsentState | None = None
+        several: list[ConsentState] | None = None  # every decision, when there are several
         for text in view.consent:
             state, sub = loads(text)
-            if state.decided:
-                if newest is None or (state.decided_at or 0) > (newest.decided_at or 0):
-                    newest = state
-            else:
+            if not state.decided:
                 subject = subject or sub
-        if newest is not None:
-            # Several valid ones: the newest decision wins. A cookie planted with a longer Path
-            # (from a sibling subdomain, say) is sent first, and must not outvote the
-            # visitor's own later choice. The older ones expire first, so it wins for as long
-            # as it is valid.
-            if newest.decided_at is not None:  # always, for a decided state
-                view.verified = (newest, newest.decided_at)
-            return newest, newest.subject_id
-        view.verified = None
-        return self._no_decision, subject
+                continue
+            if newest is None:
+                newest = state
+                continue
+            if several is None:
+                several = [newest]
+            several.append(state)
+            if (state.decided_at or 0) > (newest.decided_at or 0):
+                newest = state
+        if newest is None:
+            view.verified = None
+            return self._no_decision, subject
+        if several is not None and any(s.subject_id != newest.subject_id for s in several):
+            newest = self.cookie.common(several)
+        if newest.decided_at is not None:  # always, for a decided state
+            view.verified = (newest, newest.decided_at)
+        return newest, newest.subject_id
