@@ -405,10 +405,11 @@ class ConsentCookie:
         granted: Iterable[str],
         *,
         receipt_id: str | None,
-        subject_id: str,
+        subject_id: str | None,
         decided_at: int | None = None,
     ) -> ConsentState:
-        """A decided state under the current revision."""
+        """A decided state under the current revision (without a subject id only as
+        :meth:`common` makes it: no cookie is written for it)."""
         g = frozenset(granted) & self.optional
         at = int(time.time()) if decided_at is None else decided_at
         return ConsentState(
@@ -427,17 +428,9 @@ class ConsentCookie:
         """What the decisions of several visitors share: the categories every one of them
         grants, decided when the oldest was (it expires first), with no receipt id and no
         subject id (the next decision starts a new history rather than join one of them)."""
-        granted = frozenset.intersection(*(s.granted for s in states)) & self.optional
+        granted = frozenset.intersection(*(s.granted for s in states))
         at = min(s.decided_at or 0 for s in states)
-        return ConsentState(
-            granted=granted,
-            denied=self.optional - granted,
-            decided=True,
-            necessary=self.necessary,
-            revision=self.revision,
-            decided_at=at,
-            expires_at=at + self.lifetime,
-        )
+        return self.decision(granted, receipt_id=None, subject_id=None, decided_at=at)
 
     def dumps(self, state: ConsentState) -> str:
         """The signed cookie value for a decided ``state`` (signed as decided at its
