@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
+from itsdangerous import Signer
 from starlette.types import Receive, Scope, Send
 
 from consent import ConsentMiddleware
+from consent.state import KeyedBlake2s
 from consent.store.base import GroupCommit
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -94,3 +98,16 @@ async def commit_under_way(store: GroupCommit, waiting: int) -> None:
             return
         await asyncio.sleep(0.001)
     raise AssertionError(f"no commit under way with {waiting} appends waiting")
+
+
+def cookie_signer(keys: Sequence[str], version: int = 3) -> Signer:
+    """An itsdangerous ``Signer`` deriving its keys itself, as documented, that signs as the
+    consent cookie of ``version`` is signed (the first of ``keys`` signing): keyed BLAKE2s
+    for 3, HMAC-SHA256 for 2."""
+    return Signer(
+        list(reversed(keys)),
+        salt=f"asgi-consent.cookie.{version}",
+        key_derivation="hmac",
+        digest_method=hashlib.sha256,
+        algorithm=KeyedBlake2s() if version == 3 else None,
+    )

@@ -17,13 +17,13 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from itsdangerous import BadData, Signer, URLSafeTimedSerializer
+from itsdangerous import BadData, URLSafeTimedSerializer
 from itsdangerous.encoding import base64_decode, base64_encode
 
 from consent.policy import load_policy
-from consent.state import ConsentCookie, ConsentState, KeyedBlake2s
+from consent.state import ConsentCookie, ConsentState
 
-from .helpers import EXAMPLE_POLICY
+from .helpers import EXAMPLE_POLICY, cookie_signer
 
 KEY = "consent-cookie-review-key-0123456789ab"
 OLD_KEY = "consent-cookie-review-old-0123456789ab"
@@ -37,18 +37,7 @@ NOW = int(time.time())
 NO_DECISION = ConsentState(necessary=POLICY.necessary)
 
 
-def signer(keys: list[str], version: int) -> Signer:
-    """An itsdangerous ``Signer`` deriving its own keys, the first of ``keys`` signing."""
-    return Signer(
-        list(reversed(keys)),
-        salt=f"asgi-consent.cookie.{version}",
-        key_derivation="hmac",
-        digest_method=hashlib.sha256,
-        algorithm=KeyedBlake2s() if version == 3 else None,
-    )
-
-
-SIGNERS = {3: signer([KEY, OLD_KEY], 3), 2: signer([KEY, OLD_KEY], 2)}
+SIGNERS = {3: cookie_signer([KEY, OLD_KEY], 3), 2: cookie_signer([KEY, OLD_KEY], 2)}
 FIRST = URLSafeTimedSerializer(
     [OLD_KEY, KEY],
     salt="asgi-consent.cookie",
@@ -170,7 +159,7 @@ def signed_values(draw: st.DrawFn) -> str:
         mask_size = (len(ORDER) + 7) // 8
         data += draw(st.binary(min_size=mask_size, max_size=mask_size) | st.binary(max_size=2))
     keys = draw(st.sampled_from([[KEY], [OLD_KEY], [GONE_KEY]]))
-    return signer(keys, version).sign(base64_encode(data)).decode()
+    return cookie_signer(keys, version).sign(base64_encode(data)).decode()
 
 
 @st.composite
@@ -229,16 +218,19 @@ def test_a_decision_written_under_a_rotated_key_reads_in_every_version() -> None
     )
     value = cookie.dumps(state)
     text = value.rsplit(".", 1)[0]
-    assert signer([KEY], 3).sign(text).decode() == value
+    assert cookie_signer([KEY], 3).sign(text).decode() == value
     data = base64_decode(text)
     text_2 = base64_encode(b"\x02" + data[1:])
     for keys, counts in (([OLD_KEY], True), ([GONE_KEY], False)):
         for version, signed in ((3, text), (2, text_2)):
-            read = cookie.loads(signer(keys, version).sign(signed).decode(), now=NOW)[0]
+            read = cookie.loads(cookie_signer(keys, version).sign(signed).decode(), now=NOW)[0]
             assert (read == state) is counts, (keys, version)
     # a version 2 signature on a version 3 payload, and the other way round: no decision
-    assert cookie.loads(signer([KEY], 2).sign(text).decode(), now=NOW) == (NO_DECISION, None)
-    assert cookie.loads(signer([KEY], 3).sign(text_2).decode(), now=NOW) == (NO_DECISION, None)
+    assert cookie.loads(cookie_signer([KEY], 2).sign(text).decode(), now=NOW) == (NO_DECISION, None)
+    assert cookie.loads(cookie_signer([KEY], 3).sign(text_2).decode(), now=NOW) == (
+        NO_DECISION,
+        None,
+    )
 
 
 def test_a_header_of_many_forged_consent_cookies_costs_a_bounded_number_of_checks(

@@ -147,7 +147,10 @@ class _Shape:
             items.append((at, name, found[1], found[2]))
             if found[2]:
                 consent.append((at, name))
-        self.consent = tuple(consent)
+        # The first few consent cookies only: each is verified (a forged one on every
+        # request), and a browser holds more than one only when they were set with other
+        # paths or domains.
+        self.consent = tuple(consent[:_CONSENT_COOKIES_MAX])
         self.items = tuple(items)
         self.outcomes: dict[tuple[frozenset[str], frozenset[str], bool], _Outcome] = {}
         self.uses = 1  # times found in the cache, and made
@@ -222,9 +225,7 @@ class _CookieView:
     def __init__(self, header: bytes, shape: _Shape) -> None:
         parts = header.split(b";")
         consent: list[str] = []
-        # The first few only: each is verified (a forged one on every request), and a browser
-        # holds more than one only when they were set with other paths or domains.
-        for at, name in shape.consent[:_CONSENT_COOKIES_MAX]:
+        for at, name in shape.consent:
             value = parts[at].strip(b" \t")[len(name) + 1 :].strip(b' \t"')
             if value.isascii():  # (anything else is never a valid consent cookie)
                 consent.append(value.decode("ascii"))
